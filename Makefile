@@ -1,0 +1,38 @@
+# devstral-proxy: `make run` serves on :9000 (with a simulated vLLM unless UPSTREAM is set);
+# `make test` runs the suite. Both build the virtualenv they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 9000
+SIM_PORT ?= 8000
+UPSTREAM ?=
+CONFIG ?=
+
+.PHONY: run test venv clean sim
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+ifeq ($(strip $(UPSTREAM)$(CONFIG)),)
+	@echo "No UPSTREAM given: starting the simulated vLLM on :$(SIM_PORT)"
+	@$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02 & sim=$$!; \
+	trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
+	sleep 1; $(PY) -m proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT)
+else
+	$(PY) -m proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) --port $(PORT)
+endif
+
+sim: venv
+	$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02
+
+test: venv
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

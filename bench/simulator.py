@@ -1,0 +1,269 @@
+"""A simulated vLLM server: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
+/health in vLLM's wire format, streaming and not, with a configurable per-token delay.
+
+Run it: `python -m bench.simulator --port 8000 --model mistral-small --token-delay 0.02`.
+"""
+
+import argparse
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import msgspec
+from aiohttp import web
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+REPLY = "Hello! I am a simulated model served by the devstral-proxy test backend. How can I help you today?"
+
+
+@dataclass
+class Behavior:
+    """What the simulator does; tests change it between requests."""
+
+    models: list[str] = field(default_factory=lambda: ["mistral-sim"])
+    reply: str = REPLY
+    token_delay: float = 0.0  # seconds between streamed tokens (and per token, not streaming)
+    first_token_delay: float = 0.0  # before the first byte of any reply
+    embedding_size: int = 8
+    keepalive_timeout: float = 5.0  # uvicorn's default under vLLM
+
+
+@dataclass
+class Record:
+    """What the simulator saw, for tests to check."""
+
+    requests: list[dict] = field(default_factory=list)
+    headers: list[dict] = field(default_factory=list)
+    disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
+
+
+def tokens(text: str) -> list[str]:
+    """Split a reply into word-sized tokens that join back to the text."""
+    out, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            out.append(text[start:i])
+            start = i
+    out.append(text[start:])
+    return [t for t in out if t]
+
+
+def _prompt_tokens(doc: dict) -> int:
+    return max(1, len(_encode(doc.get("messages") or doc.get("prompt") or doc.get("input") or "")) // 4)
+
+
+class Simulator:
+    def __init__(self, behavior: Behavior | None = None) -> None:
+        self.behavior = behavior or Behavior()
+        self.record = Record()
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        app.router.add_route("*", "/v1/echo", self.echo)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=self.behavior.keepalive_timeout)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # ---- helpers
+    async def _read(self, request: web.Request) -> dict | web.Response:
+        body = await request.read()
+        try:
+            doc = _decode(body)
+        except msgspec.DecodeError:
+            return self._error(400, "Invalid JSON body", "BadRequestError")
+        if not isinstance(doc, dict):
+            return self._error(400, "Body must be an object", "BadRequestError")
+        self.record.requests.append(doc)
+        self.record.headers.append(dict(request.headers))
+        model = doc.get("model")
+        if model is not None and model not in self.behavior.models:
+            return self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
+        return doc
+
+    @staticmethod
+    def _error(status: int, message: str, kind: str, param: str | None = None) -> web.Response:
+        body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+        return web.Response(status=status, body=_encode(body), content_type="application/json")
+
+    async def _first_token(self) -> None:
+        if self.behavior.first_token_delay:
+            await asyncio.sleep(self.behavior.first_token_delay)
+
+    async def _generate(self, n: int) -> None:
+        """The time a non-streamed reply of n tokens takes after the first."""
+        if self.behavior.token_delay:
+            await asyncio.sleep(n * self.behavior.token_delay)
+
+    def _usage(self, doc: dict, completion: int) -> dict:
+        p = _prompt_tokens(doc)
+        return {"prompt_tokens": p, "total_tokens": p + completion, "completion_tokens": completion, "prompt_tokens_details": None}
+
+    async def _stream(self, request: web.Request, doc: dict, frames) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
+        await resp.prepare(request)
+        b = self.behavior
+        try:
+            for i, frame in enumerate(frames):
+                if i and b.token_delay:
+                    await asyncio.sleep(b.token_delay)
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError
+                await resp.write(b"data: " + _encode(frame) + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            self.record.disconnects.append(time.monotonic())
+        except asyncio.CancelledError:
+            self.record.disconnects.append(time.monotonic())
+            raise
+        return resp
+
+    # ---- routes
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        doc = await self._read(request)
+        if isinstance(doc, web.Response):
+            return doc
+        model = doc.get("model") or self.behavior.models[0]
+        words = tokens(self.behavior.reply)
+        cid = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        await self._first_token()
+        if doc.get("stream"):
+            base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+            frames = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}]
+            frames += [{**base, "choices": [{"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}]} for w in words]
+            frames.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}]})
+            if (doc.get("stream_options") or {}).get("include_usage"):
+                frames.append({**base, "choices": [], "usage": self._usage(doc, len(words))})
+            return await self._stream(request, doc, frames)
+        await self._generate(len(words))
+        body = {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "reasoning_content": None, "content": self.behavior.reply, "tool_calls": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                    "stop_reason": None,
+                }
+            ],
+            "usage": self._usage(doc, len(words)),
+            "prompt_logprobs": None,
+        }
+        return web.Response(body=_encode(body), content_type="application/json")
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        doc = await self._read(request)
+        if isinstance(doc, web.Response):
+            return doc
+        model = doc.get("model") or self.behavior.models[0]
+        words = tokens(self.behavior.reply)
+        cid = f"cmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        await self._first_token()
+        if doc.get("stream"):
+            base = {"id": cid, "object": "text_completion", "created": created, "model": model}
+            frames = [{**base, "choices": [{"index": 0, "text": w, "logprobs": None, "finish_reason": None, "stop_reason": None}]} for w in words]
+            frames[-1]["choices"][0]["finish_reason"] = "length"
+            return await self._stream(request, doc, frames)
+        await self._generate(len(words))
+        body = {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "text": self.behavior.reply, "logprobs": None, "finish_reason": "length", "stop_reason": None}],
+            "usage": self._usage(doc, len(words)),
+        }
+        return web.Response(body=_encode(body), content_type="application/json")
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        doc = await self._read(request)
+        if isinstance(doc, web.Response):
+            return doc
+        inputs = doc.get("input")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        n = self.behavior.embedding_size
+        data = [
+            {"index": i, "object": "embedding", "embedding": [((hash(str(x)) >> k) % 1000) / 1000.0 for k in range(n)]}
+            for i, x in enumerate(inputs)
+        ]
+        await self._first_token()
+        body = {
+            "id": f"embd-{uuid.uuid4().hex}",
+            "object": "list",
+            "created": int(time.time()),
+            "model": doc.get("model") or self.behavior.models[0],
+            "data": data,
+            "usage": {"prompt_tokens": _prompt_tokens(doc), "total_tokens": _prompt_tokens(doc), "completion_tokens": 0, "prompt_tokens_details": None},
+        }
+        return web.Response(body=_encode(body), content_type="application/json")
+
+    async def models(self, request: web.Request) -> web.Response:
+        created = int(time.time())
+        data = [
+            {"id": m, "object": "model", "created": created, "owned_by": "vllm", "root": m, "parent": None, "max_model_len": 32768, "permission": []}
+            for m in self.behavior.models
+        ]
+        return web.Response(body=_encode({"object": "list", "data": data}), content_type="application/json")
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def echo(self, request: web.Request) -> web.Response:
+        """Not vLLM: shows a test what arrived for a pass-through path."""
+        body = await request.read()
+        doc = {"method": request.method, "path": request.path_qs, "headers": dict(request.headers), "body": body.decode("utf-8", "replace")}
+        return web.Response(body=_encode(doc), content_type="application/json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.simulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", action="append", help="served model name (repeatable)")
+    p.add_argument("--token-delay", type=float, default=0.0)
+    p.add_argument("--first-token-delay", type=float, default=0.0)
+    args = p.parse_args(argv)
+    behavior = Behavior(token_delay=args.token_delay, first_token_delay=args.first_token_delay)
+    if args.model:
+        behavior.models = args.model
+
+    async def run() -> None:
+        sim = Simulator(behavior)
+        port = await sim.start(args.host, args.port)
+        print(f"simulated vLLM on http://{args.host}:{port} serving {', '.join(behavior.models)}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The proxy application: routes each parsed request to its handler, and owns the listening
+socket, the backends and the open connections.
+
+Inference routes go through the backend's dialect; other /v1/* paths are relayed unchanged.
+"""
+
+import asyncio
+import hmac
+import logging
+import time
+
+import msgspec
+
+from translate.dialect import ROUTES
+from translate.errors import RequestError
+
+from .config import Config
+from .errors import normalize_backend_error
+from .http import JSON
+from .relay import Exchange, decode_json, fetch
+from .router import Backend, Router, forward_headers
+from .server import HttpProtocol, Limits, Request
+
+log = logging.getLogger("devstral_proxy")
+_encode = msgspec.json.encode
+_LOCAL = {"/health", "/v1/models"}
+
+
+class _TaskHandler:
+    """A handler running as a task: it follows the client connection's fate."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task) -> None:
+        self.task = task
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+
+class Proxy:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.model_map = dict(config.model_mapping)
+        self.connections: set[HttpProtocol] = set()
+        self.router: Router | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.limits = Limits(config.server, config.max_body_bytes)
+        keys = config.authentication.valid_api_keys if config.authentication.enabled else []
+        self._keys = [k.encode() for k in keys]
+        self.started = time.time()
+
+    # ---- lifecycle
+    async def start(self, sock=None) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()])
+        s = self.config.server
+        factory = lambda: HttpProtocol(self, self.limits, loop)  # noqa: E731
+        if sock is not None:
+            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog)
+        else:
+            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog)
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.router is not None:
+            self.router.close()
+
+    def log_error(self, what: str, exc: BaseException) -> None:
+        log.error("%s: %s", what, exc, exc_info=exc)
+
+    # ---- routing
+    def handle(self, conn: HttpProtocol, req: Request) -> None:
+        path = req.path
+        if self._keys and path != "/health" and not self._authorized(req):
+            conn.respond_error(401, "Invalid or missing API key.", "invalid_api_key")
+            return
+        if path in ROUTES:
+            if req.method != b"POST":
+                conn.respond_error(405, f"Method {req.method.decode()} not allowed on {path}; use POST.", "method_not_allowed", headers=b"allow: POST\r\n")
+                return
+            self._inference(conn, req)
+        elif path in _LOCAL:
+            if req.method not in (b"GET", b"HEAD"):
+                conn.respond_error(405, f"Method {req.method.decode()} not allowed on {path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n")
+                return
+            handler = self._models if path == "/v1/models" else self._health
+            conn.active = _TaskHandler(asyncio.get_running_loop().create_task(handler(conn)))
+        elif path.startswith("/v1/"):
+            self._relay(conn, req)
+        else:
+            conn.respond_error(404, f"Unknown route: {req.method.decode()} {path}.", "not_found")
+
+    def _authorized(self, req: Request) -> bool:
+        value = req.header(b"authorization") or b""
+        token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
+        ok = False
+        for key in self._keys:  # every key is compared, in constant time each
+            ok |= hmac.compare_digest(token, key)
+        return ok
+
+    def _target(self, req: Request) -> bytes:
+        target = req.path.encode("latin-1")
+        return target + b"?" + req.query if req.query else target
+
+    def _inference(self, conn: HttpProtocol, req: Request) -> None:
+        backend = self.router.pick(None)
+        try:
+            prepared = backend.prepare(req.path, req.body, self.model_map)
+        except RequestError as exc:
+            conn.respond_error(400, exc.message, exc.code, exc.param)
+            return
+        head = backend.request_head(b"POST", self._target(req), forward_headers(req.headers), len(prepared.body))
+        Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout).start()
+
+    def _relay(self, conn: HttpProtocol, req: Request) -> None:
+        backend = self.router.pick(None)
+        head = backend.request_head(req.method, self._target(req), forward_headers(req.headers), len(req.body))
+        Exchange(conn, backend, head, req.body, None, backend.timeout, raw=True).start()
+
+    # ---- the proxy's own answers
+    async def _models(self, conn: HttpProtocol) -> None:
+        backend = self.router.pick(None)
+        try:
+            status, _, body = await fetch(backend, b"GET", "/v1/models", backend.timeout)
+        except TimeoutError:
+            conn.respond_error(504, f"Backend '{backend.name}' did not list its models in time.", "backend_timeout")
+            return
+        except OSError as exc:
+            conn.respond_error(502, f"Cannot reach backend '{backend.name}': {exc}.", "backend_unreachable")
+            return
+        if status != 200:
+            conn.respond(status, JSON, normalize_backend_error(status, body))
+            return
+        doc = decode_json(body)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+            conn.respond_error(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response")
+            return
+        conn.respond(200, JSON, _encode(with_aliases(doc, self.model_map)))
+
+    async def _health(self, conn: HttpProtocol) -> None:
+        states = {}
+        for backend in self.router.backends:
+            try:
+                status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, 2.0)
+                states[backend.name] = "healthy" if status == 200 else f"unhealthy (status {status})"
+            except OSError as exc:
+                states[backend.name] = f"unreachable ({exc.__class__.__name__})"
+        healthy = any(v == "healthy" for v in states.values())
+        body = {"status": "healthy" if healthy else "unhealthy", "backends": states, "uptime_s": round(time.time() - self.started, 1)}
+        conn.respond(200 if healthy else 503, JSON, _encode(body))
+
+
+def with_aliases(doc: dict, model_map: dict[str, str]) -> dict:
+    """The backend's model list plus an entry for each alias the proxy answers to."""
+    data = doc["data"]
+    listed = {m.get("id"): m for m in data if isinstance(m, dict)}
+    for alias, target in model_map.items():
+        if alias in listed:
+            continue
+        base = listed.get(target, {})
+        data.append(
+            {
+                "id": alias,
+                "object": "model",
+                "created": base.get("created", 0),
+                "owned_by": "devstral-proxy",
+                "root": target,
+                "parent": target,
+            }
+        )
+    return doc

@@ -1,0 +1,56 @@
+"""The command line: flags -> config -> a serving process on uvloop.
+
+`devstral-proxy --config FILE --upstream URL --host H --port N`; flags override the file.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .app import Proxy
+from .config import ConfigError, load
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="devstral-proxy", description="OpenAI-compatible proxy for vLLM and other local LLM servers.")
+    p.add_argument("--config", "-c", help="TOML, YAML or JSON config file (env: DEVSTRAL_PROXY_CONFIG)")
+    p.add_argument("--upstream", help="backend URL, replaces the configured backends (env: DEVSTRAL_PROXY_UPSTREAM)")
+    p.add_argument("--dialect", choices=("openai", "mistral"), help="dialect of the --upstream backend")
+    p.add_argument("--host", help="address to listen on (env: DEVSTRAL_PROXY_HOST)")
+    p.add_argument("--port", type=int, help="port to listen on (env: DEVSTRAL_PROXY_PORT)")
+    p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--version", action="version", version=f"devstral-proxy {__version__}")
+    return p.parse_args(argv)
+
+
+async def serve(proxy: Proxy) -> None:
+    host, port = await proxy.start()
+    logging.getLogger("devstral_proxy").info("listening on http://%s:%d", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await proxy.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {"upstream": args.upstream, "dialect": args.dialect, "host": args.host, "port": args.port, "log_level": args.log_level}
+    try:
+        config = load(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"devstral-proxy: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvloop
+
+    try:
+        uvloop.run(serve(Proxy(config)))
+    except OSError as exc:
+        print(f"devstral-proxy: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,192 @@
+"""Configuration: msgspec Structs loaded from TOML, YAML (the seed's config.yaml shape) or JSON,
+then environment variables, then CLI flags, each overriding the one before.
+
+An invalid config raises ConfigError naming the key and the problem; startup stops there.
+"""
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 9000
+    max_body_bytes: int = 1 << 20
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0  # first byte of a request to the end of its headers
+    body_timeout: float = 60.0  # end of headers to the end of the body
+    keepalive_timeout: float = 75.0  # idle connection between requests
+    max_pipeline: int = 16  # parsed requests queued on one connection before reading pauses
+    backlog: int = 2048
+
+
+class BackendConfig(_Section):
+    url: str
+    name: str = ""
+    dialect: Literal["openai", "mistral"] = "openai"
+    timeout: float | None = None  # wait for the first byte, and between bytes, of the reply
+    connect_timeout: float = 5.0
+    api_key: str | None = None
+    pool_idle_seconds: float = 4.0  # retire idle connections before the backend does (uvicorn: 5 s)
+    health_path: str = "/health"
+
+
+class AuthConfig(_Section):
+    enabled: bool = False
+    valid_api_keys: list[str] = []
+
+
+class RequestConfig(_Section):
+    max_content_length: int | None = None
+    default_timeout: float | None = None
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+    include_request_body: bool = False
+    include_response_body: bool = False
+
+
+class Config(_Section):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    backends: dict[str, BackendConfig] | list[BackendConfig] = msgspec.field(default_factory=dict)
+    model_mapping: dict[str, str] = {}
+    authentication: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    request: RequestConfig = msgspec.field(default_factory=RequestConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+
+    def backend_list(self) -> list[BackendConfig]:
+        """Backends in order, each with its name set."""
+        if isinstance(self.backends, dict):
+            return [msgspec.structs.replace(b, name=b.name or name) for name, b in self.backends.items()]
+        return [msgspec.structs.replace(b, name=b.name or f"backend{i}") for i, b in enumerate(self.backends)]
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.request.max_content_length or self.server.max_body_bytes
+
+    def backend_timeout(self, backend: BackendConfig) -> float:
+        return backend.timeout or self.request.default_timeout or 300.0
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            doc = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            doc = msgspec.json.decode(text)
+        else:
+            doc = tomllib.loads(text.decode())
+    except Exception as exc:  # the parsers raise their own error classes
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'toml'}: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a table of sections")
+    return doc
+
+
+def _check(config: Config) -> None:
+    backends = config.backend_list()
+    if not backends:
+        raise ConfigError("backends: at least one backend is needed (config file, --upstream, or DEVSTRAL_PROXY_UPSTREAM)")
+    names = set()
+    for b in backends:
+        key = f"backends.{b.name}"
+        parts = urlsplit(b.url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConfigError(f"{key}.url: expected an http://host:port URL, got {b.url!r}")
+        try:
+            parts.port
+        except ValueError:
+            raise ConfigError(f"{key}.url: invalid port in {b.url!r}") from None
+        if b.name in names:
+            raise ConfigError(f"{key}: duplicate backend name")
+        names.add(b.name)
+        for attr in ("timeout", "connect_timeout", "pool_idle_seconds"):
+            value = getattr(b, attr)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{key}.{attr}: must be positive, got {value}")
+    s = config.server
+    if not 0 <= s.port <= 65535:
+        raise ConfigError(f"server.port: must be 0..65535, got {s.port}")
+    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline"):
+        if getattr(s, attr) <= 0:
+            raise ConfigError(f"server.{attr}: must be positive, got {getattr(s, attr)}")
+    if config.authentication.enabled and not config.authentication.valid_api_keys:
+        raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")
+
+
+def load(path: str | None = None, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:
+    """Build the config: file, then DEVSTRAL_PROXY_* variables, then `overrides` (CLI flags)."""
+    env = os.environ if env is None else env
+    path = path or env.get("DEVSTRAL_PROXY_CONFIG")
+    return build(_read_file(Path(path)) if path else {}, env=env, overrides=overrides)
+
+
+def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:
+    """A config from a parsed document (the file's sections), variables and flags."""
+    env = os.environ if env is None else env
+    doc = dict(doc)
+    flat = {
+        "upstream": env.get("DEVSTRAL_PROXY_UPSTREAM"),
+        "dialect": env.get("DEVSTRAL_PROXY_DIALECT"),
+        "host": env.get("DEVSTRAL_PROXY_HOST"),
+        "port": env.get("DEVSTRAL_PROXY_PORT"),
+        "log_level": env.get("DEVSTRAL_PROXY_LOG_LEVEL"),
+    }
+    flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    server = dict(doc.get("server") or {})
+    if flat["host"]:
+        server["host"] = flat["host"]
+    if flat["port"] not in (None, ""):
+        try:
+            server["port"] = int(flat["port"])
+        except ValueError:
+            raise ConfigError(f"server.port: not a number: {flat['port']!r}") from None
+    doc["server"] = server
+    if flat["upstream"]:
+        doc["backends"] = {"primary": {"url": flat["upstream"], **({"dialect": flat["dialect"]} if flat["dialect"] else {})}}
+    elif flat["dialect"]:
+        raise ConfigError("dialect: --dialect needs --upstream (set it per backend in the config file)")
+    if flat["log_level"]:
+        doc["logging"] = {**(doc.get("logging") or {}), "level": flat["log_level"]}
+    backends = doc.pop("backends", None) or {}
+    config = _convert(doc, Config, "")
+    if isinstance(backends, dict):
+        config.backends = {name: _convert(b, BackendConfig, f"backends.{name}") for name, b in backends.items()}
+    elif isinstance(backends, list):
+        config.backends = [_convert(b, BackendConfig, f"backends[{i}]") for i, b in enumerate(backends)]
+    else:
+        raise ConfigError("backends: expected a table of named backends or a list")
+    _check(config)
+    return config
+
+
+def _convert(doc, kind, where: str):
+    """msgspec says `... - at `$.server.port``; say `server.port: ...`."""
+    try:
+        return msgspec.convert(doc, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        message, _, at = str(exc).partition(" - at `$")
+        at = where + at.rstrip("`") if where else at.rstrip("`").lstrip(".")
+        raise ConfigError(f"{at}: {message}" if at else f"{where or 'config'}: {message}") from None

@@ -1,0 +1,58 @@
+"""OpenAI-shaped error bodies, and turning a backend's error reply into one.
+
+`{"error": {"message", "type", "param", "code"}}` is what every OpenAI SDK knows how to read.
+"""
+
+import msgspec
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    431: "invalid_request_error",
+}
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.encode
+
+
+def error_type(status: int) -> str:
+    return _TYPES.get(status, "server_error" if status < 502 else "api_error")
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    return _encode({"error": {"message": message, "type": error_type(status), "param": param, "code": code}})
+
+
+def normalize_backend_error(status: int, body: bytes) -> bytes:
+    """A backend's error reply in OpenAI's shape, its message kept.
+
+    vLLM answers `{"error": {...}}` (new) or `{"object": "error", "message": ...}` (old);
+    other servers may answer HTML or plain text.
+    """
+    try:
+        doc = _decode.decode(body)
+    except msgspec.DecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        err = doc.get("error")
+        if isinstance(err, dict) and "message" in err:
+            if "type" in err and "code" in err:
+                return body
+            return error_body(status, str(err["message"]), _code(err.get("code")), err.get("param"))
+        if isinstance(err, str):
+            return error_body(status, err, None, None)
+        if "message" in doc:
+            return error_body(status, str(doc["message"]), _code(doc.get("code")), doc.get("param"))
+        if "detail" in doc:
+            return error_body(status, str(doc["detail"]), None, None)
+    text = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
+    return error_body(status, f"The backend answered {status}: {text}", "backend_error")
+
+
+def _code(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,58 @@
+"""Backends and the choice of one for a request.
+
+A Backend holds its config, its dialect and its connection pool, and builds request heads.
+"""
+
+from translate import openai
+from translate.dialect import Prepared
+
+from .config import BackendConfig, Config
+from .http import HOP_BY_HOP
+from .upstream import Pool
+
+DIALECTS = {"openai": openai.prepare}
+
+# Client headers never forwarded: hop-by-hop, the client's own credentials (the backend gets
+# its configured key instead), and compression (the proxy must read what it rewrites).
+_SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"accept-encoding"}
+
+
+class Backend:
+    def __init__(self, cfg: BackendConfig, config: Config) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.timeout = config.backend_timeout(cfg)
+        self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
+        self._prepare = DIALECTS.get(cfg.dialect, openai.prepare)
+        self._fixed = b"host: " + self.pool.host_header + b"\r\n"
+        if cfg.api_key:
+            self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
+        self._base = self.pool.base_path.encode()
+
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
+        return self._prepare(path, body, model_map)
+
+    def request_head(self, method: bytes, target: bytes, headers: bytes, length: int) -> bytes:
+        """`headers` are the client's, already filtered by forward_headers()."""
+        return b"%s %s%s HTTP/1.1\r\n%scontent-length: %d\r\n%s\r\n" % (method, self._base, target, self._fixed, length, headers)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_FORWARD)
+
+
+class Router:
+    """Which backend serves a request. One backend today; balancing comes with several."""
+
+    def __init__(self, backends: list[Backend]) -> None:
+        self.backends = backends
+
+    def pick(self, model: str | None) -> Backend:
+        return self.backends[0]
+
+    def close(self) -> None:
+        for b in self.backends:
+            b.close()

@@ -1,0 +1,123 @@
+"""Test helpers: run a server (the proxy, the simulated backend) on its own event loop in a
+thread, on a loopback port, and stop it cleanly.
+"""
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+from bench.simulator import Behavior, Simulator
+from proxy.app import Proxy
+from proxy.config import build
+
+
+class LoopThread:
+    """An event loop running in a daemon thread; `call(coro_fn)` runs a coroutine there."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Callable[[], Awaitable], timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class SimThread:
+    """The simulated vLLM on a loopback port."""
+
+    def __init__(self, behavior: Behavior | None = None, port: int = 0) -> None:
+        self.sim = Simulator(behavior)
+        self.loop = LoopThread()
+        self.port = self.loop.call(lambda: self.sim.start("127.0.0.1", port))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def behavior(self) -> Behavior:
+        return self.sim.behavior
+
+    @property
+    def record(self):
+        return self.sim.record
+
+    def stop(self) -> None:
+        self.loop.call(self.sim.stop)
+        self.loop.stop()
+
+
+class ProxyThread:
+    """A Proxy server object on a loopback port, configured like the CLI would."""
+
+    def __init__(self, upstream: str | None = None, **sections) -> None:
+        """`sections` are config-file sections, e.g. server={"header_timeout": 1}."""
+        self.config = build(sections, env={}, overrides={"upstream": upstream, "host": "127.0.0.1", "port": 0})
+        self.proxy = Proxy(self.config)
+        self.loop = LoopThread()
+        self.host, self.port = self.loop.call(self.proxy.start)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.loop.call(self.proxy.close)
+        self.loop.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, until_close: bool = True) -> bytes:
+    """Send raw bytes, return everything read until the server closes (or the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if not until_close:
+                    break
+        except TimeoutError:
+            pass
+        return out
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: bytes | dict | None = None, headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
+    """One plain HTTP/1.1 request with the standard library (an independent client)."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        headers = {"content-type": "application/json", **(headers or {})}
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()

@@ -1,0 +1,89 @@
+"""Streams go through as they are produced, with the backend stopped when the client leaves."""
+
+import json
+import socket
+import time
+
+from tests.support import http
+
+STREAM = {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def open_stream(port: int, body: dict) -> socket.socket:
+    data = json.dumps(body).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+    return s
+
+
+def read_until(s: socket.socket, marker: bytes) -> bytes:
+    parts = []
+    tail = b""
+    while marker not in tail:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        parts.append(chunk)
+        tail = tail[-len(marker) :] + chunk
+    return b"".join(parts)
+
+
+def test_first_frame_arrives_long_before_the_backend_finishes(proxy, sim):
+    sim.behavior.token_delay = 0.05  # 20 frames: about a second in all
+    t0 = time.monotonic()
+    with open_stream(proxy.port, STREAM) as s:
+        first = read_until(s, b"\n\n")
+        t_first = time.monotonic() - t0
+        rest = read_until(s, b"data: [DONE]")
+        t_all = time.monotonic() - t0
+    assert b'"model":"gpt-4"' in first
+    assert t_all > 0.8
+    assert t_first < 0.25, (t_first, t_all)
+    assert b"data: [DONE]" in rest
+
+
+def test_frames_arrive_one_by_one(proxy, sim):
+    sim.behavior.token_delay = 0.03
+    with open_stream(proxy.port, STREAM) as s:
+        arrivals = []
+        buf = b""
+        while b"[DONE]" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            arrivals.append((time.monotonic(), chunk.count(b"data: ")))
+    assert sum(n for _, n in arrivals) >= 20
+    assert len(arrivals) >= 15  # not gathered into a few big writes
+
+
+def test_client_disconnect_closes_the_backend_connection_at_once(proxy, sim):
+    sim.behavior.token_delay = 0.01
+    sim.behavior.reply = " ".join(["word"] * 2000)  # a long generation
+    s = open_stream(proxy.port, STREAM)
+    read_until(s, b"word")
+    s.close()
+    closed_at = time.monotonic()
+    deadline = closed_at + 2
+    while not sim.record.disconnects and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sim.record.disconnects, "the backend never saw the disconnect"
+    assert sim.record.disconnects[0] - closed_at < 0.1
+    # and the proxy keeps serving
+    sim.behavior.reply = "ok"
+    assert http("POST", proxy.url + "/v1/chat/completions", {**STREAM, "stream": False}).status == 200
+
+
+def test_slow_reader_pauses_the_backend_not_the_proxy_memory(proxy, sim):
+    """Flow control: a client that does not read makes the proxy stop reading the backend."""
+    sim.behavior.reply = " ".join(["x" * 200] * 20000)  # ~4 MB of frames
+    s = open_stream(proxy.port, STREAM)
+    time.sleep(1.0)
+    conns = list(proxy.proxy.connections)
+    assert conns and conns[0].write_paused
+    assert not conns[0].active.up.transport.is_reading()  # the backend is held back
+    buffered = conns[0].transport.get_write_buffer_size()
+    assert buffered < 1 << 20, buffered
+    got = read_until(s, b"data: [DONE]")  # reading resumes the flow to the end
+    assert got.count(b"data: ") > 1000
+    s.close()

@@ -1,0 +1,46 @@
+"""Reading the fields every dialect needs from an inference request, and mapping its model.
+
+One decode of the top level; the body is re-encoded only when a field actually changes.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec import Raw
+
+from .dialect import ROUTES
+from .errors import RequestError
+from .wire import decode_object, field, raw
+
+_REQUIRED_TYPES: dict[str, tuple[Any, str]] = {
+    "messages": (list[Raw], "an array"),
+    "prompt": (Raw, "a string or an array"),
+    "input": (Raw, "a string or an array"),
+}
+
+
+@dataclass(slots=True)
+class Inference:
+    top: dict[str, Raw]
+    client_model: str
+    backend_model: str
+    stream: bool
+    changed: bool  # whether `top` differs from the body it came from
+
+
+def read_inference(path: str, body: bytes, model_map: dict[str, str]) -> Inference:
+    """Decode and check an inference request; set its model to the backend's name."""
+    top = decode_object(body)
+    model = field(top, "model", str, "a string", required=True)
+    if not model:
+        raise RequestError("'model' must be a non-empty string.", param="model", code="invalid_value")
+    required = ROUTES.get(path)
+    if required is not None:
+        kind, type_name = _REQUIRED_TYPES[required]
+        field(top, required, kind, type_name, required=True)
+    stream = bool(field(top, "stream", bool | None, "a boolean", default=False))
+    target = model_map.get(model, model)
+    changed = target != model
+    if changed:
+        top["model"] = raw(target)
+    return Inference(top, model, target, stream, changed)

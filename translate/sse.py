@@ -1,0 +1,50 @@
+"""Server-sent events framing: cut a byte stream into whole frames, and find a frame's payload.
+
+A frame ends with a blank line (LF LF, or CR LF CR LF); only an incomplete tail is held back.
+"""
+
+
+class FrameSplitter:
+    """Feed arbitrary chunks; get back the complete frames, each with its terminator."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._tail:
+            data = self._tail + data
+        frames = []
+        start = 0
+        while True:
+            lf = data.find(b"\n\n", start)
+            crlf = data.find(b"\r\n\r\n", start)
+            if crlf != -1 and (lf == -1 or crlf < lf):
+                end = crlf + 4
+            elif lf != -1:
+                end = lf + 2
+            else:
+                break
+            frames.append(data[start:end])
+            start = end
+        self._tail = data[start:]
+        return frames
+
+    def flush(self) -> bytes:
+        """Whatever incomplete frame is left when the stream ends."""
+        tail, self._tail = self._tail, b""
+        return tail
+
+
+def data_payload(frame: bytes) -> tuple[int, int] | None:
+    """(start, end) of the JSON payload of a single-line `data:` frame, else None."""
+    if not frame.startswith(b"data:"):
+        return None
+    start = 6 if frame[5:6] == b" " else 5
+    end = len(frame)
+    while end > start and frame[end - 1] in (10, 13):
+        end -= 1
+    if frame.find(b"\n", start, end) != -1:
+        return None
+    return start, end
