@@ -52,3 +52,36 @@ def encode_object(top: dict[str, Raw]) -> bytes:
 def raw(value: Any) -> Raw:
     """A value encoded once, ready to be placed into a top-level object."""
     return Raw(_encode(value))
+
+
+class MessageIn(msgspec.Struct):
+    """A chat message as a client sends it. Only these keys are read; every other key
+    (refusal, annotations, audio, reasoning, cache_control...) is dropped by the decoder."""
+
+    role: Any = None
+    content: Any = None
+    name: Any = None
+    tool_calls: Any = None
+    tool_call_id: Any = None
+    function_call: Any = None
+    prefix: Any = None
+
+
+_messages = msgspec.json.Decoder(list[MessageIn])
+_any = msgspec.json.Decoder()
+
+
+def decode_messages(raw_messages: Raw) -> list[MessageIn]:
+    """The messages array; a non-object element is a 400 naming its index."""
+    try:
+        return _messages.decode(raw_messages)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.partition(" - at `$")[2].rstrip("`")
+        index = where[1:].partition("]")[0] if where.startswith("[") else ""
+        param = f"messages[{index}]" if index.isdigit() else "messages"
+        raise RequestError(f"{param}: {text.partition(' - at')[0]}.", param=param) from None
+
+
+def decode_any(raw_value: Raw):
+    return _any.decode(raw_value)

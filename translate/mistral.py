@@ -1,0 +1,356 @@
+"""The Mistral dialect, request half: an OpenAI chat request made valid for vLLM serving a
+Mistral-family model (mistral-common's strict models, validators and encoders), nothing lost.
+
+Rules: ../shared/mistral-dialect.md. Every user, system and tool text reaches the model.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec import Raw
+
+from .dialect import Prepared
+from .errors import RequestError, TranslationError
+from .modelname import encoded_name
+from .request import read_inference
+from .toolcalls import IdMap, NameMap, arguments_text
+from .wire import MessageIn, decode_any, decode_messages, encode_object, raw
+
+GENERATIONS = ("v3", "v7", "v11", "v13", "v15")
+
+# Which tokenizer generation a served model name implies, for `tokenizer_version = "auto"`.
+_GENERATION_HINTS = (
+    (re.compile(r"devstral-2|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3"), "v13"),
+    (re.compile(r"devstral-(small-|medium-)?2507|mistral-small-3\.2|2506|magistral"), "v11"),
+    (re.compile(r"devstral-(small-)?2505|mistral-small-3\.1|2503|mistral-large-2411|pixtral-large"), "v7"),
+    (re.compile(r"mistral-7b|codestral-22b|codestral-2405|mixtral|nemo|mistral-large-2407"), "v3"),
+)
+
+
+def guess_generation(model: str) -> str | None:
+    """The tokenizer generation a model name implies; None when it says nothing."""
+    name = model.lower()
+    for pattern, generation in _GENERATION_HINTS:
+        if pattern.search(name):
+            return generation
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MistralOptions:
+    generation: str | None = None  # None: find it from the model name, else valid for all
+    bridge_text: str = "Ok."  # the assistant turn put between a tool result and a user turn
+    cancelled_text: str = "The tool call was cancelled before it returned a result."
+
+
+class _Call:
+    __slots__ = ("original_id", "name", "arguments", "id")
+
+    def __init__(self, original_id, name: str, arguments: str) -> None:
+        self.original_id: str | None = original_id if isinstance(original_id, str) and original_id else None
+        self.name = name
+        self.arguments = arguments
+        self.id = ""
+
+
+class _Msg:
+    __slots__ = ("role", "content", "calls", "call_id", "name", "index", "prefix")
+
+    def __init__(self, role: str, content, index: int, calls=None, call_id=None, name=None) -> None:
+        self.role = role
+        self.content = content
+        self.index = index
+        self.calls: list[_Call] = calls or []
+        self.call_id: str | None = call_id if isinstance(call_id, str) and call_id else None
+        self.name: str | None = name if isinstance(name, str) and name else None
+        self.prefix = False
+
+
+# ---- content
+_TEXT_PARTS = {"text", "input_text", "output_text", None}
+
+
+def _part_text(part: Any, k: int, index: int, role: str) -> str | None:
+    """The text of one content part; None for an image (user messages keep those)."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        raise TranslationError(index, f"content[{k}] must be an object")
+    kind = part.get("type")
+    if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+        return part["text"]
+    if kind == "refusal" and isinstance(part.get("refusal"), str):
+        return part["refusal"]
+    if kind == "image_url" and role == "user":
+        return None
+    raise TranslationError(index, f"content[{k}]: a {role} message cannot hold a '{kind}' part for this backend")
+
+
+def _text(content: Any, index: int, role: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n\n".join(_part_text(p, k, index, role) for k, p in enumerate(content))
+    raise TranslationError(index, "content must be a string, an array of content parts, or null")
+
+
+def _user_content(content: Any, index: int) -> str | list[dict]:
+    if not isinstance(content, list):
+        return _text(content, index, "user")
+    texts = [_part_text(p, k, index, "user") for k, p in enumerate(content)]
+    if all(t is not None for t in texts):
+        return "\n\n".join(texts)
+    chunks = []
+    for k, (part, text) in enumerate(zip(content, texts)):
+        if text is not None:
+            chunks.append({"type": "text", "text": text})
+            continue
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        if not isinstance(url, str):
+            raise TranslationError(index, f"content[{k}].image_url.url must be a string")
+        chunks.append({"type": "image_url", "image_url": {"url": url}})
+    return chunks
+
+
+# ---- messages
+def _calls(m: MessageIn, index: int, names: NameMap) -> list[_Call]:
+    raw_calls = m.tool_calls if isinstance(m.tool_calls, list) else []
+    if m.tool_calls is not None and not isinstance(m.tool_calls, list):
+        raise TranslationError(index, "tool_calls must be an array")
+    if isinstance(m.function_call, dict):  # the pre-tools API
+        raw_calls = [*raw_calls, {"function": m.function_call}]
+    calls = []
+    for k, call in enumerate(raw_calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(name, str) or not name:
+            raise TranslationError(index, f"tool_calls[{k}].function.name must be a non-empty string")
+        calls.append(_Call(call.get("id"), names.backend(name), arguments_text(fn.get("arguments"))))
+    return calls
+
+
+def _normalize(m: MessageIn, index: int, names: NameMap) -> _Msg | None:
+    """One message in the proxy's own shape, or None when it carries nothing."""
+    role = m.role
+    if role in ("system", "developer"):
+        text = _text(m.content, index, "system")
+        return _Msg("system", text, index) if text.strip() else None
+    if role == "user":
+        return _Msg("user", _user_content(m.content, index), index)
+    if role == "assistant":
+        text = _text(m.content, index, "assistant")
+        calls = _calls(m, index, names)
+        msg = _Msg("assistant", text if text.strip() else None, index, calls)
+        msg.prefix = m.prefix is True
+        return msg if msg.content is not None or calls else None
+    if role in ("tool", "function"):
+        name = names.backend(m.name) if isinstance(m.name, str) and m.name else None
+        return _Msg("tool", _text(m.content, index, "tool"), index, call_id=m.tool_call_id, name=name)
+    if not isinstance(role, str):
+        raise TranslationError(index, "role must be a string")
+    raise TranslationError(index, f"unknown role '{role}'")
+
+
+class _Builder:
+    """Emits messages in an order every generation accepts, fixing roles as it goes."""
+
+    def __init__(self, opts: MistralOptions, generation: str | None) -> None:
+        self.out: list[dict] = []
+        self.opts = opts
+        self.content_with_calls = generation not in (None, "v3")
+
+    def emit(self, msg: dict) -> None:
+        out = self.out
+        prev = out[-1]["role"] if out else None
+        role = msg["role"]
+        if role == "system" and prev in ("assistant", "tool"):
+            msg = {"role": "user", "content": msg["content"]}  # "Unexpected role 'system' after ..."
+            role = "user"
+        if role == "user" and prev == "tool":
+            out.append({"role": "assistant", "content": self.opts.bridge_text})
+        if role == "assistant" and "tool_calls" in msg and prev == "assistant" and not self.content_with_calls:
+            # v3 merges neighbouring assistant turns and refuses text beside tool calls
+            out.pop()
+        out.append(msg)
+
+    def assistant(self, m: _Msg) -> None:
+        msg: dict = {"role": "assistant"}
+        if m.content is not None and (not m.calls or self.content_with_calls):
+            msg["content"] = m.content
+        if m.calls:
+            msg["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.calls]
+        self.emit(msg)
+
+    def orphan(self, m: _Msg) -> None:
+        """A tool result that answers no call: its text goes on as the user's."""
+        label = f"Result of tool {m.name}" if m.name else "Tool result"
+        self.emit({"role": "user", "content": f"{label}:\n{m.content}"})
+
+
+def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], list[_Msg]]:
+    """Pair results with calls: by id, then by position (same name first). Returns the
+    answer for each call and the results that answer none."""
+    answers: list[_Msg | None] = [None] * len(calls)
+    unmatched = []
+    for r in results:
+        for k, c in enumerate(calls):
+            if answers[k] is None and r.call_id is not None and c.original_id == r.call_id:
+                answers[k] = r
+                break
+        else:
+            unmatched.append(r)
+    leftovers = []
+    for r in unmatched:
+        free = [k for k in range(len(calls)) if answers[k] is None]
+        same_name = [k for k in free if calls[k].name == r.name]
+        pick = (same_name or free or [None])[0]
+        if pick is None:
+            leftovers.append(r)
+        else:
+            answers[pick] = r
+    return answers, leftovers
+
+
+def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap) -> list[dict]:
+    msgs = [n for n in (_normalize(m, i, names) for i, m in enumerate(messages)) if n is not None]
+    ids = IdMap()
+    b = _Builder(opts, generation)
+    i, count = 0, len(msgs)
+    while i < count:
+        m = msgs[i]
+        if m.role == "assistant" and m.calls:
+            j = i + 1
+            while j < count and msgs[j].role != "assistant":
+                j += 1
+            window = msgs[i + 1 : j]
+            for k, c in enumerate(m.calls):
+                c.id = ids.assign(c.original_id, f"call:{m.index}:{k}")
+            answers, leftovers = _match(m.calls, [w for w in window if w.role == "tool"])
+            b.assistant(m)
+            for c, r in zip(m.calls, answers):
+                text = r.content if r is not None else opts.cancelled_text
+                b.emit({"role": "tool", "content": text, "tool_call_id": c.id, "name": c.name})
+            stray = {id(r) for r in leftovers}
+            for w in window:
+                if w.role != "tool":
+                    b.emit(_plain(w))
+                elif id(w) in stray:
+                    b.orphan(w)
+            i = j
+            continue
+        if m.role == "tool":
+            b.orphan(m)
+        elif m.role == "assistant":
+            b.assistant(m)
+        else:
+            b.emit(_plain(m))
+        i += 1
+    out = b.out
+    if not out:
+        raise TranslationError(None, "the conversation has no message the model can read")
+    last = out[-1]
+    if last["role"] == "assistant" and "tool_calls" not in last:
+        if len(out) == 1:
+            raise TranslationError(msgs[-1].index, "a conversation cannot be a single assistant message")
+        last["prefix"] = True  # a prefill: the model continues this text
+    return out
+
+
+def _plain(m: _Msg) -> dict:
+    return {"role": m.role, "content": m.content}
+
+
+# ---- tools
+def _tool(tool: Any, k: int, names: NameMap, param: str) -> dict:
+    fn = tool.get("function") if isinstance(tool, dict) and "function" in tool else tool
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise RequestError(f"{param}[{k}]: a function with a name is required.", param=f"{param}[{k}]")
+    if isinstance(tool, dict) and tool.get("type", "function") != "function":
+        raise RequestError(f"{param}[{k}]: only 'function' tools are supported, not '{tool.get('type')}'.", param=f"{param}[{k}].type")
+    params = fn.get("parameters")
+    if params is None:
+        params = {"type": "object", "properties": {}}
+    elif not isinstance(params, dict):
+        raise RequestError(f"{param}[{k}].function.parameters must be a JSON schema object.", param=f"{param}[{k}].function.parameters")
+    else:
+        params = {key: v for key, v in params.items() if key not in ("$schema", "$id")}
+    description = fn.get("description")
+    return {
+        "type": "function",
+        "function": {"name": names.backend(fn["name"]), "description": description if isinstance(description, str) else "", "parameters": params},
+    }
+
+
+def _tool_choice(choice: Any, names: NameMap) -> Any:
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required", "any"):
+            raise RequestError(f"Invalid tool_choice '{choice}'.", param="tool_choice")
+        return choice
+    if isinstance(choice, dict):
+        fn = choice.get("function") if "function" in choice else choice  # function_call: {"name": ...}
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return {"type": "function", "function": {"name": names.backend(fn["name"])}}
+    raise RequestError("tool_choice must be 'auto', 'none', 'required' or a named function.", param="tool_choice")
+
+
+def _translate_tools(top: dict[str, Raw], names: NameMap) -> None:
+    tools = decode_any(top.pop("tools")) if "tools" in top else None
+    functions = decode_any(top.pop("functions")) if "functions" in top else None
+    choice = decode_any(top.pop("tool_choice")) if "tool_choice" in top else None
+    function_call = decode_any(top.pop("function_call")) if "function_call" in top else None
+    param = "tools"
+    if not tools and functions:
+        tools, param = functions, "functions"
+    if choice is None and function_call is not None:
+        choice = function_call
+    if tools is None or tools == []:
+        return  # `tools: []` goes, and tool_choice with it
+    if not isinstance(tools, list):
+        raise RequestError(f"'{param}' must be an array.", param=param)
+    top["tools"] = raw([_tool(t, k, names, param) for k, t in enumerate(tools)])
+    if choice is not None:
+        top["tool_choice"] = raw(_tool_choice(choice, names))
+
+
+_REASONING_V15 = {"none": "none", "minimal": "none"}
+
+
+def _top_level(top: dict[str, Raw], stream: bool, generation: str | None) -> None:
+    if not stream:
+        top.pop("stream_options", None)
+    top.pop("chat_template", None)
+    top.pop("chat_template_kwargs", None)
+    effort = top.pop("reasoning_effort", None)
+    if effort is not None and generation == "v15":
+        value = decode_any(effort)
+        if isinstance(value, str):
+            top["reasoning_effort"] = raw(_REASONING_V15.get(value, "high"))
+
+
+class MistralDialect:
+    """The Mistral dialect: full translation of chat requests, model mapping elsewhere."""
+
+    def __init__(self, opts: MistralOptions | None = None) -> None:
+        self.opts = opts or MistralOptions()
+
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
+        from .mistral_reply import MistralResponse
+        from .openai import RenameResponse
+
+        req = read_inference(path, body, model_map)
+        top = req.top
+        if path != "/v1/chat/completions":
+            translator = RenameResponse(req.client_model) if req.changed else None
+            out = encode_object(top) if req.changed else body
+            return Prepared(out, req.stream, req.client_model, req.backend_model, translator)
+        generation = self.opts.generation or guess_generation(req.backend_model)
+        names = NameMap()
+        _translate_tools(top, names)  # first: tool names are registered in the tools' order
+        messages = decode_messages(top["messages"])
+        top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
+        _top_level(top, req.stream, generation)
+        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, MistralResponse(encoded_name(req.client_model), names))

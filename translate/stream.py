@@ -1,0 +1,231 @@
+"""The Mistral dialect's streaming state machine: SSE payload bytes in, SSE bytes out.
+
+Plain text passes at once; after `[TOOL_CALLS]` it emits OpenAI tool-call deltas (first one
+with index, id, type, name; then argument pieces), holding back only a call's name.
+"""
+
+import msgspec
+
+from .mistral_reply import has_markers, strip_control, tool_call
+from .modelname import set_model
+from .sse import FrameSplitter, data_payload
+from .toolcalls import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, NameMap, parse_raw_calls
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.encode
+
+_TEXT, _THINK, _START, _NAME, _CALL_ID, _ARGS, _JSON = range(7)
+
+
+class _Choice:
+    """What one choice of the stream is in the middle of."""
+
+    __slots__ = ("mode", "buf", "name", "call_id", "calls")
+
+    def __init__(self) -> None:
+        self.mode = _TEXT
+        self.buf = ""
+        self.name = ""
+        self.call_id: str | None = None
+        self.calls = 0  # tool calls emitted so far (their indexes)
+
+
+def _earliest(text: str, tokens: tuple[str, ...]) -> tuple[int, str]:
+    best, found = -1, ""
+    for t in tokens:
+        pos = text.find(t)
+        if pos != -1 and (best == -1 or pos < best):
+            best, found = pos, t
+    return best, found
+
+
+class MistralStream:
+    __slots__ = ("model", "names", "frames", "choices")
+
+    def __init__(self, model: bytes, names: NameMap) -> None:
+        self.model = model
+        self.names = names
+        self.frames = FrameSplitter()
+        self.choices: dict[int, _Choice] = {}
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        for frame in self.frames.feed(data):
+            span = data_payload(frame)
+            if span is None or frame[span[0] : span[0] + 1] != b"{":
+                out.append(frame)  # [DONE], comments
+                continue
+            start, end = span
+            payload = frame[start:end]
+            if self._plain(payload):
+                out.append(b"".join((frame[:start], set_model(payload, self.model), frame[end:])))
+                continue
+            fixed = self._chunk(payload)
+            if fixed is not None:
+                out.append(b"".join((frame[:start], fixed, frame[end:])))
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        return self.frames.flush()
+
+    def _plain(self, payload: bytes) -> bool:
+        """Nothing in this frame needs more than the model name."""
+        if any(c.mode != _TEXT for c in self.choices.values()):
+            return False
+        if has_markers(payload):
+            return False
+        if b'"tool_calls"' in payload and (self.names.renamed or b'"finish_reason":"stop"' in payload):
+            return False
+        if b'"finish_reason":"stop"' in payload and any(c.calls for c in self.choices.values()):
+            return False
+        return True
+
+    def _chunk(self, payload: bytes) -> bytes | None:
+        try:
+            doc = _decode.decode(payload)
+        except msgspec.DecodeError:
+            return payload
+        if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
+            return set_model(payload, self.model)
+        kept = []
+        for choice in doc["choices"]:
+            if isinstance(choice, dict) and self._choice(choice):
+                kept.append(choice)
+        if not kept and not doc.get("usage") and doc["choices"]:
+            return None  # everything in it is held back for now
+        doc["choices"] = kept
+        if "model" in doc:
+            doc["model"] = msgspec.Raw(self.model)
+        return _encode(doc)
+
+    def _choice(self, choice: dict) -> bool:
+        """Rewrite one choice's delta; False when nothing is left to send."""
+        index = choice.get("index", 0)
+        state = self.choices.get(index)
+        if state is None:
+            state = self.choices[index] = _Choice()
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        new: dict = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
+        calls = []
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                fn = call.get("function")
+                if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+                    fn["name"] = self.names.client(fn["name"])
+                if call.get("id"):
+                    state.calls += 1
+                calls.append(call)
+        text, reasoning = [], []
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self._text(state, content, text, reasoning, calls)
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            self._finish(state, text, calls)
+            if state.calls and finish == "stop":
+                choice["finish_reason"] = "tool_calls"
+        if text:
+            new["content"] = "".join(text)
+        elif "content" in delta and not calls and not reasoning and state.mode == _TEXT and content == "":
+            new["content"] = ""
+        if reasoning:
+            new["reasoning_content"] = (new.get("reasoning_content") or "") + "".join(reasoning)
+        if calls:
+            new["tool_calls"] = calls
+        choice["delta"] = new
+        return bool(new) or finish is not None or choice.get("logprobs") is not None
+
+    # ---- the text state machine
+    def _start_call(self, state: _Choice, name: str, call_id: str | None, arguments: str, calls: list) -> None:
+        call = tool_call(call_id, name.strip(), arguments, self.names)
+        call["index"] = state.calls
+        calls.append(call)
+        state.calls += 1
+
+    def _args(self, state: _Choice, piece: str, calls: list) -> None:
+        if piece:
+            calls.append({"index": state.calls - 1, "function": {"arguments": piece}})
+
+    def _text(self, state: _Choice, text: str, out: list, reasoning: list, calls: list) -> None:
+        while text:
+            mode = state.mode
+            if mode == _TEXT:
+                pos, token = _earliest(text, (TOOL_CALLS, THINK))
+                if pos == -1:
+                    out.append(strip_control(text))
+                    return
+                out.append(strip_control(text[:pos]))
+                text = text[pos + len(token) :]
+                state.mode = _START if token == TOOL_CALLS else _THINK
+            elif mode == _THINK:
+                pos = text.find(END_THINK)
+                if pos == -1:
+                    reasoning.append(text)
+                    return
+                reasoning.append(text[:pos])
+                text = text[pos + len(END_THINK) :]
+                state.mode = _TEXT
+            elif mode == _START:
+                stripped = text.lstrip()
+                if not stripped:
+                    return
+                state.mode = _JSON if stripped[0] in "[{" else _NAME
+                state.buf = ""
+                text = stripped
+            elif mode == _JSON:
+                state.buf += text
+                text = ""
+                parsed = parse_raw_calls(state.buf) if state.buf.rstrip().endswith(("]", "}")) else None
+                if parsed:
+                    for call_id, name, args in parsed:
+                        self._start_call(state, name, call_id, args, calls)
+                    state.mode = _TEXT
+                    state.buf = ""
+            elif mode == _NAME:
+                pos, token = _earliest(text, (ARGS, CALL_ID))
+                if pos == -1:
+                    state.buf += text
+                    return
+                state.name = state.buf + text[:pos]
+                state.buf = ""
+                text = text[pos + len(token) :]
+                if token == CALL_ID:
+                    state.mode = _CALL_ID
+                else:
+                    self._start_call(state, state.name, None, "", calls)
+                    state.mode = _ARGS
+            elif mode == _CALL_ID:
+                pos = text.find(ARGS)
+                if pos == -1:
+                    state.buf += text
+                    return
+                call_id = (state.buf + text[:pos]).strip()
+                state.buf = ""
+                self._start_call(state, state.name, call_id, "", calls)
+                text = text[pos + len(ARGS) :]
+                state.mode = _ARGS
+            else:  # _ARGS
+                pos = text.find(TOOL_CALLS)
+                if pos == -1:
+                    self._args(state, text, calls)
+                    return
+                self._args(state, text[:pos], calls)
+                text = text[pos + len(TOOL_CALLS) :]
+                state.mode = _START
+
+    def _finish(self, state: _Choice, out: list, calls: list) -> None:
+        """The stream ends: whatever is held back goes out in the best shape it has."""
+        mode = state.mode
+        if mode == _JSON:
+            parsed = parse_raw_calls(state.buf)
+            if parsed:
+                for call_id, name, args in parsed:
+                    self._start_call(state, name, call_id, args, calls)
+            else:
+                out.append(strip_control(state.buf))
+        elif mode == _NAME and state.buf.strip():
+            self._start_call(state, state.buf, None, "{}", calls)
+        elif mode == _CALL_ID:
+            self._start_call(state, state.name, state.buf.strip(), "{}", calls)
+        state.mode = _TEXT
+        state.buf = ""
