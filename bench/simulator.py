@@ -6,6 +6,7 @@ Run it: `python -m bench.simulator --port 8000 --model mistral-small --token-del
 
 import argparse
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ class Behavior:
     first_token_delay: float = 0.0  # before the first byte of any reply
     embedding_size: int = 8
     keepalive_timeout: float = 5.0  # uvicorn's default under vLLM
+    # Mistral models under vLLM:
+    strict_mistral: bool = False  # judge chat requests with mistral-common, 400 like vLLM
+    generation: str | None = None  # the tokenizer generation judged (None: all of them)
+    tool_mode: str | None = None  # with tools: "structured", "raw-v3" or "raw-v11" calls
+    tool_calls: int = 1  # how many tools (the first ones offered) it calls
+    preamble: str = ""  # text the model writes before its tool calls
+    piece: int = 5  # characters per streamed delta of raw tool-call text
 
 
 @dataclass
@@ -114,6 +122,41 @@ class Simulator:
         if self.behavior.token_delay:
             await asyncio.sleep(n * self.behavior.token_delay)
 
+    def _refusal(self, doc: dict) -> web.Response | None:
+        """vLLM's answer when mistral-common refuses the request (older vLLM's error shape)."""
+        if not self.behavior.strict_mistral:
+            return None
+        from bench.mistral_judge import problem
+
+        reason = problem(doc, self.behavior.generation)
+        if reason is None:
+            return None
+        body = {"object": "error", "message": reason, "type": "BadRequestError", "param": None, "code": 400}
+        return web.Response(status=400, body=_encode(body), content_type="application/json")
+
+    def _calls(self, doc: dict) -> list[tuple[str, dict]]:
+        """The calls the model makes: the first offered tools, with plausible arguments."""
+        out = []
+        for tool in (doc.get("tools") or [])[: self.behavior.tool_calls]:
+            fn = tool["function"]
+            props = list((fn.get("parameters") or {}).get("properties") or {}) or ["query"]
+            out.append((fn["name"], {p: f"value of {p}" for p in props}))
+        return out
+
+    def _raw_text(self, calls: list[tuple[str, dict]]) -> list[str]:
+        """The deltas of a raw tool-call reply: the special token alone, then small pieces."""
+        b = self.behavior
+        if b.tool_mode == "raw-v3":
+            body = " " + json.dumps([{"name": n, "arguments": a} for n, a in calls])
+            pieces = ["[TOOL_CALLS]", *[body[i : i + b.piece] for i in range(0, len(body), b.piece)]]
+        else:
+            pieces = []
+            for n, a in calls:
+                args = json.dumps(a)
+                pieces += ["[TOOL_CALLS]", *[n[i : i + b.piece] for i in range(0, len(n), b.piece)], "[ARGS]"]
+                pieces += [args[i : i + b.piece] for i in range(0, len(args), b.piece)]
+        return ([b.preamble] if b.preamble else []) + pieces
+
     def _usage(self, doc: dict, completion: int) -> dict:
         p = _prompt_tokens(doc)
         return {"prompt_tokens": p, "total_tokens": p + completion, "completion_tokens": completion, "prompt_tokens_details": None}
@@ -143,16 +186,37 @@ class Simulator:
         doc = await self._read(request)
         if isinstance(doc, web.Response):
             return doc
+        refused = self._refusal(doc)
+        if refused is not None:
+            return refused
         model = doc.get("model") or self.behavior.models[0]
         words = tokens(self.behavior.reply)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
+        calls = self._calls(doc) if self.behavior.tool_mode else []
         await self._first_token()
+        if calls and self.behavior.tool_mode != "structured":
+            words = self._raw_text(calls)
+        message = {"role": "assistant", "reasoning_content": None, "content": "".join(words), "tool_calls": []}
+        finish = "stop"
+        if calls and self.behavior.tool_mode == "structured":
+            structured = [{"id": uuid.uuid4().hex[:9], "type": "function", "function": {"name": n, "arguments": json.dumps(a)}} for n, a in calls]
+            message.update(content=self.behavior.preamble or None, tool_calls=structured)
+            finish = "tool_calls"
         if doc.get("stream"):
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
-            frames = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}]
-            frames += [{**base, "choices": [{"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}]} for w in words]
-            frames.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}]})
+            delta = lambda d: {**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}  # noqa: E731
+            frames = [delta({"role": "assistant", "content": ""})]
+            if finish == "tool_calls":
+                if self.behavior.preamble:
+                    frames.append(delta({"content": self.behavior.preamble}))
+                for k, c in enumerate(message["tool_calls"]):
+                    frames.append(delta({"tool_calls": [{"index": k, "id": c["id"], "type": "function", "function": {"name": c["function"]["name"]}}]}))
+                    args = c["function"]["arguments"]
+                    frames += [delta({"tool_calls": [{"index": k, "function": {"arguments": args[i : i + 5]}}]}) for i in range(0, len(args), 5)]
+            else:
+                frames += [delta({"content": w}) for w in words]
+            frames.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": finish, "stop_reason": None}]})
             if (doc.get("stream_options") or {}).get("include_usage"):
                 frames.append({**base, "choices": [], "usage": self._usage(doc, len(words))})
             return await self._stream(request, doc, frames)
@@ -165,9 +229,9 @@ class Simulator:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "reasoning_content": None, "content": self.behavior.reply, "tool_calls": []},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                     "stop_reason": None,
                 }
             ],
@@ -248,8 +312,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", action="append", help="served model name (repeatable)")
     p.add_argument("--token-delay", type=float, default=0.0)
     p.add_argument("--first-token-delay", type=float, default=0.0)
+    p.add_argument("--strict-mistral", action="store_true", help="refuse what mistral-common refuses, as vLLM does")
+    p.add_argument("--tool-mode", choices=("structured", "raw-v3", "raw-v11"))
     args = p.parse_args(argv)
-    behavior = Behavior(token_delay=args.token_delay, first_token_delay=args.first_token_delay)
+    behavior = Behavior(token_delay=args.token_delay, first_token_delay=args.first_token_delay, strict_mistral=args.strict_mistral, tool_mode=args.tool_mode)
     if args.model:
         behavior.models = args.model
 

@@ -37,6 +37,12 @@ class BackendConfig(_Section):
     url: str
     name: str = ""
     dialect: Literal["openai", "mistral"] = "openai"
+    # mistral dialect: the tokenizer generation; "auto" reads it from the model name, and
+    # falls back to what every generation accepts
+    tokenizer_version: Literal["auto", "v3", "v7", "v11", "v13", "v15"] = "auto"
+    bridge_text: str = "Ok."  # assistant turn put between a tool result and a user turn
+    cancelled_tool_result: str = "The tool call was cancelled before it returned a result."
+    images: bool = True  # false: the model takes no images; the proxy answers 400 itself
     timeout: float | None = None  # wait for the first byte, and between bytes, of the reply
     connect_timeout: float = 5.0
     api_key: str | None = None

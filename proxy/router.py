@@ -3,14 +3,22 @@
 A Backend holds its config, its dialect and its connection pool, and builds request heads.
 """
 
-from translate import openai
 from translate.dialect import Prepared
+from translate.mistral import MistralDialect, MistralOptions
+from translate.openai import OpenAIDialect
 
 from .config import BackendConfig, Config
 from .http import HOP_BY_HOP
 from .upstream import Pool
 
-DIALECTS = {"openai": openai.prepare}
+
+
+def make_dialect(cfg: BackendConfig):
+    if cfg.dialect == "mistral":
+        generation = None if cfg.tokenizer_version == "auto" else cfg.tokenizer_version
+        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result))
+    return OpenAIDialect()
+
 
 # Client headers never forwarded: hop-by-hop, the client's own credentials (the backend gets
 # its configured key instead), and compression (the proxy must read what it rewrites).
@@ -23,14 +31,14 @@ class Backend:
         self.name = cfg.name
         self.timeout = config.backend_timeout(cfg)
         self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
-        self._prepare = DIALECTS.get(cfg.dialect, openai.prepare)
+        self.dialect = make_dialect(cfg)
         self._fixed = b"host: " + self.pool.host_header + b"\r\n"
         if cfg.api_key:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
         self._base = self.pool.base_path.encode()
 
     def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
-        return self._prepare(path, body, model_map)
+        return self.dialect.prepare(path, body, model_map)
 
     def request_head(self, method: bytes, target: bytes, headers: bytes, length: int) -> bytes:
         """`headers` are the client's, already filtered by forward_headers()."""

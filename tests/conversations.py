@@ -45,7 +45,7 @@ def agent_history(turns: int = 100) -> list[dict]:
         cid = f"call_{t:04d}_{'x' * 12}"
         name = ("fs.read_file", "fs.write_file")[t % 2]
         msgs.append({"role": "assistant", "content": f"Step {t}: checking." if t % 3 else None, "tool_calls": [call(cid, name, json.dumps({"path": f"src/mod{t}.py", "text": "pass"}))], "refusal": None})
-        msgs.append(result(cid, f"# file mod{t}.py\n" + "def f():\n    return 42\n" * 16))
+        msgs.append(result(cid, f"# file mod{t}.py\n" + "def f():\n    return 42\n" * 24))
     msgs.append({"role": "user", "content": "Now run the tests."})
     return msgs
 
@@ -139,3 +139,13 @@ def texts_sent(messages: list[dict]) -> list[str]:
         parts = content if isinstance(content, list) else [{"text": content}]
         out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].strip()]
     return out
+
+
+def all_text(messages: list[dict]) -> str:
+    """Every text of a translated conversation, to look for what was sent."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return "\n".join(out)

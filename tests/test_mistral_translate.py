@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.conversations import TABLE, agent_history, texts_sent
-from tests.mistral_judge import problem
+from tests.conversations import all_text, TABLE, agent_history, texts_sent
+from bench.mistral_judge import problem
 from translate.errors import RequestError, TranslationError
 from translate.mistral import MistralDialect, MistralOptions, guess_generation
 from translate.toolcalls import VALID_ID, VALID_NAME
@@ -41,7 +41,7 @@ def test_the_originals_would_mostly_be_refused(name):
 def test_no_user_system_or_tool_text_is_lost(name):
     messages, extra = TABLE[name]
     sent, _ = translate(messages, extra)
-    contents = "\n".join(m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content")) for m in sent["messages"])
+    contents = all_text(sent["messages"])
     for text in texts_sent(messages):
         assert text in contents, text
 

@@ -11,7 +11,9 @@ from typing import Any
 from msgspec import Raw
 
 from .dialect import Prepared
+from . import openai
 from .errors import RequestError, TranslationError
+from .mistral_reply import MistralResponse
 from .modelname import encoded_name
 from .request import read_inference
 from .toolcalls import IdMap, NameMap, arguments_text
@@ -41,6 +43,7 @@ def guess_generation(model: str) -> str | None:
 class MistralOptions:
     generation: str | None = None  # None: find it from the model name, else valid for all
     bridge_text: str = "Ok."  # the assistant turn put between a tool result and a user turn
+    images: bool = True  # False: the model takes no images, and the proxy says so itself
     cancelled_text: str = "The tool call was cancelled before it returned a result."
 
 
@@ -97,12 +100,14 @@ def _text(content: Any, index: int, role: str) -> str:
     raise TranslationError(index, "content must be a string, an array of content parts, or null")
 
 
-def _user_content(content: Any, index: int) -> str | list[dict]:
+def _user_content(content: Any, index: int, images: bool) -> str | list[dict]:
     if not isinstance(content, list):
         return _text(content, index, "user")
     texts = [_part_text(p, k, index, "user") for k, p in enumerate(content)]
     if all(t is not None for t in texts):
         return "\n\n".join(texts)
+    if not images:
+        raise TranslationError(index, "this backend's model does not take images")
     chunks = []
     for k, (part, text) in enumerate(zip(content, texts)):
         if text is not None:
@@ -118,29 +123,33 @@ def _user_content(content: Any, index: int) -> str | list[dict]:
 
 # ---- messages
 def _calls(m: MessageIn, index: int, names: NameMap) -> list[_Call]:
-    raw_calls = m.tool_calls if isinstance(m.tool_calls, list) else []
-    if m.tool_calls is not None and not isinstance(m.tool_calls, list):
+    raw_calls = m.tool_calls
+    if raw_calls is None:
+        raw_calls = []
+    elif not isinstance(raw_calls, list):
         raise TranslationError(index, "tool_calls must be an array")
-    if isinstance(m.function_call, dict):  # the pre-tools API
+    if m.function_call.__class__ is dict:  # the pre-tools API
         raw_calls = [*raw_calls, {"function": m.function_call}]
     calls = []
+    backend = names.backend
     for k, call in enumerate(raw_calls):
-        fn = call.get("function") if isinstance(call, dict) else None
-        name = fn.get("name") if isinstance(fn, dict) else None
-        if not isinstance(name, str) or not name:
+        fn = call.get("function") if call.__class__ is dict else None
+        name = fn.get("name") if fn.__class__ is dict else None
+        if name.__class__ is not str or not name:
             raise TranslationError(index, f"tool_calls[{k}].function.name must be a non-empty string")
-        calls.append(_Call(call.get("id"), names.backend(name), arguments_text(fn.get("arguments"))))
+        args = fn.get("arguments")
+        calls.append(_Call(call.get("id"), backend(name), args if args.__class__ is str else arguments_text(args)))
     return calls
 
 
-def _normalize(m: MessageIn, index: int, names: NameMap) -> _Msg | None:
+def _normalize(m: MessageIn, index: int, names: NameMap, opts: MistralOptions) -> _Msg | None:
     """One message in the proxy's own shape, or None when it carries nothing."""
     role = m.role
     if role in ("system", "developer"):
         text = _text(m.content, index, "system")
         return _Msg("system", text, index) if text.strip() else None
     if role == "user":
-        return _Msg("user", _user_content(m.content, index), index)
+        return _Msg("user", _user_content(m.content, index, opts.images), index)
     if role == "assistant":
         text = _text(m.content, index, "assistant")
         calls = _calls(m, index, names)
@@ -167,14 +176,19 @@ class _Builder:
         out = self.out
         prev = out[-1]["role"] if out else None
         role = msg["role"]
+        calls = role == "assistant" and "tool_calls" in msg
+        while calls and prev == "assistant" and not self.content_with_calls:
+            # v3 merges neighbouring assistant turns and refuses text beside tool calls
+            out.pop()
+            prev = out[-1]["role"] if out else None
+        if calls and prev is None:
+            # validators skip the first message when they pair calls with results
+            out.append({"role": "user", "content": ""})
         if role == "system" and prev in ("assistant", "tool"):
             msg = {"role": "user", "content": msg["content"]}  # "Unexpected role 'system' after ..."
             role = "user"
         if role == "user" and prev == "tool":
             out.append({"role": "assistant", "content": self.opts.bridge_text})
-        if role == "assistant" and "tool_calls" in msg and prev == "assistant" and not self.content_with_calls:
-            # v3 merges neighbouring assistant turns and refuses text beside tool calls
-            out.pop()
         out.append(msg)
 
     def assistant(self, m: _Msg) -> None:
@@ -216,7 +230,7 @@ def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], 
 
 
 def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap) -> list[dict]:
-    msgs = [n for n in (_normalize(m, i, names) for i, m in enumerate(messages)) if n is not None]
+    msgs = [n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None]
     ids = IdMap()
     b = _Builder(opts, generation)
     i, count = 0, len(msgs)
@@ -338,15 +352,10 @@ class MistralDialect:
         self.opts = opts or MistralOptions()
 
     def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
-        from .mistral_reply import MistralResponse
-        from .openai import RenameResponse
-
+        if path != "/v1/chat/completions":
+            return openai.prepare(path, body, model_map)
         req = read_inference(path, body, model_map)
         top = req.top
-        if path != "/v1/chat/completions":
-            translator = RenameResponse(req.client_model) if req.changed else None
-            out = encode_object(top) if req.changed else body
-            return Prepared(out, req.stream, req.client_model, req.backend_model, translator)
         generation = self.opts.generation or guess_generation(req.backend_model)
         names = NameMap()
         _translate_tools(top, names)  # first: tool names are registered in the tools' order

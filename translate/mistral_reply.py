@@ -78,7 +78,8 @@ class MistralResponse:
         self.names = names
 
     def body(self, data: bytes) -> bytes:
-        if not has_markers(data) and not (self.names.renamed and b'"tool_calls"' in data):
+        # An unescaped "name" key only appears in a reply inside a tool call.
+        if not has_markers(data) and not (self.names.renamed and b'"name"' in data):
             return set_model(data, self.model)
         try:
             doc = _decode.decode(data)

@@ -58,3 +58,10 @@ def prepare(path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
     return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, RenameResponse(req.client_model))
+
+
+class OpenAIDialect:
+    """Backends that speak OpenAI's format already (vLLM with HF templates, LM Studio, llama.cpp)."""
+
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
+        return prepare(path, body, model_map)

@@ -74,7 +74,7 @@ class MistralStream:
             return False
         if has_markers(payload):
             return False
-        if b'"tool_calls"' in payload and (self.names.renamed or b'"finish_reason":"stop"' in payload):
+        if self.names.renamed and b'"name"' in payload:  # a tool call's name to map back
             return False
         if b'"finish_reason":"stop"' in payload and any(c.calls for c in self.choices.values()):
             return False
@@ -124,10 +124,9 @@ class MistralStream:
             self._finish(state, text, calls)
             if state.calls and finish == "stop":
                 choice["finish_reason"] = "tool_calls"
-        if text:
-            new["content"] = "".join(text)
-        elif "content" in delta and not calls and not reasoning and state.mode == _TEXT and content == "":
-            new["content"] = ""
+        joined = "".join(text)
+        if joined or content == "":  # the backend's own empty content (role and last frames) goes on
+            new["content"] = joined
         if reasoning:
             new["reasoning_content"] = (new.get("reasoning_content") or "") + "".join(reasoning)
         if calls:

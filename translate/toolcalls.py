@@ -12,18 +12,13 @@ import msgspec
 VALID_ID = re.compile(r"[a-zA-Z0-9]{9}")
 VALID_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_SPACE = 62**9
+_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TO_ALNUM = bytes(_ALPHABET[b % 62] for b in range(256))  # byte -> alphanumeric, in C
 
 
 def derive_id(seed: str) -> str:
     """A 9-character alphanumeric id that depends only on `seed`."""
-    n = int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=8).digest(), "big") % _SPACE
-    out = []
-    for _ in range(9):
-        n, r = divmod(n, 62)
-        out.append(_ALPHABET[r])
-    return "".join(out)
+    return hashlib.blake2b(seed.encode(), digest_size=9).digest().translate(_TO_ALNUM).decode()
 
 
 class IdMap:

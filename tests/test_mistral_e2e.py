@@ -1,0 +1,129 @@
+"""The Mistral dialect end to end: the OpenAI SDK -> proxy -> a simulated vLLM that judges
+every request with mistral-common (as vLLM --tokenizer-mode mistral does)."""
+
+import json
+
+import openai
+import pytest
+
+from bench.simulator import Behavior
+from tests.conversations import READ, TABLE, WRITE
+from tests.support import SimThread, http
+from translate.toolcalls import VALID_ID
+
+
+# (served model, the generation the backend judges with): a model whose name tells the
+# proxy its generation, and one it knows nothing about (then every generation must accept).
+BACKENDS = {"devstral-2507": ("mistralai/Devstral-Small-2507", "v11"), "unknown-model": ("acme/mistral-finetune", None)}
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def strict_sim(request):
+    model, generation = BACKENDS[request.param]
+    s = SimThread(Behavior(strict_mistral=True, generation=generation, models=[model]))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def sim_behavior(strict_sim):
+    saved = dict(strict_sim.behavior.__dict__)
+    yield strict_sim.behavior
+    strict_sim.behavior.__dict__.update(saved)
+
+
+@pytest.fixture
+def client(strict_sim, start_proxy):
+    p = start_proxy(backends={"vllm": {"url": strict_sim.url, "dialect": "mistral"}}, model_mapping={"devstral": strict_sim.behavior.models[0]})
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+    c.proxy = p
+    return c
+
+
+def create(client, messages, extra, stream):
+    kwargs = {"model": "devstral", "messages": messages, "extra_body": dict(extra)}
+    if stream:
+        return list(client.chat.completions.create(stream=True, **kwargs))
+    return client.chat.completions.create(**kwargs)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("name", list(TABLE))
+def test_table_goes_through_strict_backend(client, strict_sim, name, stream):
+    messages, extra = TABLE[name]
+    reply = create(client, messages, extra, stream)
+    if stream:
+        assert {c.model for c in reply} == {"devstral"}
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+    else:
+        assert reply.model == "devstral"
+        text = reply.choices[0].message.content
+    assert text == strict_sim.behavior.reply
+
+
+def test_strict_backend_really_refuses_untranslated_requests(strict_sim):
+    messages, extra = TABLE["sdk model_dump replay"]
+    r = http("POST", strict_sim.url + "/v1/chat/completions", {"model": strict_sim.behavior.models[0], "messages": messages, **extra})
+    assert r.status == 400 and "Extra inputs are not permitted" in r.json()["message"]
+
+
+def test_untranslatable_conversation_is_a_proxy_400_naming_the_message(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        create(client, [{"role": "user", "content": "x"}, {"role": "oracle", "content": "y"}], {}, False)
+    assert err.value.body["param"] == "messages[1]" and "unknown role" in err.value.body["message"]
+    assert err.value.body["code"] == "invalid_conversation"
+
+
+def _calls_from_stream(chunks):
+    calls: dict[int, dict] = {}
+    firsts = []
+    for c in chunks:
+        for tc in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+            if tc.index not in calls:
+                firsts.append(tc)
+                calls[tc.index] = {"id": tc.id, "name": tc.function.name, "arguments": ""}
+            else:
+                assert tc.id is None and (tc.function.name is None)
+            calls[tc.index]["arguments"] += tc.function.arguments or ""
+    for tc in firsts:
+        assert tc.id and tc.type == "function" and tc.function.name
+    return [calls[k] for k in sorted(calls)]
+
+
+@pytest.mark.parametrize("mode", ["raw-v3", "raw-v11", "structured"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_tool_calls_come_back_structured_with_client_names(client, sim_behavior, mode, stream):
+    sim_behavior.tool_mode = mode
+    sim_behavior.tool_calls = 2
+    sim_behavior.preamble = "Let me look. "
+    messages = [{"role": "user", "content": "Copy a.py to b.py"}]
+    reply = create(client, messages, {"tools": [READ, WRITE]}, stream)
+    if stream:
+        calls = _calls_from_stream(reply)
+        finish = [c.choices[0].finish_reason for c in reply if c.choices and c.choices[0].finish_reason]
+        content = "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+    else:
+        msg = reply.choices[0].message
+        calls = [{"id": t.id, "name": t.function.name, "arguments": t.function.arguments} for t in msg.tool_calls]
+        finish = [reply.choices[0].finish_reason]
+        content = msg.content or ""
+    assert [c["name"] for c in calls] == ["fs.read_file", "fs.write_file"]
+    assert json.loads(calls[0]["arguments"]) == {"path": "value of path"}
+    assert finish == ["tool_calls"]
+    assert content.strip() == "Let me look."
+    assert "[TOOL_CALLS]" not in content and "[ARGS]" not in content
+    assert all(VALID_ID.fullmatch(c["id"]) for c in calls)
+
+    # the reply, replayed as the next turn with results, passes the strict backend
+    sim_behavior.tool_mode = None
+    turn = [{"role": "assistant", "content": content or None, "tool_calls": [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]}]
+    turn += [{"role": "tool", "tool_call_id": c["id"], "content": "ok"} for c in calls]
+    again = create(client, messages + turn + [{"role": "user", "content": "thanks"}], {"tools": [READ, WRITE]}, False)
+    assert again.choices[0].message.content == sim_behavior.reply
+
+
+def test_openai_dialect_backend_is_untouched_by_mistral_rules(sim, start_proxy):
+    p = start_proxy(sim.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+    c.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "x", "name": "bob"}])
+    assert sim.record.requests[-1]["messages"] == [{"role": "user", "content": "x", "name": "bob"}]
