@@ -17,7 +17,7 @@ from .mistral_reply import MistralResponse
 from .modelname import encoded_name
 from .request import read_inference
 from .toolcalls import IdMap, NameMap, arguments_text
-from .wire import MessageIn, decode_any, decode_messages, encode_object, raw
+from .wire import MessageIn, ToolCallIn, decode_any, decode_messages, encode_object, raw
 
 GENERATIONS = ("v3", "v7", "v11", "v13", "v15")
 
@@ -51,7 +51,7 @@ class _Call:
     __slots__ = ("original_id", "name", "arguments", "id")
 
     def __init__(self, original_id, name: str, arguments: str) -> None:
-        self.original_id: str | None = original_id if isinstance(original_id, str) and original_id else None
+        self.original_id: str | None = original_id if original_id.__class__ is str and original_id else None
         self.name = name
         self.arguments = arguments
         self.id = ""
@@ -60,13 +60,13 @@ class _Call:
 class _Msg:
     __slots__ = ("role", "content", "calls", "call_id", "name", "index", "prefix")
 
-    def __init__(self, role: str, content, index: int, calls=None, call_id=None, name=None) -> None:
+    def __init__(self, role: str, content, index: int, calls=(), call_id=None, name=None) -> None:
         self.role = role
         self.content = content
         self.index = index
-        self.calls: list[_Call] = calls or []
-        self.call_id: str | None = call_id if isinstance(call_id, str) and call_id else None
-        self.name: str | None = name if isinstance(name, str) and name else None
+        self.calls: list[_Call] = calls
+        self.call_id: str | None = call_id  # callers pass a non-empty str or None
+        self.name: str | None = name
         self.prefix = False
 
 
@@ -90,19 +90,29 @@ def _part_text(part: Any, k: int, index: int, role: str) -> str | None:
     raise TranslationError(index, f"content[{k}]: a {role} message cannot hold a '{kind}' part for this backend")
 
 
-def _text(content: Any, index: int, role: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
+_QUOTE, _NULL, _ARRAY = ord('"'), ord("n"), ord("[")
+
+
+def _text(content: Raw, index: int, role: str) -> str | Raw:
+    """A message's text: a JSON string stays encoded (Raw), parts are joined into a str."""
+    first = memoryview(content)[0]
+    if first == _QUOTE:
         return content
-    if isinstance(content, list):
-        return "\n\n".join(_part_text(p, k, index, role) for k, p in enumerate(content))
+    if first == _NULL:
+        return ""
+    if first == _ARRAY:
+        return "\n\n".join(_part_text(p, k, index, role) for k, p in enumerate(decode_any(content)))
     raise TranslationError(index, "content must be a string, an array of content parts, or null")
 
 
-def _user_content(content: Any, index: int, images: bool) -> str | list[dict]:
-    if not isinstance(content, list):
+def _str(text: str | Raw) -> str:
+    return text if text.__class__ is str else decode_any(text)
+
+
+def _user_content(content: Raw, index: int, images: bool) -> str | Raw | list[dict]:
+    if memoryview(content)[0] != _ARRAY:
         return _text(content, index, "user")
+    content = decode_any(content)
     texts = [_part_text(p, k, index, "user") for k, p in enumerate(content)]
     if all(t is not None for t in texts):
         return "\n\n".join(texts)
@@ -123,42 +133,39 @@ def _user_content(content: Any, index: int, images: bool) -> str | list[dict]:
 
 # ---- messages
 def _calls(m: MessageIn, index: int, names: NameMap) -> list[_Call]:
-    raw_calls = m.tool_calls
-    if raw_calls is None:
-        raw_calls = []
-    elif not isinstance(raw_calls, list):
-        raise TranslationError(index, "tool_calls must be an array")
-    if m.function_call.__class__ is dict:  # the pre-tools API
-        raw_calls = [*raw_calls, {"function": m.function_call}]
+    raw_calls = m.tool_calls or []
+    if m.function_call is not None:  # the pre-tools API
+        raw_calls = [*raw_calls, ToolCallIn(m.function_call)]
     calls = []
     backend = names.backend
     for k, call in enumerate(raw_calls):
-        fn = call.get("function") if call.__class__ is dict else None
-        name = fn.get("name") if fn.__class__ is dict else None
-        if name.__class__ is not str or not name:
-            raise TranslationError(index, f"tool_calls[{k}].function.name must be a non-empty string")
-        args = fn.get("arguments")
-        calls.append(_Call(call.get("id"), backend(name), args if args.__class__ is str else arguments_text(args)))
+        fn = call.function
+        if not fn.name:
+            raise TranslationError(index, f"tool_calls[{k}].function.name must not be empty")
+        args = fn.arguments
+        calls.append(_Call(call.id, backend(fn.name), args if args.__class__ is str else arguments_text(args)))
     return calls
 
 
 def _normalize(m: MessageIn, index: int, names: NameMap, opts: MistralOptions) -> _Msg | None:
     """One message in the proxy's own shape, or None when it carries nothing."""
     role = m.role
+    if role == "tool" or role == "function":
+        name = m.name
+        name = names.backend(name) if name.__class__ is str and name else None
+        call_id = m.tool_call_id
+        return _Msg("tool", _text(m.content, index, "tool"), index, (), call_id if call_id.__class__ is str and call_id else None, name)
     if role in ("system", "developer"):
-        text = _text(m.content, index, "system")
+        text = _str(_text(m.content, index, "system"))
         return _Msg("system", text, index) if text.strip() else None
     if role == "user":
         return _Msg("user", _user_content(m.content, index, opts.images), index)
     if role == "assistant":
-        text = _text(m.content, index, "assistant")
-        calls = _calls(m, index, names)
+        text = _str(_text(m.content, index, "assistant"))
+        calls = _calls(m, index, names) if m.tool_calls or m.function_call is not None else ()
         msg = _Msg("assistant", text if text.strip() else None, index, calls)
         msg.prefix = m.prefix is True
         return msg if msg.content is not None or calls else None
-    if role in ("tool", "function"):
-        name = names.backend(m.name) if isinstance(m.name, str) and m.name else None
-        return _Msg("tool", _text(m.content, index, "tool"), index, call_id=m.tool_call_id, name=name)
     if not isinstance(role, str):
         raise TranslationError(index, "role must be a string")
     raise TranslationError(index, f"unknown role '{role}'")
@@ -202,12 +209,18 @@ class _Builder:
     def orphan(self, m: _Msg) -> None:
         """A tool result that answers no call: its text goes on as the user's."""
         label = f"Result of tool {m.name}" if m.name else "Tool result"
-        self.emit({"role": "user", "content": f"{label}:\n{m.content}"})
+        self.emit({"role": "user", "content": f"{label}:\n{_str(m.content)}"})
 
 
 def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], list[_Msg]]:
     """Pair results with calls: by id, then by position (same name first). Returns the
     answer for each call and the results that answer none."""
+    if len(results) == len(calls):
+        for c, r in zip(calls, results):
+            if r.call_id is None or r.call_id != c.original_id:
+                break
+        else:
+            return results, []  # the usual case: every call answered, in order
     answers: list[_Msg | None] = [None] * len(calls)
     unmatched = []
     for r in results:
@@ -243,17 +256,19 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
             window = msgs[i + 1 : j]
             for k, c in enumerate(m.calls):
                 c.id = ids.assign(c.original_id, f"call:{m.index}:{k}")
-            answers, leftovers = _match(m.calls, [w for w in window if w.role == "tool"])
+            results = [w for w in window if w.role == "tool"]
+            answers, leftovers = _match(m.calls, results)
             b.assistant(m)
+            out = b.out  # tool results right after their call: no role rule applies to them
             for c, r in zip(m.calls, answers):
-                text = r.content if r is not None else opts.cancelled_text
-                b.emit({"role": "tool", "content": text, "tool_call_id": c.id, "name": c.name})
-            stray = {id(r) for r in leftovers}
-            for w in window:
-                if w.role != "tool":
-                    b.emit(_plain(w))
-                elif id(w) in stray:
-                    b.orphan(w)
+                out.append({"role": "tool", "content": r.content if r is not None else opts.cancelled_text, "tool_call_id": c.id, "name": c.name})
+            if len(results) != len(window) or leftovers:
+                stray = {id(r) for r in leftovers}
+                for w in window:
+                    if w.role != "tool":
+                        b.emit(_plain(w))
+                    elif id(w) in stray:
+                        b.orphan(w)
             i = j
             continue
         if m.role == "tool":

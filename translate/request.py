@@ -4,18 +4,17 @@ One decode of the top level; the body is re-encoded only when a field actually c
 """
 
 from dataclasses import dataclass
-from typing import Any
-
 from msgspec import Raw
 
 from .dialect import ROUTES
 from .errors import RequestError
 from .wire import decode_object, field, raw
 
-_REQUIRED_TYPES: dict[str, tuple[Any, str]] = {
-    "messages": (list[Raw], "an array"),
-    "prompt": (Raw, "a string or an array"),
-    "input": (Raw, "a string or an array"),
+# What the route's required field must start with (its JSON type), checked without a parse.
+_REQUIRED_TYPES: dict[str, tuple[bytes, str]] = {
+    "messages": (b"[", "an array"),
+    "prompt": (b'"[', "a string or an array"),
+    "input": (b'"[', "a string or an array"),
 }
 
 
@@ -36,8 +35,12 @@ def read_inference(path: str, body: bytes, model_map: dict[str, str]) -> Inferen
         raise RequestError("'model' must be a non-empty string.", param="model", code="invalid_value")
     required = ROUTES.get(path)
     if required is not None:
-        kind, type_name = _REQUIRED_TYPES[required]
-        field(top, required, kind, type_name, required=True)
+        value = top.get(required)
+        if value is None:
+            raise RequestError(f"Missing required parameter: '{required}'.", param=required, code="missing_required_parameter")
+        starts, type_name = _REQUIRED_TYPES[required]
+        if memoryview(value)[0] not in starts:
+            raise RequestError(f"Invalid type for '{required}': expected {type_name}.", param=required, code="invalid_type")
     stream = bool(field(top, "stream", bool | None, "a boolean", default=False))
     target = model_map.get(model, model)
     changed = target != model

@@ -4,6 +4,7 @@
 Ids map deterministically to `^[a-zA-Z0-9]{9}$`; names to `^[a-zA-Z0-9_-]{1,64}$` and back.
 """
 
+import functools
 import hashlib
 import re
 
@@ -16,6 +17,7 @@ _ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _TO_ALNUM = bytes(_ALPHABET[b % 62] for b in range(256))  # byte -> alphanumeric, in C
 
 
+@functools.lru_cache(maxsize=16384)  # agents resend the same history every turn
 def derive_id(seed: str) -> str:
     """A 9-character alphanumeric id that depends only on `seed`."""
     return hashlib.blake2b(seed.encode(), digest_size=9).digest().translate(_TO_ALNUM).decode()

@@ -54,16 +54,27 @@ def raw(value: Any) -> Raw:
     return Raw(_encode(value))
 
 
+class FunctionIn(msgspec.Struct):
+    name: str
+    arguments: Any = None
+
+
+class ToolCallIn(msgspec.Struct):
+    function: FunctionIn
+    id: Any = None
+
+
 class MessageIn(msgspec.Struct):
     """A chat message as a client sends it. Only these keys are read; every other key
-    (refusal, annotations, audio, reasoning, cache_control...) is dropped by the decoder."""
+    (refusal, annotations, audio, reasoning, cache_control, index...) is dropped by the
+    decoder, and ill-typed tool calls are refused by it, naming the message."""
 
     role: Any = None
-    content: Any = None
+    content: Raw = Raw(b"null")  # left encoded: most text goes on untouched
     name: Any = None
-    tool_calls: Any = None
+    tool_calls: list[ToolCallIn] | None = None
     tool_call_id: Any = None
-    function_call: Any = None
+    function_call: FunctionIn | None = None
     prefix: Any = None
 
 
