@@ -164,6 +164,9 @@ class Exchange:
         reason = f"Backend '{self.backend.name}' closed the connection" + (f" ({exc})" if exc else "")
         self._broken(502, reason + ".", "backend_disconnected")
 
+    def hold_client(self, held: bool) -> None:
+        self.client.hold_reading(held)
+
     # ---- client side
     def cancel(self) -> None:
         """The client went away: stop the backend's work at once."""
@@ -247,6 +250,9 @@ class _Collect:
         if not self.future.done():
             stale = self.status == 0 and up.received == 0 and up.uses > 1
             self.future.set_exception(_Stale() if stale else ConnectionError(str(exc or "connection closed")))
+
+    def hold_client(self, held: bool) -> None:
+        pass
 
 
 class _Stale(Exception):

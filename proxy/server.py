@@ -79,6 +79,7 @@ class HttpProtocol(asyncio.Protocol):
         self.queue: deque = deque()
         self.write_paused = False
         self._reading = True
+        self._held = False  # the backend is not reading what the proxy writes to it
         self._dead = False  # the parser refused input: no more requests on this connection
         self._read_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -258,6 +259,8 @@ class HttpProtocol(asyncio.Protocol):
         self.current = None
         self.active = None
         self._streaming = False
+        if self._held:
+            self.hold_reading(False)
         if self.closed:
             return
         if not request.keep_alive:
@@ -346,8 +349,16 @@ class HttpProtocol(asyncio.Protocol):
             self._reading = False
             self.transport.pause_reading()
 
+    def hold_reading(self, held: bool) -> None:
+        """Stop reading this client while the backend does not read (flow control)."""
+        self._held = held
+        if held:
+            self._stop_reading()
+        elif not self._dead and len(self.queue) < self.limits.max_pipeline:
+            self._resume_reading()
+
     def _resume_reading(self) -> None:
-        if not self._reading and not self.closed:
+        if not self._reading and not self.closed and not self._held:
             self._reading = True
             self.transport.resume_reading()
 

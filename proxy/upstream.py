@@ -22,6 +22,9 @@ class Sink(_Protocol):
 
     def on_lost(self, conn: "UpstreamConnection", exc: Exception | None) -> None: ...
 
+    def hold_client(self, held: bool) -> None:
+        """The backend stopped (True) or resumed (False) reading what is written to it."""
+
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
@@ -77,6 +80,14 @@ class UpstreamConnection(asyncio.Protocol):
             sink.on_end()
         else:
             sink.on_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.hold_client(True)
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.hold_client(False)
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:

@@ -28,6 +28,26 @@ def test_every_conversation_passes_mistral_common(name, generation):
 
 
 @pytest.mark.parametrize("name", list(TABLE))
+def test_oldest_tokenizers_refuse_only_what_they_cannot_do(name):
+    """v1 has no tools and v2 no parallel tool results: anything else they must encode."""
+    from mistral_common.exceptions import TokenizerException, UnsupportedTokenizerFeatureException
+    from mistral_common.protocol.instruct.request import ChatCompletionRequest
+
+    from bench.mistral_judge import legacy_tokenizers
+
+    messages, extra = TABLE[name]
+    sent, _ = translate(messages, extra, "v3")
+    for tokenizer_name, tokenizer in legacy_tokenizers():
+        try:
+            tokenizer.encode_chat_completion(ChatCompletionRequest(messages=sent["messages"], tools=sent.get("tools")))
+        except TokenizerException as exc:
+            assert "v1" in tokenizer_name and "Tools not implemented" in str(exc) and "tools" in sent
+        except UnsupportedTokenizerFeatureException as exc:
+            assert "multiple tool results" in str(exc)
+            assert any(len(m.get("tool_calls") or []) > 1 for m in sent["messages"])
+
+
+@pytest.mark.parametrize("name", list(TABLE))
 def test_the_originals_would_mostly_be_refused(name):
     """The table is not trivially valid: most of it is what vLLM refuses today."""
     messages, extra = TABLE[name]

@@ -1,0 +1,32 @@
+"""`authentication.enabled / valid_api_keys` (the seed config's shape): Bearer keys, 401s."""
+
+import openai
+import pytest
+
+from tests.support import http
+
+CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def guarded(sim, start_proxy):
+    return start_proxy(sim.url, authentication={"enabled": True, "valid_api_keys": ["sk-one-key-abc", "sk-two-key-xyz"]})
+
+
+@pytest.mark.parametrize("header", [None, "Bearer sk-one-key-abd", "Bearer ", "Basic sk-one-key-abc", "sk-one-key-abc"])
+def test_wrong_missing_or_near_miss_keys_are_401(guarded, header):
+    r = http("POST", guarded.url + "/v1/chat/completions", CHAT, headers={"authorization": header} if header else None)
+    assert r.status == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_valid_keys_pass_and_are_not_forwarded(guarded, sim):
+    client = openai.OpenAI(base_url=guarded.url + "/v1", api_key="sk-two-key-xyz", max_retries=0)
+    assert client.chat.completions.create(**CHAT).model == "gpt-4"
+    assert "authorization" not in {k.lower() for k in sim.record.headers[-1]}
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=guarded.url + "/v1", api_key="nope", max_retries=0).models.list()
+
+
+def test_health_needs_no_key(guarded):
+    assert http("GET", guarded.url + "/health").status == 200
