@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test venv clean sim
+.PHONY: run test venv clean sim bench bench-translate
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ sim: venv
 
 test: venv
 	$(PY) -m pytest
+
+bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
+	$(PY) -m bench.compare
+
+bench-translate: venv
+	$(PY) -m bench.translate_cost
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

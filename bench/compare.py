@@ -1,0 +1,227 @@
+"""Side-by-side benchmark: the same wrk load against the backend directly, nginx as a plain
+reverse proxy, and devstral-proxy with the openai and the mistral dialect, in one run.
+
+The backend is nginx answering fixed vLLM-format bodies (it is never the bottleneck). Prints a
+Markdown table: req/s, p50/p99 latency, latency added over direct, proxy CPU µs per request,
+RSS, and ratios to nginx's figures from the same run. `make bench` runs it.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHAT_BODY = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "mistralai/Devstral-Small-2507",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! " * 40, "tool_calls": []}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
+    "usage": {"prompt_tokens": 60, "total_tokens": 140, "completion_tokens": 80},
+}
+
+
+def sse_body(frames: int = 40) -> str:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "mistralai/Devstral-Small-2507"}
+    out = []
+    for i in range(frames):
+        delta = {"content": f"word{i} "}
+        out.append("data: " + json.dumps({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None if i < frames - 1 else "stop"}]}, separators=(",", ":")) + "\n\n")
+    return "".join(out) + "data: [DONE]\n\n"
+
+
+REQUEST = {
+    "model": "gpt-4",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant. " * 8},
+        {"role": "user", "content": "Summarise the following text in one sentence: " + "lorem ipsum dolor sit amet " * 25},
+    ],
+    "temperature": 0.2,
+    "max_tokens": 128,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def nginx_conf(work: Path, name: str, server_block: str) -> Path:
+    conf = work / f"{name}.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_body_temp_path {work}/{name}.body;
+  proxy_temp_path {work}/{name}.proxy;
+  {server_block}
+}}
+"""
+    )
+    return conf
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def cpu_and_rss(pid: int) -> tuple[float, int]:
+    """(user+system CPU seconds, RSS bytes) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return cpu, rss
+
+
+def parse_wrk(out: str) -> dict:
+    def latency(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "requests": total, "errors": int(errors.group(1)) if errors else 0}
+
+
+def run_wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
+    threads = 1 if conns < 4 else 2
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--conns", default="1,50,256")
+    p.add_argument("--workers", type=int, default=1, help="devstral-proxy worker processes")
+    args = p.parse_args(argv)
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install {tool}")
+    work = Path(tempfile.mkdtemp(prefix="devstral-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        backend_port, nginx_port, openai_port, mistral_port = (free_port() for _ in range(4))
+        chat = json.dumps(CHAT_BODY, separators=(",", ":"))
+        stream = sse_body()
+        # nginx's return takes one parameter of at most 4 KB: build the stream from pieces
+        pieces = [stream[i : i + 3000] for i in range(0, len(stream), 3000)]
+        sets = " ".join(f'set $s{i} "{escape(piece)}";' for i, piece in enumerate(pieces))
+        backend = nginx_conf(
+            work,
+            "backend",
+            f"""server {{
+    listen 127.0.0.1:{backend_port} reuseport;
+    location /v1/chat/completions {{
+      if ($http_x_stream) {{ rewrite ^ /stream last; }}
+      default_type application/json;
+      return 200 "{escape(chat)}";
+    }}
+    location = /stream {{
+      default_type text/event-stream;
+      {sets}
+      return 200 "{"".join(f"$s{i}" for i in range(len(pieces)))}";
+    }}
+  }}""",
+        )
+        proxy = nginx_conf(
+            work,
+            "proxy",
+            f"""upstream vllm {{ server 127.0.0.1:{backend_port}; keepalive 512; }}
+  server {{
+    listen 127.0.0.1:{nginx_port} reuseport;
+    location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
+  }}""",
+        )
+        for conf in (backend, proxy):
+            procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)]))
+        mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
+        proxies = {}
+        for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
+            cfg = work / f"{dialect}.json"
+            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "WARNING"}}))
+            proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
+            procs.append(proc)
+            proxies[name] = (port, proc)
+        for port in (backend_port, nginx_port, openai_port, mistral_port):
+            wait_port(port)
+        nginx_pid = int((work / "proxy.pid").read_text()) if (work / "proxy.pid").exists() else None
+        nginx_worker = int(subprocess.run(["pgrep", "-P", str(nginx_pid)], capture_output=True, text=True).stdout.split()[0])
+
+        body = json.dumps(REQUEST)
+        script = work / "chat.lua"
+        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(body)}"\n')
+        stream_script = work / "stream.lua"
+        stream_script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-Stream"] = "1"\nwrk.body = "{escape(json.dumps({**REQUEST, "stream": True}))}"\n')
+
+        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_worker)]
+        targets += [(name, port, proc.pid) for name, (port, proc) in proxies.items()]
+        conns = [int(c) for c in args.conns.split(",")]
+        loads = [(f"chat, {c} conn", c, script) for c in conns] + [("stream (40 frames), 50 conn", 50, stream_script)]
+        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; {args.seconds:g} s per cell\n")
+        print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for label, c, scr in loads:
+            results = {}
+            for name, port, pid in targets:
+                run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, 1, scr)  # warm up
+                before = cpu_and_rss(pid) if pid else (0.0, 0)
+                r = run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, args.seconds, scr)
+                after = cpu_and_rss(pid) if pid else (0.0, 0)
+                r["cpu_us"] = (after[0] - before[0]) / max(r["requests"], 1) * 1e6 if pid else None
+                r["rss"] = after[1]
+                results[name] = r
+            direct, ngx = results["direct to backend"], results["nginx pass-through"]
+            for name, r in results.items():
+                added = r["p50"] - direct["p50"]
+                nginx_added = ngx["p50"] - direct["p50"]
+                cpu = f"{r['cpu_us']:.0f}" if r["cpu_us"] is not None else "-"
+                rss = f"{r['rss'] / 1e6:.0f}" if r["rss"] else "-"
+                ratio = f"{r['rps'] / ngx['rps']:.2f}x"
+                added_ratio = f"{added / nginx_added:.2f}x" if name != "direct to backend" and nginx_added > 0 else "-"
+                errs = f" ({r['errors']} errors)" if r["errors"] else ""
+                print(f"| {label} | {name}{errs} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {cpu} | {rss} | {ratio} | {added_ratio} |", flush=True)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
