@@ -120,29 +120,19 @@ def run_wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
     return parse_wrk(out)
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--conns", default="1,50,256")
-    p.add_argument("--workers", type=int, default=1, help="devstral-proxy worker processes")
-    args = p.parse_args(argv)
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed: apt-get install {tool}")
-    work = Path(tempfile.mkdtemp(prefix="devstral-bench-"))
-    procs: list[subprocess.Popen] = []
-    try:
-        backend_port, nginx_port, openai_port, mistral_port = (free_port() for _ in range(4))
-        chat = json.dumps(CHAT_BODY, separators=(",", ":"))
-        stream = sse_body()
-        # nginx's return takes one parameter of at most 4 KB: build the stream from pieces
-        pieces = [stream[i : i + 3000] for i in range(0, len(stream), 3000)]
-        sets = " ".join(f'set $s{i} "{escape(piece)}";' for i, piece in enumerate(pieces))
-        backend = nginx_conf(
-            work,
-            "backend",
-            f"""server {{
-    listen 127.0.0.1:{backend_port} reuseport;
+def start_backend(work: Path, port: int, procs: list) -> tuple[str, str]:
+    """nginx answering POST /v1/chat/completions with a fixed vLLM-format body, or with a
+    40-frame SSE body when the request has an X-Stream header. Returns both bodies."""
+    chat = json.dumps(CHAT_BODY, separators=(",", ":"))
+    stream = sse_body()
+    # nginx's return takes one parameter of at most 4 KB: build the stream from pieces
+    pieces = [stream[i : i + 3000] for i in range(0, len(stream), 3000)]
+    sets = " ".join(f'set $s{i} "{escape(piece)}";' for i, piece in enumerate(pieces))
+    backend = nginx_conf(
+        work,
+        "backend",
+        f"""server {{
+    listen 127.0.0.1:{port} reuseport;
     location /v1/chat/completions {{
       if ($http_x_stream) {{ rewrite ^ /stream last; }}
       default_type application/json;
@@ -154,7 +144,26 @@ def main(argv=None) -> None:
       return 200 "{"".join(f"$s{i}" for i in range(len(pieces)))}";
     }}
   }}""",
-        )
+    )
+    procs.append(subprocess.Popen(["nginx", "-c", str(backend), "-p", str(work)]))
+    return chat, stream
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--conns", default="1,50,256")
+    p.add_argument("--only", default="", help="comma-separated target name parts to run (e.g. 'nginx,openai')")
+    p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
+    args = p.parse_args(argv)
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install {tool}")
+    work = Path(tempfile.mkdtemp(prefix="devstral-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        backend_port, nginx_port, openai_port, mistral_port = (free_port() for _ in range(4))
+        chat, stream = start_backend(work, backend_port, procs)
         proxy = nginx_conf(
             work,
             "proxy",
@@ -164,8 +173,7 @@ def main(argv=None) -> None:
     location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
   }}""",
         )
-        for conf in (backend, proxy):
-            procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)]))
+        procs.append(subprocess.Popen(["nginx", "-c", str(proxy), "-p", str(work)]))
         mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
         proxies = {}
         for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
@@ -188,7 +196,10 @@ def main(argv=None) -> None:
         targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_worker)]
         targets += [(name, port, proc.pid) for name, (port, proc) in proxies.items()]
         conns = [int(c) for c in args.conns.split(",")]
-        loads = [(f"chat, {c} conn", c, script) for c in conns] + [("stream (40 frames), 50 conn", 50, stream_script)]
+        loads = [(f"chat, {c} conn", c, script) for c in conns] + ([] if args.no_stream else [("stream (40 frames), 50 conn", 50, stream_script)])
+        if args.only:
+            keep = ["direct", "nginx", *args.only.split(",")]
+            targets = [t for t in targets if any(k in t[0] for k in keep)]
         print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; {args.seconds:g} s per cell\n")
         print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")
         print("|---|---|---|---|---|---|---|---|---|---|")

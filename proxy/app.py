@@ -43,6 +43,9 @@ class _TaskHandler:
     def resume(self) -> None:
         pass
 
+    def expire(self, now: float) -> None:
+        pass
+
 
 class Proxy:
     def __init__(self, config: Config) -> None:
@@ -55,6 +58,8 @@ class Proxy:
         keys = config.authentication.valid_api_keys if config.authentication.enabled else []
         self._keys = [k.encode() for k in keys]
         self.started = time.time()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tick = 0.5
 
     # ---- lifecycle
     async def start(self, sock=None) -> tuple[str, int]:
@@ -66,10 +71,29 @@ class Proxy:
             self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog)
         else:
             self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog)
+        self._tick = min(0.5, self._shortest_timeout() / 3)
+        self._sweeper = loop.call_later(self._tick, self._sweep)
         host, port = self.server.sockets[0].getsockname()[:2]
         return host, port
 
+    def _shortest_timeout(self) -> float:
+        s = self.config.server
+        return min(s.header_timeout, s.body_timeout, s.keepalive_timeout, *(b.timeout for b in self.router.backends))
+
+    def _sweep(self) -> None:
+        """Every tick: expire what is past its deadline (reads, idle keep-alive, backends)."""
+        now = asyncio.get_running_loop().time()
+        for conn in list(self.connections):
+            if conn.deadline:
+                conn.expire(now)
+            active = conn.active
+            if active is not None:
+                active.expire(now)
+        self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):

@@ -16,7 +16,7 @@ _BUFFER, _STREAM, _RAW = 0, 1, 2
 
 
 def reply_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_REPLY)
+    return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_REPLY])
 
 
 def stream_error_event(status: int, message: str, code: str) -> bytes:
@@ -44,7 +44,6 @@ class Exchange:
         "headers",
         "done",
         "retried",
-        "timer",
         "last",
         "task",
     )
@@ -66,7 +65,6 @@ class Exchange:
         self.headers = b""
         self.done = False
         self.retried = False
-        self.timer = None
         self.last = 0.0
         self.task = None
 
@@ -98,8 +96,6 @@ class Exchange:
     def _send(self, up) -> None:
         self.up = up
         self.last = self.loop.time()
-        if self.timer is None:
-            self.timer = self.loop.call_at(self.last + self.timeout, self._check_timeout)
         up.send(self, self.head, self.body)
 
     # ---- upstream sink
@@ -187,16 +183,11 @@ class Exchange:
             self.up.resume()
 
     # ---- endings
-    def _check_timeout(self) -> None:
-        self.timer = None
-        if self.done:
+    def expire(self, now: float) -> None:
+        """Called by the server's sweep: no byte from the backend within `timeout`."""
+        if self.done or self.up is None or now < self.last + self.timeout:
             return
-        deadline = self.last + self.timeout
-        if self.loop.time() < deadline:
-            self.timer = self.loop.call_at(deadline, self._check_timeout)
-            return
-        if self.up is not None:
-            self.up.detach()
+        self.up.detach()
         self._broken(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout")
 
     def _broken(self, status: int, message: str, code: str) -> None:
@@ -219,9 +210,6 @@ class Exchange:
 
     def _end(self) -> None:
         self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 class _Collect:

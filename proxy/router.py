@@ -49,7 +49,7 @@ class Backend:
 
 
 def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_FORWARD)
+    return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_FORWARD])
 
 
 class Router:

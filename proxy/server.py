@@ -81,8 +81,10 @@ class HttpProtocol(asyncio.Protocol):
         self._reading = True
         self._held = False  # the backend is not reading what the proxy writes to it
         self._dead = False  # the parser refused input: no more requests on this connection
-        self._read_timer: asyncio.TimerHandle | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        # One deadline at a time, checked by the server's sweep (no timer handle per request):
+        # reading a request (header_timeout, then body_timeout) or idle (keepalive_timeout).
+        self.deadline = 0.0
+        self._idle = False
         self._continue_pending = False
         # the message being parsed
         self._url = b""
@@ -100,12 +102,12 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         self.app.connections.add(self)
-        self._read_timer = self.loop.call_later(self.limits.header_timeout, self._read_timeout)
+        self.deadline = self.loop.time() + self.limits.header_timeout
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.app.connections.discard(self)
-        self._cancel_timers()
+        self.deadline = 0.0
         self.queue.clear()
         active, self.active = self.active, None
         self.current = None
@@ -161,11 +163,9 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._in_headers = True
         self._parsing = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        if self._read_timer is None:
-            self._read_timer = self.loop.call_later(self.limits.header_timeout, self._read_timeout)
+        if self._idle or not self.deadline:
+            self._idle = False
+            self.deadline = self.loop.time() + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -182,9 +182,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         limits = self.limits
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-        self._read_timer = self.loop.call_later(limits.body_timeout, self._read_timeout)
+        self.deadline = self.loop.time() + limits.body_timeout
         expect = None
         for name, value in self._headers:
             if name == b"content-length":
@@ -212,9 +210,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._parsing = False
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.deadline = 0.0
         self._continue_pending = False
         parser = self.parser
         url = self._url
@@ -279,8 +275,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._continue_pending:
             self._continue_pending = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if self._read_timer is None:  # not in the middle of reading the next request
-            self._idle_timer = self.loop.call_later(self.limits.keepalive_timeout, self._idle_timeout)
+        if not self._parsing:  # not in the middle of reading the next request
+            self._idle = True
+            self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
     def respond(self, status: int, headers: bytes, body: bytes) -> None:
         """A whole reply for the current request."""
@@ -336,9 +333,7 @@ class HttpProtocol(asyncio.Protocol):
         self._dead = True
         self._in_headers = self._parsing = False
         self._stop_reading()
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.deadline = 0.0
         if self.current is None:
             self._start(refusal)
         else:
@@ -362,27 +357,16 @@ class HttpProtocol(asyncio.Protocol):
             self._reading = True
             self.transport.resume_reading()
 
-    def _read_timeout(self) -> None:
-        self._read_timer = None
-        if self.closed:
+    def expire(self, now: float) -> None:
+        """Called by the server's sweep: act on a deadline that has passed."""
+        if now < self.deadline or not self.deadline or self.closed:
             return
+        self.deadline = 0.0
         if self._parsing:
             self._refuse(_Refusal(408, "Timed out reading the request.", "request_timeout"))
         elif self.current is None and not self.queue:
-            self.closed = True
-            self.transport.close()  # a connection that never sent a request
-
-    def _idle_timeout(self) -> None:
-        self._idle_timer = None
-        if not self.closed and self.current is None:
-            self.closed = True
+            self.closed = True  # idle keep-alive, or a connection that never sent a request
             self.transport.close()
-
-    def _cancel_timers(self) -> None:
-        for timer in (self._read_timer, self._idle_timer):
-            if timer is not None:
-                timer.cancel()
-        self._read_timer = self._idle_timer = None
 
     def shutdown(self) -> None:
         """Close now if idle; otherwise after the reply in progress."""

@@ -17,7 +17,7 @@ def names() -> NameMap:
 
 
 def translator() -> MistralResponse:
-    return MistralResponse(encoded_name("devstral"), names())
+    return MistralResponse(encoded_name("devstral"), encoded_name("backend"), names())
 
 
 def body(content, finish="stop", tool_calls=None):

@@ -92,3 +92,33 @@ def test_prepare_refuses_bad_requests_naming_the_field(body, param):
     with pytest.raises(RequestError) as err:
         prepare("/v1/chat/completions", body, {})
     assert err.value.param == param
+
+
+def test_whole_frames():
+    from translate.sse import whole_frames
+
+    assert whole_frames(b"") == 0 and whole_frames(b"d") == 0 and whole_frames(b"data: 1\n") == 0
+    assert whole_frames(b"data: 1\n\ndata: 2") == 9
+    assert whole_frames(b"data: 1\r\n\r\nda") == 11
+
+
+@pytest.mark.parametrize("cut", [1, 5, 50, None])
+@pytest.mark.parametrize("sep", [b"\n\n", b"\r\n\r\n"])
+def test_rename_stream_bulk_and_per_frame_paths_agree(cut, sep):
+    """Every frame renamed whatever the chunking, separators and spacing; content untouched."""
+    frames = [
+        b'data: {"id":"1","model":"m","choices":[{"delta":{"content":"\\"model\\":\\"m\\""}}]}',
+        b'data: {"id":"2", "model": "m","choices":[]}',  # spaced: the per-frame path
+        b'data: {"id":"3","model":"m","choices":[]}',
+        b"data: [DONE]",
+    ]
+    stream = sep.join(frames) + sep
+    p = prepare("/v1/chat/completions", b'{"model":"gpt-4","messages":[],"stream":true}', {"gpt-4": "m"})
+    s = p.response.stream()
+    step = cut or len(stream)
+    out = b"".join(s.feed(stream[i : i + step]) for i in range(0, len(stream), step)) + s.close()
+    got = [f for f in out.split(sep) if f]
+    assert got[-1] == b"data: [DONE]"
+    docs = [json.loads(f[6:]) for f in got[:-1]]
+    assert [d["model"] for d in docs] == ["gpt-4"] * 3
+    assert docs[0]["choices"][0]["delta"]["content"] == '"model":"m"'

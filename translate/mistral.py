@@ -377,4 +377,4 @@ class MistralDialect:
         messages = decode_messages(top["messages"])
         top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
         _top_level(top, req.stream, generation)
-        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, MistralResponse(encoded_name(req.client_model), names))
+        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names))

@@ -71,10 +71,11 @@ def fix_message(choice: dict, names: NameMap) -> None:
 class MistralResponse:
     """Reply translator for one Mistral-dialect chat request."""
 
-    __slots__ = ("model", "names")
+    __slots__ = ("model", "backend_model", "names")
 
-    def __init__(self, model: bytes, names: NameMap) -> None:
+    def __init__(self, model: bytes, backend_model: bytes, names: NameMap) -> None:
         self.model = model  # the client's model name, JSON-encoded
+        self.backend_model = backend_model  # the name sent to the backend, JSON-encoded
         self.names = names
 
     def body(self, data: bytes) -> bytes:
@@ -97,4 +98,4 @@ class MistralResponse:
     def stream(self):
         from .stream import MistralStream
 
-        return MistralStream(self.model, self.names)
+        return MistralStream(self.model, self.backend_model, self.names)

@@ -6,50 +6,68 @@ Its reply translators are reused by other dialects for the model-name half of th
 from .dialect import Prepared
 from .modelname import encoded_name, set_model
 from .request import read_inference
-from .sse import FrameSplitter, data_payload
+from .sse import FrameSplitter, data_payload, whole_frames
 from .wire import encode_object
+
+
+def rename_frames(block: bytes, old: bytes, new: bytes, value: bytes) -> bytes:
+    """A block of whole SSE frames with "model" set to `value` in each data frame.
+
+    `old` is `"model":"<backend's name>"`: four bare quotes, so it cannot occur inside a JSON
+    string, where quotes are escaped. When every data frame holds it once, one C-level replace
+    does the block; otherwise each frame is spliced on its own."""
+    n = block.count(old)
+    if n and n == block.count(b"data: {"):
+        return block.replace(old, new)
+    out = []
+    for frame in FrameSplitter().feed(block):
+        span = data_payload(frame)
+        if span is not None and frame[span[0] : span[0] + 1] == b"{":
+            start, end = span
+            frame = b"".join((frame[:start], set_model(frame[start:end], value), frame[end:]))
+        out.append(frame)
+    return b"".join(out)
 
 
 class RenameStream:
     """Sets "model" in every `data:` frame; holds back only an incomplete frame."""
 
-    __slots__ = ("_value", "_frames")
+    __slots__ = ("_value", "_old", "_new", "_tail")
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes, backend_value: bytes) -> None:
         self._value = value
-        self._frames = FrameSplitter()
+        self._old = b'"model":' + backend_value
+        self._new = b'"model":' + value
+        self._tail = b""
 
     def feed(self, data: bytes) -> bytes:
-        frames = self._frames.feed(data)
-        if not frames:
+        if self._tail:
+            data = self._tail + data
+        end = whole_frames(data)
+        self._tail = data[end:]
+        if not end:
             return b""
-        value = self._value
-        out = []
-        for frame in frames:
-            span = data_payload(frame)
-            if span is not None and frame[span[0] : span[0] + 1] == b"{":
-                start, end = span
-                frame = b"".join((frame[:start], set_model(frame[start:end], value), frame[end:]))
-            out.append(frame)
-        return b"".join(out)
+        return rename_frames(data[:end] if end < len(data) else data, self._old, self._new, self._value)
 
     def close(self) -> bytes:
-        return self._frames.flush()
+        tail, self._tail = self._tail, b""
+        return tail
 
 
 class RenameResponse:
     """Gives the client back the model name it asked for."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "_backend")
 
-    def __init__(self, client_model: str) -> None:
+    def __init__(self, client_model: str, backend_model: str) -> None:
         self._value = encoded_name(client_model)
+        self._backend = encoded_name(backend_model)
 
     def body(self, data: bytes) -> bytes:
         return set_model(data, self._value)
 
     def stream(self) -> RenameStream:
-        return RenameStream(self._value)
+        return RenameStream(self._value, self._backend)
 
 
 def prepare(path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
@@ -57,7 +75,7 @@ def prepare(path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
     req = read_inference(path, body, model_map)
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
-    return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, RenameResponse(req.client_model))
+    return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, RenameResponse(req.client_model, req.backend_model))
 
 
 class OpenAIDialect:

@@ -37,6 +37,13 @@ class FrameSplitter:
         return tail
 
 
+def whole_frames(data: bytes) -> int:
+    """Length of the prefix of `data` that is whole frames (0 when none is complete)."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
+
+
 def data_payload(frame: bytes) -> tuple[int, int] | None:
     """(start, end) of the JSON payload of a single-line `data:` frame, else None."""
     if not frame.startswith(b"data:"):

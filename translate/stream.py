@@ -8,7 +8,8 @@ import msgspec
 
 from .mistral_reply import has_markers, strip_control, tool_call
 from .modelname import set_model
-from .sse import FrameSplitter, data_payload
+from .openai import rename_frames
+from .sse import FrameSplitter, data_payload, whole_frames
 from .toolcalls import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, NameMap, parse_raw_calls
 
 _decode = msgspec.json.Decoder()
@@ -40,43 +41,52 @@ def _earliest(text: str, tokens: tuple[str, ...]) -> tuple[int, str]:
 
 
 class MistralStream:
-    __slots__ = ("model", "names", "frames", "choices")
+    __slots__ = ("model", "names", "old", "new", "tail", "choices")
 
-    def __init__(self, model: bytes, names: NameMap) -> None:
+    def __init__(self, model: bytes, backend_model: bytes, names: NameMap) -> None:
         self.model = model
         self.names = names
-        self.frames = FrameSplitter()
+        self.old = b'"model":' + backend_model
+        self.new = b'"model":' + model
+        self.tail = b""
         self.choices: dict[int, _Choice] = {}
 
     def feed(self, data: bytes) -> bytes:
+        if self.tail:
+            data = self.tail + data
+        end = whole_frames(data)
+        self.tail = data[end:]
+        if not end:
+            return b""
+        block = data[:end] if end < len(data) else data
+        if self._plain(block):
+            return rename_frames(block, self.old, self.new, self.model)
         out = []
-        for frame in self.frames.feed(data):
+        for frame in FrameSplitter().feed(block):
             span = data_payload(frame)
             if span is None or frame[span[0] : span[0] + 1] != b"{":
                 out.append(frame)  # [DONE], comments
                 continue
             start, end = span
             payload = frame[start:end]
-            if self._plain(payload):
-                out.append(b"".join((frame[:start], set_model(payload, self.model), frame[end:])))
-                continue
-            fixed = self._chunk(payload)
+            fixed = set_model(payload, self.model) if self._plain(payload) else self._chunk(payload)
             if fixed is not None:
                 out.append(b"".join((frame[:start], fixed, frame[end:])))
         return b"".join(out)
 
     def close(self) -> bytes:
-        return self.frames.flush()
+        tail, self.tail = self.tail, b""
+        return tail
 
-    def _plain(self, payload: bytes) -> bool:
-        """Nothing in this frame needs more than the model name."""
+    def _plain(self, data: bytes) -> bool:
+        """Nothing in these frames needs more than the model name."""
         if any(c.mode != _TEXT for c in self.choices.values()):
             return False
-        if has_markers(payload):
+        if has_markers(data):
             return False
-        if self.names.renamed and b'"name"' in payload:  # a tool call's name to map back
+        if self.names.renamed and b'"name"' in data:  # a tool call's name to map back
             return False
-        if b'"finish_reason":"stop"' in payload and any(c.calls for c in self.choices.values()):
+        if b'"finish_reason":"stop"' in data and any(c.calls for c in self.choices.values()):
             return False
         return True
 
