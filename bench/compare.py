@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,11 +67,11 @@ def wait_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def nginx_conf(work: Path, name: str, server_block: str) -> Path:
+def nginx_conf(work: Path, name: str, server_block: str, workers: int = 1) -> Path:
     conf = work / f"{name}.conf"
     conf.write_text(
         f"""
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {work}/{name}.pid;
 error_log {work}/{name}.error.log warn;
@@ -92,13 +93,21 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def cpu_and_rss(pid: int) -> tuple[float, int]:
-    """(user+system CPU seconds, RSS bytes) of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
+    """(user+system CPU seconds, RSS bytes) of processes, summed."""
+    cpu, rss = 0.0, 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        rss += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
     return cpu, rss
+
+
+def workers_of(pid: int, count: int) -> list[int]:
+    """The processes serving: the process itself, or its worker children."""
+    if count == 1:
+        return [pid]
+    return [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
 
 
 def parse_wrk(out: str) -> dict:
@@ -111,6 +120,15 @@ def parse_wrk(out: str) -> dict:
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "requests": total, "errors": int(errors.group(1)) if errors else 0}
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over repeated runs."""
+    out = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
 
 
 def run_wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
@@ -151,8 +169,10 @@ def start_backend(work: Path, port: int, procs: list) -> tuple[str, str]:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--repeat", type=int, default=3, help="runs per cell; medians are reported")
     p.add_argument("--conns", default="1,50,256")
+    p.add_argument("--workers", type=int, default=1, help="worker processes of devstral-proxy and of the nginx reference")
     p.add_argument("--only", default="", help="comma-separated target name parts to run (e.g. 'nginx,openai')")
     p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
     args = p.parse_args(argv)
@@ -172,20 +192,21 @@ def main(argv=None) -> None:
     listen 127.0.0.1:{nginx_port} reuseport;
     location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
   }}""",
+            args.workers,
         )
         procs.append(subprocess.Popen(["nginx", "-c", str(proxy), "-p", str(work)]))
         mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
         proxies = {}
         for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
             cfg = work / f"{dialect}.json"
-            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "WARNING"}}))
+            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port, "workers": args.workers}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "WARNING"}}))
             proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
             procs.append(proc)
             proxies[name] = (port, proc)
         for port in (backend_port, nginx_port, openai_port, mistral_port):
             wait_port(port)
         nginx_pid = int((work / "proxy.pid").read_text()) if (work / "proxy.pid").exists() else None
-        nginx_worker = int(subprocess.run(["pgrep", "-P", str(nginx_pid)], capture_output=True, text=True).stdout.split()[0])
+        nginx_workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx_pid)], capture_output=True, text=True).stdout.split()]
 
         body = json.dumps(REQUEST)
         script = work / "chat.lua"
@@ -193,26 +214,30 @@ def main(argv=None) -> None:
         stream_script = work / "stream.lua"
         stream_script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-Stream"] = "1"\nwrk.body = "{escape(json.dumps({**REQUEST, "stream": True}))}"\n')
 
-        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_worker)]
-        targets += [(name, port, proc.pid) for name, (port, proc) in proxies.items()]
+        time.sleep(0.5)  # workers up
+        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers)]
+        targets += [(name, port, workers_of(proc.pid, args.workers)) for name, (port, proc) in proxies.items()]
         conns = [int(c) for c in args.conns.split(",")]
         loads = [(f"chat, {c} conn", c, script) for c in conns] + ([] if args.no_stream else [("stream (40 frames), 50 conn", 50, stream_script)])
         if args.only:
             keep = ["direct", "nginx", *args.only.split(",")]
             targets = [t for t in targets if any(k in t[0] for k in keep)]
-        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; {args.seconds:g} s per cell\n")
+        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s)\n")
         print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for label, c, scr in loads:
-            results = {}
-            for name, port, pid in targets:
-                run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, 1, scr)  # warm up
-                before = cpu_and_rss(pid) if pid else (0.0, 0)
-                r = run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, args.seconds, scr)
-                after = cpu_and_rss(pid) if pid else (0.0, 0)
-                r["cpu_us"] = (after[0] - before[0]) / max(r["requests"], 1) * 1e6 if pid else None
-                r["rss"] = after[1]
-                results[name] = r
+            runs: dict[str, list[dict]] = {name: [] for name, _, _ in targets}
+            for round_ in range(args.repeat):  # targets interleaved, so noise hits them alike
+                for name, port, pid in targets:
+                    if round_ == 0:
+                        run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, 1, scr)  # warm up
+                    before = cpu_and_rss(pid) if pid else (0.0, 0)
+                    r = run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, args.seconds, scr)
+                    after = cpu_and_rss(pid) if pid else (0.0, 0)
+                    r["cpu_us"] = (after[0] - before[0]) / max(r["requests"], 1) * 1e6 if pid else None
+                    r["rss"] = after[1]
+                    runs[name].append(r)
+            results = {name: median_run(rs) for name, rs in runs.items()}
             direct, ngx = results["direct to backend"], results["nginx pass-through"]
             for name, r in results.items():
                 added = r["p50"] - direct["p50"]

@@ -15,7 +15,7 @@ from translate.dialect import ROUTES
 from translate.errors import RequestError
 
 from .config import Config
-from .errors import normalize_backend_error
+from .errors import backend_failure, normalize_backend_error
 from .http import JSON
 from .relay import Exchange, decode_json, fetch
 from .router import Backend, Router, forward_headers
@@ -158,11 +158,8 @@ class Proxy:
         backend = self.router.pick(None)
         try:
             status, _, body = await fetch(backend, b"GET", "/v1/models", backend.timeout)
-        except TimeoutError:
-            conn.respond_error(504, f"Backend '{backend.name}' did not list its models in time.", "backend_timeout")
-            return
         except OSError as exc:
-            conn.respond_error(502, f"Cannot reach backend '{backend.name}': {exc}.", "backend_unreachable")
+            conn.respond_error(*backend_failure(backend.name, exc))
             return
         if status != 200:
             conn.respond(status, JSON, normalize_backend_error(status, body))

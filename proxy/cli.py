@@ -6,6 +6,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -21,14 +22,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dialect", choices=("openai", "mistral"), help="dialect of the --upstream backend")
     p.add_argument("--host", help="address to listen on (env: DEVSTRAL_PROXY_HOST)")
     p.add_argument("--port", type=int, help="port to listen on (env: DEVSTRAL_PROXY_PORT)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (env: DEVSTRAL_PROXY_WORKERS)")
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--version", action="version", version=f"devstral-proxy {__version__}")
     return p.parse_args(argv)
 
 
-async def serve(proxy: Proxy) -> None:
-    host, port = await proxy.start()
-    logging.getLogger("devstral_proxy").info("listening on http://%s:%d", host, port)
+async def serve(proxy: Proxy, sock=None) -> None:
+    host, port = await proxy.start(sock)
+    logging.getLogger("devstral_proxy").info("pid %d listening on http://%s:%d", os.getpid(), host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,7 +41,7 @@ async def serve(proxy: Proxy) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {"upstream": args.upstream, "dialect": args.dialect, "host": args.host, "port": args.port, "log_level": args.log_level}
+    overrides = {"upstream": args.upstream, "dialect": args.dialect, "host": args.host, "port": args.port, "log_level": args.log_level, "workers": args.workers}
     try:
         config = load(args.config, overrides=overrides)
     except ConfigError as exc:
@@ -49,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     try:
+        if config.server.workers > 1:
+            from .workers import Supervisor
+
+            def worker(sock) -> int:
+                uvloop.run(serve(Proxy(config), sock))
+                return 0
+
+            return Supervisor(config.server.workers, worker, config.server.host, config.server.port).run()
         uvloop.run(serve(Proxy(config)))
     except OSError as exc:
         print(f"devstral-proxy: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ class ServerConfig(_Section):
     keepalive_timeout: float = 75.0  # idle connection between requests
     max_pipeline: int = 16  # parsed requests queued on one connection before reading pauses
     backlog: int = 2048
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT)
 
 
 class BackendConfig(_Section):
@@ -135,7 +136,7 @@ def _check(config: Config) -> None:
     s = config.server
     if not 0 <= s.port <= 65535:
         raise ConfigError(f"server.port: must be 0..65535, got {s.port}")
-    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline"):
+    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "workers"):
         if getattr(s, attr) <= 0:
             raise ConfigError(f"server.{attr}: must be positive, got {getattr(s, attr)}")
     if config.authentication.enabled and not config.authentication.valid_api_keys:
@@ -159,6 +160,7 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
         "host": env.get("DEVSTRAL_PROXY_HOST"),
         "port": env.get("DEVSTRAL_PROXY_PORT"),
         "log_level": env.get("DEVSTRAL_PROXY_LOG_LEVEL"),
+        "workers": env.get("DEVSTRAL_PROXY_WORKERS"),
     }
     flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
     server = dict(doc.get("server") or {})
@@ -169,6 +171,11 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
             server["port"] = int(flat["port"])
         except ValueError:
             raise ConfigError(f"server.port: not a number: {flat['port']!r}") from None
+    if flat["workers"] not in (None, ""):
+        try:
+            server["workers"] = int(flat["workers"])
+        except ValueError:
+            raise ConfigError(f"server.workers: not a number: {flat['workers']!r}") from None
     doc["server"] = server
     if flat["upstream"]:
         doc["backends"] = {"primary": {"url": flat["upstream"], **({"dialect": flat["dialect"]} if flat["dialect"] else {})}}

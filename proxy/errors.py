@@ -56,3 +56,10 @@ def normalize_backend_error(status: int, body: bytes) -> bytes:
 
 def _code(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def backend_failure(name: str, exc: OSError) -> tuple[int, str, str]:
+    """(status, message, code) for a backend that could not be reached or did not answer."""
+    if isinstance(exc, TimeoutError):
+        return 504, f"Backend '{name}' did not answer in time.", "backend_timeout"
+    return 502, f"Cannot reach backend '{name}': {exc.strerror or exc}.", "backend_unreachable"

@@ -8,7 +8,7 @@ import asyncio
 
 import msgspec
 
-from .errors import error_body, normalize_backend_error
+from .errors import backend_failure, error_body, normalize_backend_error
 from .http import HOP_BY_HOP, JSON
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server"}
@@ -80,11 +80,8 @@ class Exchange:
         backend = self.backend
         try:
             up = await backend.pool.connect()
-        except TimeoutError:
-            self._fail(504, f"Timed out connecting to backend '{backend.name}'.", "backend_timeout")
-            return
-        except OSError as exc:
-            self._fail(502, f"Cannot reach backend '{backend.name}': {exc.strerror or exc}.", "backend_unreachable")
+        except OSError as exc:  # refused, unreachable, or TimeoutError
+            self._fail(*backend_failure(backend.name, exc))
             return
         finally:
             self.task = None

@@ -284,13 +284,17 @@ class HttpProtocol(asyncio.Protocol):
         request = self.current
         if request is None or self.closed:
             return
-        keep = request.keep_alive and not self._dead
-        head = response_head(status, headers, len(body), keep)
+        head = response_head(status, headers, len(body), self._keeps(request))
         if request.method == b"HEAD":
             self.transport.write(head)
         else:
             self.transport.writelines((head, body))
         self._finish()
+
+    def _keeps(self, request: Request) -> bool:
+        """Whether the connection stays open after this reply: answers still queued behind
+        it keep it open even when reading has stopped for good."""
+        return request.keep_alive and (not self._dead or bool(self.queue))
 
     def respond_error(self, status: int, message: str, code: str | None = None, param: str | None = None, headers: bytes = b"") -> None:
         self.respond(status, JSON + headers, error_body(status, message, code, param))
@@ -302,7 +306,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._streaming = True
         if request.http11:
-            self.transport.write(response_head(status, headers, None, request.keep_alive and not self._dead))
+            self.transport.write(response_head(status, headers, None, self._keeps(request)))
         else:  # HTTP/1.0 has no chunked encoding: the close ends the body
             request.keep_alive = False
             self.transport.write(close_delimited_head(status, headers))

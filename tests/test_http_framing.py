@@ -212,3 +212,17 @@ def test_head_and_body_framing_is_exact(proxy, path):
     head, _, rest = out.partition(b"\r\n\r\n")
     length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
     assert len(rest) == length
+
+
+def test_pipelined_requests_before_garbage_are_answered_then_the_connection_closes(proxy):
+    with connect(proxy) as s:
+        s.sendall(request_bytes() + request_bytes() + b"GARBAGE\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    heads = [part.split(b"\r\n\r\n")[0] for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert [h[:3] for h in heads] == [b"200", b"200", b"400"]
+    assert [b"connection: close" in h for h in heads] == [False, False, True]

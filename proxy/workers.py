@@ -1,0 +1,89 @@
+"""Several worker processes on one port: each listens on its own SO_REUSEPORT socket, so the
+kernel spreads connections; the parent restarts a worker that dies and passes signals on.
+
+The parent holds the port bound (not listening) so port 0 resolves once for all workers.
+"""
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+log = logging.getLogger("devstral_proxy")
+
+
+def reuseport_socket(host: str, port: int, listen: bool, backlog: int = 2048) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(backlog)
+        sock.setblocking(False)
+    return sock
+
+
+class Supervisor:
+    def __init__(self, count: int, serve_worker, host: str, port: int) -> None:
+        self.count = count
+        self.serve_worker = serve_worker  # (listening socket) -> exit code, run in the child
+        self.anchor = reuseport_socket(host, port, listen=False)
+        self.host, self.port = self.anchor.getsockname()[:2]
+        self.children: dict[int, float] = {}  # pid -> start time
+        self.stopping = False
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                self.anchor.close()
+                code = self.serve_worker(reuseport_socket(self.host, self.port, listen=True))
+            except BaseException as exc:  # a worker never returns into the parent's code
+                log.error("worker %d failed: %s", os.getpid(), exc)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
+
+    def _forward(self, signum, _frame) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._forward)
+        log.info("%d workers on http://%s:%d", self.count, self.host, self.port)
+        for _ in range(self.count):
+            self._spawn()
+        failures = 0
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            started = self.children.pop(pid, None)
+            if started is None or self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("worker %d exited (%s); starting another", pid, code)
+            failures = failures + 1 if time.monotonic() - started < 1.0 else 0
+            time.sleep(min(5.0, 0.1 * 2**failures) if failures else 0)
+            if not self.stopping:
+                self._spawn()
+        self.anchor.close()
+        return 0

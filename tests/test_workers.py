@@ -1,0 +1,50 @@
+"""`--workers N`: processes sharing one port; a killed worker is replaced; SIGTERM stops all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.support import free_port, http
+
+CHAT = {"model": "mistral-sim", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(x) for x in out.split()}
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def ok(port: int) -> bool:
+    try:
+        return http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", CHAT, timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def test_workers_share_the_port_and_a_killed_worker_is_replaced(sim):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
+    try:
+        wait_for(lambda: ok(port))
+        workers = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 and victim not in children(proc.pid) else None)
+        assert victim not in replaced
+        assert all(ok(port) for _ in range(20))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    assert not children(proc.pid)
