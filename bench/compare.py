@@ -175,6 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes of devstral-proxy and of the nginx reference")
     p.add_argument("--only", default="", help="comma-separated target name parts to run (e.g. 'nginx,openai')")
     p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
+    p.add_argument("--agent", action="store_true", help="also a 201-message, 92 KiB agent conversation at 1 connection")
     args = p.parse_args(argv)
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -219,6 +220,13 @@ def main(argv=None) -> None:
         targets += [(name, port, workers_of(proc.pid, args.workers)) for name, (port, proc) in proxies.items()]
         conns = [int(c) for c in args.conns.split(",")]
         loads = [(f"chat, {c} conn", c, script) for c in conns] + ([] if args.no_stream else [("stream (40 frames), 50 conn", 50, stream_script)])
+        if args.agent:
+            from tests.conversations import READ, WRITE, agent_history
+
+            agent = work / "agent.lua"
+            agent_body = json.dumps({"model": "gpt-4", "messages": agent_history(100), "tools": [READ, WRITE]})
+            agent.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(agent_body)}"\n')
+            loads.append((f"agent history {len(agent_body) // 1024} KiB, 1 conn", 1, agent))
         if args.only:
             keep = ["direct", "nginx", *args.only.split(",")]
             targets = [t for t in targets if any(k in t[0] for k in keep)]

@@ -4,6 +4,7 @@ Mistral-family model (mistral-common's strict models, validators and encoders), 
 Rules: ../shared/mistral-dialect.md. Every user, system and tool text reaches the model.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ _GENERATION_HINTS = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def guess_generation(model: str) -> str | None:
     """The tokenizer generation a model name implies; None when it says nothing."""
     name = model.lower()
