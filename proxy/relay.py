@@ -8,6 +8,9 @@ import asyncio
 
 import msgspec
 
+from translate.sse import WholeFrames
+from translate.wire import is_json_object
+
 from .errors import backend_failure, error_body, normalize_backend_error
 from .http import HOP_BY_HOP, JSON
 
@@ -106,8 +109,7 @@ class Exchange:
                 break
         if status < 300 and ctype.startswith(b"text/event-stream"):
             self.mode = _STREAM
-            if self.translator is not None:
-                self.stream = self.translator.stream()
+            self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
             self.client.start_stream(status, reply_headers(headers))
         elif self.raw and status < 400:
             self.mode = _RAW
@@ -136,6 +138,8 @@ class Exchange:
             status = self.status
             if status >= 400:
                 client.respond(status, JSON, normalize_backend_error(status, body))
+            elif not self.raw and not is_json_object(body):
+                client.respond_error(502, f"Backend '{self.backend.name}' sent a reply that is not a JSON object.", "bad_backend_response")
             else:
                 if self.translator is not None and status == 200:
                     body = self.translator.body(body)

@@ -144,6 +144,16 @@ class HttpProtocol(asyncio.Protocol):
             if self._head_size > self.limits.max_header * 2:
                 self._refuse(_Refusal(431, "Request header fields too large.", "headers_too_large"))
 
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent, then close; no more requests."""
+        self._dead = True
+        if self._parsing:  # a request cut short by the close
+            self._refuse(_Refusal(400, "The client closed its side in the middle of a request.", "bad_request"))
+        elif self.current is None and not self.queue:
+            self.closed = True
+            self.transport.close()
+        return True  # keep the transport open for writing
+
     def pause_writing(self) -> None:
         self.write_paused = True
         if self.active is not None:

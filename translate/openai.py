@@ -6,7 +6,7 @@ Its reply translators are reused by other dialects for the model-name half of th
 from .dialect import Prepared
 from .modelname import encoded_name, set_model
 from .request import read_inference
-from .sse import FrameSplitter, data_payload, whole_frames
+from .sse import FrameSplitter, WholeFrames, data_payload
 from .wire import encode_object
 
 
@@ -29,29 +29,20 @@ def rename_frames(block: bytes, old: bytes, new: bytes, value: bytes) -> bytes:
     return b"".join(out)
 
 
-class RenameStream:
+class RenameStream(WholeFrames):
     """Sets "model" in every `data:` frame; holds back only an incomplete frame."""
 
-    __slots__ = ("_value", "_old", "_new", "_tail")
+    __slots__ = ("_value", "_old", "_new")
 
     def __init__(self, value: bytes, backend_value: bytes) -> None:
+        super().__init__()
         self._value = value
         self._old = b'"model":' + backend_value
         self._new = b'"model":' + value
-        self._tail = b""
 
     def feed(self, data: bytes) -> bytes:
-        if self._tail:
-            data = self._tail + data
-        end = whole_frames(data)
-        self._tail = data[end:]
-        if not end:
-            return b""
-        return rename_frames(data[:end] if end < len(data) else data, self._old, self._new, self._value)
-
-    def close(self) -> bytes:
-        tail, self._tail = self._tail, b""
-        return tail
+        block = super().feed(data)
+        return rename_frames(block, self._old, self._new, self._value) if block else b""
 
 
 class RenameResponse:

@@ -44,6 +44,31 @@ def whole_frames(data: bytes) -> int:
     return max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
 
 
+class WholeFrames:
+    """Bytes up to the last complete frame; a partial frame waits for the rest. No copy when
+    a chunk ends on a frame boundary, as a server's chunks usually do."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self._tail:
+            data = self._tail + data
+        end = whole_frames(data)
+        if end == len(data):
+            self._tail = b""
+            return data
+        self._tail = data[end:]
+        return data[:end]
+
+    def close(self) -> bytes:
+        """What is left when the stream ends normally (a backend's unterminated last frame)."""
+        tail, self._tail = self._tail, b""
+        return tail
+
+
 def data_payload(frame: bytes) -> tuple[int, int] | None:
     """(start, end) of the JSON payload of a single-line `data:` frame, else None."""
     if not frame.startswith(b"data:"):

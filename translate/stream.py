@@ -9,7 +9,7 @@ import msgspec
 from .mistral_reply import has_markers, strip_control, tool_call
 from .modelname import set_model
 from .openai import rename_frames
-from .sse import FrameSplitter, data_payload, whole_frames
+from .sse import FrameSplitter, WholeFrames, data_payload
 from .toolcalls import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, NameMap, parse_raw_calls
 
 _decode = msgspec.json.Decoder()
@@ -40,25 +40,21 @@ def _earliest(text: str, tokens: tuple[str, ...]) -> tuple[int, str]:
     return best, found
 
 
-class MistralStream:
-    __slots__ = ("model", "names", "old", "new", "tail", "choices")
+class MistralStream(WholeFrames):
+    __slots__ = ("model", "names", "old", "new", "choices")
 
     def __init__(self, model: bytes, backend_model: bytes, names: NameMap) -> None:
+        super().__init__()
         self.model = model
         self.names = names
         self.old = b'"model":' + backend_model
         self.new = b'"model":' + model
-        self.tail = b""
         self.choices: dict[int, _Choice] = {}
 
     def feed(self, data: bytes) -> bytes:
-        if self.tail:
-            data = self.tail + data
-        end = whole_frames(data)
-        self.tail = data[end:]
-        if not end:
+        block = super().feed(data)
+        if not block:
             return b""
-        block = data[:end] if end < len(data) else data
         if self._plain(block):
             return rename_frames(block, self.old, self.new, self.model)
         out = []
@@ -73,10 +69,6 @@ class MistralStream:
             if fixed is not None:
                 out.append(b"".join((frame[:start], fixed, frame[end:])))
         return b"".join(out)
-
-    def close(self) -> bytes:
-        tail, self.tail = self.tail, b""
-        return tail
 
     def _plain(self, data: bytes) -> bool:
         """Nothing in these frames needs more than the model name."""

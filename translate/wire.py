@@ -94,5 +94,20 @@ def decode_messages(raw_messages: Raw) -> list[MessageIn]:
         raise RequestError(f"{param}: {text.partition(' - at')[0]}.", param=param) from None
 
 
+class _AnyObject(msgspec.Struct):
+    """Matches any JSON object, keeping nothing: decoding it only validates."""
+
+
+_object_check = msgspec.json.Decoder(_AnyObject)
+
+
+def is_json_object(body: bytes) -> bool:
+    try:
+        _object_check.decode(body)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
 def decode_any(raw_value: Raw):
     return _any.decode(raw_value)

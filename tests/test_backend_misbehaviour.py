@@ -1,0 +1,109 @@
+"""A backend that misbehaves in every way a socket allows: the client always gets a defined,
+OpenAI-shaped outcome within the configured timeout, and the proxy keeps serving."""
+
+import asyncio
+import json
+
+import openai
+import pytest
+
+from tests.support import LoopThread, http
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+FRAME = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# mode -> what the backend writes after reading a request head (None: stall there)
+FAULTS = {
+    "closes before answering": [],
+    "closes mid-body": [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"id\": \"x\""],
+    "sends garbage": [b"\x00\x01 this is not HTTP at all\r\n\r\n"],
+    "partial chunk then stall": [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel", None],
+    "500 with HTML": [b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: 39\r\n\r\n<html><h1>Upstream exploded</h1></html>"],
+    "200 with invalid JSON": [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{not json"],
+    "stream cut mid-frame": [STREAM_HEAD + chunk(FRAME) + chunk(FRAME[:40])],
+    "stream stalls": [STREAM_HEAD + chunk(FRAME), None],
+    "stream sends garbage frames": [STREAM_HEAD + chunk(FRAME) + chunk(b"data: {broken\n\n") + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"],
+}
+EXPECTED = {  # non-streaming request: status and error code
+    "closes before answering": (502, "backend_disconnected"),
+    "closes mid-body": (502, "backend_disconnected"),
+    "sends garbage": (502, "backend_disconnected"),
+    "partial chunk then stall": (504, "backend_timeout"),
+    "500 with HTML": (500, "backend_error"),
+    "200 with invalid JSON": (502, "bad_backend_response"),
+}
+
+
+class FaultyBackend:
+    def __init__(self) -> None:
+        self.mode = ""
+        self.loop = LoopThread()
+        self.port = self.loop.call(self._start)
+
+    async def _start(self) -> int:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for step in FAULTS[self.mode]:
+                if step is None:
+                    await asyncio.sleep(30)
+                writer.write(step)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        finally:
+            writer.transport.abort()
+
+
+@pytest.fixture(scope="module")
+def faulty():
+    b = FaultyBackend()
+    yield b
+    b.loop.stop()
+
+
+@pytest.fixture
+def proxy_to_faulty(faulty, start_proxy):
+    return start_proxy(backends={"bad": {"url": f"http://127.0.0.1:{faulty.port}", "timeout": 0.5}})
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED))
+def test_whole_replies(faulty, proxy_to_faulty, sim, mode):
+    faulty.mode = mode
+    r = http("POST", proxy_to_faulty.url + "/v1/chat/completions", CHAT, timeout=5)
+    status, code = EXPECTED[mode]
+    assert r.status == status, r.body
+    err = r.json()["error"]
+    assert err["code"] == code and err["message"] and err["type"]
+    if mode == "500 with HTML":
+        assert "Upstream exploded" in err["message"]
+    faulty.mode = "500 with HTML"  # and it keeps serving
+    assert http("POST", proxy_to_faulty.url + "/v1/chat/completions", CHAT, timeout=5).status == 500
+
+
+@pytest.mark.parametrize("mode", ["stream cut mid-frame", "stream stalls"])
+def test_broken_streams_end_with_an_error_event(faulty, proxy_to_faulty, mode):
+    faulty.mode = mode
+    client = openai.OpenAI(base_url=proxy_to_faulty.url + "/v1", api_key="x", max_retries=0, timeout=5)
+    got = []
+    with pytest.raises(openai.APIError) as err:
+        for c in client.chat.completions.create(**CHAT, stream=True):
+            got.append(c.choices[0].delta.content)
+    assert got == ["hi"]
+    assert "backend" in str(err.value).lower()
+
+
+def test_garbage_frames_pass_and_the_stream_still_ends(faulty, proxy_to_faulty):
+    faulty.mode = "stream sends garbage frames"
+    r = http("POST", proxy_to_faulty.url + "/v1/chat/completions", {**CHAT, "stream": True}, timeout=5)
+    assert r.status == 200
+    assert r.body.endswith(b"data: [DONE]\n\n")
+    assert json.loads(r.body.split(b"\n\n")[0][6:])["choices"][0]["delta"]["content"] == "hi"
