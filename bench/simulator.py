@@ -97,7 +97,7 @@ class Simulator:
         body = await request.read()
         try:
             doc = _decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return self._error(400, "Invalid JSON body", "BadRequestError")
         if not isinstance(doc, dict):
             return self._error(400, "Body must be an object", "BadRequestError")

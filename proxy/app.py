@@ -6,6 +6,7 @@ Inference routes go through the backend's dialect; other /v1/* paths are relayed
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import time
 
@@ -55,8 +56,8 @@ class Proxy:
         self.router: Router | None = None
         self.server: asyncio.AbstractServer | None = None
         self.limits = Limits(config.server, config.max_body_bytes)
-        keys = config.authentication.valid_api_keys if config.authentication.enabled else []
-        self._keys = [k.encode() for k in keys]
+        self._keys = [k.encode() for k in config.authentication.active_keys()]
+        self._allowed = [ipaddress.ip_network(c, strict=False) for c in config.server.allow_ips]
         self.started = time.time()
         self._sweeper: asyncio.TimerHandle | None = None
         self._tick = 0.5
@@ -78,7 +79,7 @@ class Proxy:
 
     def _shortest_timeout(self) -> float:
         s = self.config.server
-        return min(s.header_timeout, s.body_timeout, s.keepalive_timeout, *(b.timeout for b in self.router.backends))
+        return min(s.header_timeout, s.body_timeout, s.keepalive_timeout, s.request_timeout, *(b.timeout for b in self.router.backends))
 
     def _sweep(self) -> None:
         """Every tick: expire what is past its deadline (reads, idle keep-alive, backends)."""
@@ -104,8 +105,25 @@ class Proxy:
     def log_error(self, what: str, exc: BaseException) -> None:
         log.error("%s: %s", what, exc, exc_info=exc)
 
+    def admit(self, conn: HttpProtocol) -> tuple[int, str, str] | None:
+        """Why a new connection's requests are refused, or None."""
+        if len(self.connections) > self.config.server.max_connections:
+            return 503, "The proxy has too many open connections; try again shortly.", "too_many_connections"
+        if self._allowed:
+            try:
+                ip = ipaddress.ip_address(conn.client)
+            except ValueError:
+                ip = None
+            if ip is None or not any(ip in net for net in self._allowed):
+                return 403, "Requests from this address are not allowed.", "ip_not_allowed"
+        return None
+
     # ---- routing
     def handle(self, conn: HttpProtocol, req: Request) -> None:
+        if conn.refusal is not None:
+            req.keep_alive = False
+            conn.respond_error(*conn.refusal)
+            return
         path = req.path
         if self._keys and path != "/health" and not self._authorized(req):
             conn.respond_error(401, "Invalid or missing API key.", "invalid_api_key")

@@ -4,6 +4,7 @@ then environment variables, then CLI flags, each overriding the one before.
 An invalid config raises ConfigError naming the key and the problem; startup stops there.
 """
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -32,6 +33,9 @@ class ServerConfig(_Section):
     max_pipeline: int = 16  # parsed requests queued on one connection before reading pauses
     backlog: int = 2048
     workers: int = 1  # processes sharing the port (SO_REUSEPORT)
+    max_connections: int = 10000  # more open at once are answered 503 and closed
+    request_timeout: float = 1800.0  # a whole exchange with the backend, streams included
+    allow_ips: list[str] = []  # CIDRs allowed to connect; empty: everyone
 
 
 class BackendConfig(_Section):
@@ -52,8 +56,25 @@ class BackendConfig(_Section):
 
 
 class AuthConfig(_Section):
-    enabled: bool = False
-    valid_api_keys: list[str] = []
+    enabled: bool | None = None  # None: on when any key is configured
+    valid_api_keys: list[str] = []  # the seed config's name
+    api_keys: list[str] = []
+    api_keys_file: str | None = None  # one key a line; blank lines and # comments ignored
+
+    def keys(self) -> list[str]:
+        """Every configured key (ConfigError if the file cannot be read)."""
+        keys = [*self.valid_api_keys, *self.api_keys]
+        if self.api_keys_file:
+            try:
+                lines = Path(self.api_keys_file).read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(f"authentication.api_keys_file: cannot read {self.api_keys_file}: {exc.strerror}") from None
+            keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return keys
+
+    def active_keys(self) -> list[str]:
+        """The keys requests must present; empty when authentication is off."""
+        return [] if self.enabled is False else self.keys()
 
 
 class RequestConfig(_Section):
@@ -136,11 +157,17 @@ def _check(config: Config) -> None:
     s = config.server
     if not 0 <= s.port <= 65535:
         raise ConfigError(f"server.port: must be 0..65535, got {s.port}")
-    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "workers"):
+    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "workers", "max_connections", "request_timeout"):
         if getattr(s, attr) <= 0:
             raise ConfigError(f"server.{attr}: must be positive, got {getattr(s, attr)}")
-    if config.authentication.enabled and not config.authentication.valid_api_keys:
+    keys = config.authentication.keys()  # reads api_keys_file: an unreadable one stops startup
+    if config.authentication.enabled and not keys:
         raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")
+    for i, cidr in enumerate(s.allow_ips):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"server.allow_ips[{i}]: {exc}") from None
 
 
 def load(path: str | None = None, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:

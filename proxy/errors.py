@@ -5,6 +5,8 @@
 
 import msgspec
 
+from translate.wire import DECODE_ERRORS
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -36,7 +38,7 @@ def normalize_backend_error(status: int, body: bytes) -> bytes:
     """
     try:
         doc = _decode.decode(body)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         doc = None
     if isinstance(doc, dict):
         err = doc.get("error")

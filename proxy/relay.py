@@ -8,8 +8,9 @@ import asyncio
 
 import msgspec
 
+
 from translate.sse import WholeFrames
-from translate.wire import is_json_object
+from translate.wire import DECODE_ERRORS, is_json_object
 
 from .errors import backend_failure, error_body, normalize_backend_error
 from .http import HOP_BY_HOP, JSON
@@ -49,6 +50,7 @@ class Exchange:
         "retried",
         "last",
         "task",
+        "deadline",
     )
 
     def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False) -> None:
@@ -70,6 +72,7 @@ class Exchange:
         self.retried = False
         self.last = 0.0
         self.task = None
+        self.deadline = self.loop.time() + client.limits.request_timeout
 
     def start(self) -> None:
         self.client.active = self
@@ -186,10 +189,14 @@ class Exchange:
     # ---- endings
     def expire(self, now: float) -> None:
         """Called by the server's sweep: no byte from the backend within `timeout`."""
-        if self.done or self.up is None or now < self.last + self.timeout:
+        if self.done or self.up is None:
             return
-        self.up.detach()
-        self._broken(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout")
+        if now >= self.deadline:
+            self.up.detach()
+            self._broken(504, f"The request did not finish within {self.client.limits.request_timeout:g} s.", "request_timeout")
+        elif now >= self.last + self.timeout:
+            self.up.detach()
+            self._broken(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout")
 
     def _broken(self, status: int, message: str, code: str) -> None:
         """The backend failed: answer with an error if nothing was sent yet, else end what was."""
@@ -272,5 +279,5 @@ async def fetch(backend, method: bytes, path: str, timeout: float) -> tuple[int,
 def decode_json(body: bytes):
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return None

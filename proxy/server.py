@@ -50,7 +50,7 @@ class _Reject(Exception):
 
 
 class Limits:
-    __slots__ = ("max_body", "max_header", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline")
+    __slots__ = ("max_body", "max_header", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "request_timeout")
 
     def __init__(self, server_config, max_body: int) -> None:
         self.max_body = max_body
@@ -59,6 +59,7 @@ class Limits:
         self.body_timeout = server_config.body_timeout
         self.keepalive_timeout = server_config.keepalive_timeout
         self.max_pipeline = server_config.max_pipeline
+        self.request_timeout = server_config.request_timeout
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -73,6 +74,7 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client = ""
+        self.refusal: tuple[int, str, str] | None = None
         self.closed = False
         self.current: Request | None = None  # the request being answered
         self.active = None  # its handler, when the answer is not written yet
@@ -102,6 +104,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         self.app.connections.add(self)
+        self.refusal = self.app.admit(self)  # (status, message, code) for every request, or None
         self.deadline = self.loop.time() + self.limits.header_timeout
 
     def connection_lost(self, exc) -> None:

@@ -30,3 +30,18 @@ def test_valid_keys_pass_and_are_not_forwarded(guarded, sim):
 
 def test_health_needs_no_key(guarded):
     assert http("GET", guarded.url + "/health").status == 200
+
+
+def test_keys_inline_and_from_a_file(sim, start_proxy, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nsk-from-file-1\n\n  sk-from-file-2  \n")
+    p = start_proxy(sim.url, authentication={"api_keys": ["sk-inline"], "api_keys_file": str(keys)})
+    for key in ("sk-inline", "sk-from-file-1", "sk-from-file-2"):
+        assert http("POST", p.url + "/v1/chat/completions", CHAT, headers={"authorization": f"Bearer {key}"}).status == 200
+    assert http("POST", p.url + "/v1/chat/completions", CHAT, headers={"authorization": "Bearer # team keys"}).status == 401
+    assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 401
+
+
+def test_authentication_explicitly_off_ignores_keys(sim, start_proxy):
+    p = start_proxy(sim.url, authentication={"enabled": False, "api_keys": ["sk-x"]})
+    assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200

@@ -115,3 +115,16 @@ def test_cli_process_serves_with_config_file(tmp_path, sim):
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ('[server]\nallow_ips = ["10.0.0.0/33"]\n[backends.p]\nurl = "http://a:1"', "server.allow_ips[0]"),
+        ('[backends.p]\nurl = "http://a:1"\n[authentication]\napi_keys_file = "/nonexistent/keys"', "authentication.api_keys_file"),
+    ],
+)
+def test_invalid_limits_and_key_files_name_the_key(tmp_path, text, where):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "c.toml", text), env={})
+    assert where in str(err.value)

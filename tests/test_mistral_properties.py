@@ -80,3 +80,15 @@ def test_arbitrary_json_only_ever_raises_the_defined_error(doc, model):
         MistralDialect().prepare("/v1/chat/completions", json.dumps(doc).encode(), {})
     except RequestError:
         pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps({"model": "m", "messages": [v]}).encode()).map(lambda b: b[:-3] + bytes([0xE5]) + b[-3:])))
+def test_arbitrary_bytes_only_ever_raise_the_defined_error(body):
+    from translate.openai import OpenAIDialect
+
+    for dialect in (MistralDialect(), OpenAIDialect()):
+        try:
+            dialect.prepare("/v1/chat/completions", body, {"m": "x"})
+        except RequestError:
+            pass

@@ -122,3 +122,9 @@ def test_rename_stream_bulk_and_per_frame_paths_agree(cut, sep):
     docs = [json.loads(f[6:]) for f in got[:-1]]
     assert [d["model"] for d in docs] == ["gpt-4"] * 3
     assert docs[0]["choices"][0]["delta"]["content"] == '"model":"m"'
+
+
+def test_invalid_utf8_anywhere_is_refused():
+    for body in (b'{"model":"m\xff","messages":[]}', b'{"model":"m","messages":[{"role":"user","content":"\xe5\x00"}]}'):
+        with pytest.raises(RequestError):
+            prepare("/v1/chat/completions", body, {})

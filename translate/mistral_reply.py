@@ -8,6 +8,8 @@ import secrets
 
 import msgspec
 
+from .wire import DECODE_ERRORS
+
 from .modelname import set_model
 from .toolcalls import CONTROL_TOKENS, TOOL_CALLS, VALID_ID, NameMap, parse_raw_calls, split_think
 
@@ -84,7 +86,7 @@ class MistralResponse:
             return set_model(data, self.model)
         try:
             doc = _decode.decode(data)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return data
         if not isinstance(doc, dict):
             return data

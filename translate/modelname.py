@@ -5,6 +5,8 @@ escapes, no nesting, outside any string); otherwise a decode of the top level as
 """
 
 import msgspec
+
+from .wire import DECODE_ERRORS
 from msgspec import Raw
 
 _KEY = b'"model":'
@@ -45,7 +47,7 @@ def set_model(payload: bytes, value: bytes) -> bytes:
         return spliced
     try:
         top = _object.decode(payload)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return payload
     if "model" not in top:
         return payload

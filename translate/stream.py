@@ -6,6 +6,8 @@ with index, id, type, name; then argument pieces), holding back only a call's na
 
 import msgspec
 
+from .wire import DECODE_ERRORS
+
 from .mistral_reply import has_markers, strip_control, tool_call
 from .modelname import set_model
 from .openai import rename_frames
@@ -85,7 +87,7 @@ class MistralStream(WholeFrames):
     def _chunk(self, payload: bytes) -> bytes | None:
         try:
             doc = _decode.decode(payload)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return payload
         if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
             return set_model(payload, self.model)

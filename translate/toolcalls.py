@@ -10,6 +10,8 @@ import re
 
 import msgspec
 
+from .wire import DECODE_ERRORS
+
 VALID_ID = re.compile(r"[a-zA-Z0-9]{9}")
 VALID_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
@@ -108,7 +110,7 @@ def parse_raw_calls(text: str) -> list[tuple[str | None, str, str]] | None:
     if body.startswith(("[", "{")):
         try:
             doc = _json.decode(body)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return None
         items = doc if isinstance(doc, list) else [doc]
         calls = []

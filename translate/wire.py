@@ -12,6 +12,9 @@ from msgspec import Raw
 from .errors import RequestError
 
 _object = msgspec.json.Decoder(dict[str, Raw])
+# What decoding untrusted bytes can raise: msgspec's errors, and invalid UTF-8 inside a string
+# (found only when that string is decoded, not when it is skipped as Raw).
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 _encode = msgspec.json.encode
 
 # Field type -> (decoder, name used in error messages)
@@ -21,10 +24,12 @@ _DECODERS: dict[Any, tuple[msgspec.json.Decoder, str]] = {}
 def decode_object(body: bytes) -> dict[str, Raw]:
     """The body's top-level JSON object, values left encoded."""
     try:
-        return _object.decode(body)
+        top = _object.decode(body)
+        body.decode()  # JSON is UTF-8; strings kept as Raw were not checked by the decoder
+        return top
     except msgspec.ValidationError:
         raise RequestError("The request body must be a JSON object.") from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise RequestError(f"The request body is not valid JSON: {exc}.") from None
 
 
@@ -42,6 +47,8 @@ def field(top: dict[str, Raw], name: str, kind: Any, type_name: str, *, required
         return entry[0].decode(raw)
     except msgspec.ValidationError:
         raise RequestError(f"Invalid type for '{name}': expected {type_name}.", param=name, code="invalid_type") from None
+    except UnicodeDecodeError:
+        raise RequestError(f"Invalid UTF-8 in '{name}'.", param=name, code="invalid_value") from None
 
 
 def encode_object(top: dict[str, Raw]) -> bytes:
@@ -92,6 +99,8 @@ def decode_messages(raw_messages: Raw) -> list[MessageIn]:
         index = where[1:].partition("]")[0] if where.startswith("[") else ""
         param = f"messages[{index}]" if index.isdigit() else "messages"
         raise RequestError(f"{param}: {text.partition(' - at')[0]}.", param=param) from None
+    except UnicodeDecodeError:
+        raise RequestError("messages: invalid UTF-8 in a string.", param="messages") from None
 
 
 class _AnyObject(msgspec.Struct):
@@ -104,10 +113,14 @@ _object_check = msgspec.json.Decoder(_AnyObject)
 def is_json_object(body: bytes) -> bool:
     try:
         _object_check.decode(body)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return False
     return True
 
 
 def decode_any(raw_value: Raw):
-    return _any.decode(raw_value)
+    """A part of the request decoded to Python values; bad bytes are the client's 400."""
+    try:
+        return _any.decode(raw_value)
+    except DECODE_ERRORS:
+        raise RequestError("The request body holds invalid UTF-8 or JSON.") from None
