@@ -17,6 +17,7 @@ from translate.errors import RequestError
 
 from .config import Config
 from .errors import backend_failure, normalize_backend_error
+from .ratelimit import LocalLimiter, RedisLimiter, identity
 from .http import JSON
 from .relay import Exchange, decode_json, fetch
 from .router import Backend, Router, forward_headers
@@ -61,11 +62,19 @@ class Proxy:
         self.started = time.time()
         self._sweeper: asyncio.TimerHandle | None = None
         self._tick = 0.5
+        self.limiter: LocalLimiter | RedisLimiter | None = None
+        self._pruned = 0.0
 
     # ---- lifecycle
     async def start(self, sock=None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()])
+        rl = self.config.rate_limit
+        if rl.requests_per_minute or rl.tokens_per_minute:
+            if rl.redis_url:
+                self.limiter = RedisLimiter(rl.requests_per_minute, rl.tokens_per_minute, rl.redis_url, rl.redis_prefix)
+            else:
+                self.limiter = LocalLimiter(rl.requests_per_minute, rl.tokens_per_minute)
         s = self.config.server
         factory = lambda: HttpProtocol(self, self.limits, loop)  # noqa: E731
         if sock is not None:
@@ -84,6 +93,9 @@ class Proxy:
     def _sweep(self) -> None:
         """Every tick: expire what is past its deadline (reads, idle keep-alive, backends)."""
         now = asyncio.get_running_loop().time()
+        if isinstance(self.limiter, LocalLimiter) and now - self._pruned > 60:
+            self._pruned = now
+            self.limiter.prune(time.time())
         for conn in list(self.connections):
             if conn.deadline:
                 conn.expire(now)
@@ -101,6 +113,8 @@ class Proxy:
             conn.shutdown()
         if self.router is not None:
             self.router.close()
+        if isinstance(self.limiter, RedisLimiter):
+            await self.limiter.close()
 
     def log_error(self, what: str, exc: BaseException) -> None:
         log.error("%s: %s", what, exc, exc_info=exc)
@@ -125,14 +139,17 @@ class Proxy:
             conn.respond_error(*conn.refusal)
             return
         path = req.path
-        if self._keys and path != "/health" and not self._authorized(req):
-            conn.respond_error(401, "Invalid or missing API key.", "invalid_api_key")
-            return
+        key = None
+        if self._keys and path != "/health":
+            key = self._api_key(req)
+            if key is None:
+                conn.respond_error(401, "Invalid or missing API key.", "invalid_api_key")
+                return
         if path in ROUTES:
             if req.method != b"POST":
                 conn.respond_error(405, f"Method {req.method.decode()} not allowed on {path}; use POST.", "method_not_allowed", headers=b"allow: POST\r\n")
                 return
-            self._inference(conn, req)
+            self._limited(conn, req, key)
         elif path in _LOCAL:
             if req.method not in (b"GET", b"HEAD"):
                 conn.respond_error(405, f"Method {req.method.decode()} not allowed on {path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n")
@@ -144,27 +161,68 @@ class Proxy:
         else:
             conn.respond_error(404, f"Unknown route: {req.method.decode()} {path}.", "not_found")
 
-    def _authorized(self, req: Request) -> bool:
+    def _api_key(self, req: Request) -> bytes | None:
+        """The request's valid API key, or None."""
         value = req.header(b"authorization") or b""
         token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
         ok = False
         for key in self._keys:  # every key is compared, in constant time each
             ok |= hmac.compare_digest(token, key)
-        return ok
+        return token if ok else None
 
     def _target(self, req: Request) -> bytes:
         target = req.path.encode("latin-1")
         return target + b"?" + req.query if req.query else target
 
-    def _inference(self, conn: HttpProtocol, req: Request) -> None:
+    def _limited(self, conn: HttpProtocol, req: Request, key: bytes | None) -> None:
+        """Inference under the rate limits, when there are any."""
+        limiter = self.limiter
+        if limiter is None:
+            self._inference(conn, req, None)
+            return
+        who = identity(key, req.client)
+        if isinstance(limiter, LocalLimiter):
+            wait = limiter.admit(who)
+            if wait is None:
+                self._inference(conn, req, who)
+            else:
+                self._too_many(conn, wait)
+            return
+        conn.active = _TaskHandler(asyncio.get_running_loop().create_task(self._shared_limit(conn, req, who)))
+
+    async def _shared_limit(self, conn: HttpProtocol, req: Request, who: str) -> None:
+        wait = await self.limiter.admit(who)
+        if conn.current is not req or conn.closed:
+            return
+        conn.active = None
+        if wait is None:
+            self._inference(conn, req, who)
+        else:
+            self._too_many(conn, wait)
+
+    def _too_many(self, conn: HttpProtocol, wait: int) -> None:
+        rl = self.config.rate_limit
+        limits = ", ".join(f"{n} {what} per minute" for n, what in ((rl.requests_per_minute, "requests"), (rl.tokens_per_minute, "tokens")) if n)
+        conn.respond_error(429, f"Rate limit reached ({limits}); retry in {wait} s.", "rate_limit_exceeded", headers=b"retry-after: %d\r\n" % wait)
+
+    def _count_tokens(self, who: str):
+        limiter = self.limiter
+        if isinstance(limiter, LocalLimiter):
+            return lambda tokens: limiter.add_tokens(who, tokens)
+        loop = asyncio.get_running_loop()
+        return lambda tokens: loop.create_task(limiter.add_tokens(who, tokens))
+
+    def _inference(self, conn: HttpProtocol, req: Request, who: str | None) -> None:
         backend = self.router.pick(None)
+        counting = who is not None and self.config.rate_limit.tokens_per_minute > 0
         try:
-            prepared = backend.prepare(req.path, req.body, self.model_map)
+            prepared = backend.prepare(req.path, req.body, self.model_map, counting)
         except RequestError as exc:
             conn.respond_error(400, exc.message, exc.code, exc.param)
             return
         head = backend.request_head(b"POST", self._target(req), forward_headers(req.headers), len(prepared.body))
-        Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout).start()
+        on_tokens = self._count_tokens(who) if counting else None
+        Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout, on_tokens=on_tokens, hide_usage=prepared.usage_added).start()
 
     def _relay(self, conn: HttpProtocol, req: Request) -> None:
         backend = self.router.pick(None)

@@ -82,6 +82,13 @@ class RequestConfig(_Section):
     default_timeout: float | None = None
 
 
+class RateLimitConfig(_Section):
+    requests_per_minute: int = 0  # per API key (or per address without keys); 0: no limit
+    tokens_per_minute: int = 0  # counted from `usage` in replies and streams
+    redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0": one limit for all instances
+    redis_prefix: str = "devstral-proxy:rl"
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     include_request_body: bool = False
@@ -94,6 +101,7 @@ class Config(_Section):
     model_mapping: dict[str, str] = {}
     authentication: AuthConfig = msgspec.field(default_factory=AuthConfig)
     request: RequestConfig = msgspec.field(default_factory=RequestConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
     def backend_list(self) -> list[BackendConfig]:
@@ -160,6 +168,11 @@ def _check(config: Config) -> None:
     for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "workers", "max_connections", "request_timeout"):
         if getattr(s, attr) <= 0:
             raise ConfigError(f"server.{attr}: must be positive, got {getattr(s, attr)}")
+    rl = config.rate_limit
+    if rl.requests_per_minute < 0 or rl.tokens_per_minute < 0:
+        raise ConfigError("rate_limit: limits must be 0 (none) or positive")
+    if rl.redis_url and not rl.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"rate_limit.redis_url: expected redis://host:port/db, got {rl.redis_url!r}")
     keys = config.authentication.keys()  # reads api_keys_file: an unreadable one stops startup
     if config.authentication.enabled and not keys:
         raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")

@@ -57,8 +57,13 @@ def close_delimited_head(status: int, headers: bytes) -> bytes:
     return b"".join((status_line(status), SERVER, date_header(), headers, b"connection: close\r\n\r\n"))
 
 
-def join_headers(pairs) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (k, v) for k, v in pairs)
+def relay_headers(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
+    """Header lines to pass to the other side: without `skip`, nor the headers that this
+    hop's `Connection` header names (they are hop-by-hop too)."""
+    for k, v in headers:
+        if k == b"connection":
+            skip = skip | {t.strip().lower() for t in v.split(b",")}
+    return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in skip])
 
 
 JSON = b"content-type: application/json\r\n"

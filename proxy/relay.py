@@ -10,17 +10,18 @@ import msgspec
 
 
 from translate.sse import WholeFrames
+from translate.usage import HideUsage, total_tokens
 from translate.wire import DECODE_ERRORS, is_json_object
 
 from .errors import backend_failure, error_body, normalize_backend_error
-from .http import HOP_BY_HOP, JSON
+from .http import HOP_BY_HOP, JSON, relay_headers
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server"}
 _BUFFER, _STREAM, _RAW = 0, 1, 2
 
 
 def reply_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_REPLY])
+    return relay_headers(headers, _SKIP_REPLY)
 
 
 def stream_error_event(status: int, message: str, code: str) -> bytes:
@@ -51,9 +52,11 @@ class Exchange:
         "last",
         "task",
         "deadline",
+        "on_tokens",
+        "hide_usage",
     )
 
-    def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False) -> None:
+    def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False, on_tokens=None, hide_usage: bool = False) -> None:
         self.client = client
         self.backend = backend
         self.head = head
@@ -73,6 +76,8 @@ class Exchange:
         self.last = 0.0
         self.task = None
         self.deadline = self.loop.time() + client.limits.request_timeout
+        self.on_tokens = on_tokens  # called with usage.total_tokens when the reply reports it
+        self.hide_usage = hide_usage  # the usage chunk was asked for by the proxy, not the client
 
     def start(self) -> None:
         self.client.active = self
@@ -113,6 +118,8 @@ class Exchange:
         if status < 300 and ctype.startswith(b"text/event-stream"):
             self.mode = _STREAM
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
+            if self.hide_usage:
+                self.stream = HideUsage(self.stream)
             self.client.start_stream(status, reply_headers(headers))
         elif self.raw and status < 400:
             self.mode = _RAW
@@ -124,7 +131,10 @@ class Exchange:
         self.last = self.loop.time()
         if self.mode == _BUFFER:
             self.parts.append(data)
-        elif self.stream is not None:
+            return
+        if self.on_tokens is not None and b'"total_tokens"' in data:
+            self._count(data)
+        if self.stream is not None:
             out = self.stream.feed(data)
             if out:
                 self.client.write_chunk(out)
@@ -144,6 +154,8 @@ class Exchange:
             elif not self.raw and not is_json_object(body):
                 client.respond_error(502, f"Backend '{self.backend.name}' sent a reply that is not a JSON object.", "bad_backend_response")
             else:
+                if self.on_tokens is not None:
+                    self._count(body)
                 if self.translator is not None and status == 200:
                     body = self.translator.body(body)
                 client.respond(status, self.headers, body)
@@ -163,6 +175,11 @@ class Exchange:
             return
         reason = f"Backend '{self.backend.name}' closed the connection" + (f" ({exc})" if exc else "")
         self._broken(502, reason + ".", "backend_disconnected")
+
+    def _count(self, data: bytes) -> None:
+        tokens = total_tokens(data)
+        if tokens:
+            self.on_tokens(tokens)
 
     def hold_client(self, held: bool) -> None:
         self.client.hold_reading(held)

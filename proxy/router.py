@@ -8,7 +8,7 @@ from translate.mistral import MistralDialect, MistralOptions
 from translate.openai import OpenAIDialect
 
 from .config import BackendConfig, Config
-from .http import HOP_BY_HOP
+from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
 
 
@@ -37,8 +37,8 @@ class Backend:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
         self._base = self.pool.base_path.encode()
 
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
-        return self.dialect.prepare(path, body, model_map)
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
+        return self.dialect.prepare(path, body, model_map, want_usage)
 
     def request_head(self, method: bytes, target: bytes, headers: bytes, length: int) -> bytes:
         """`headers` are the client's, already filtered by forward_headers()."""
@@ -49,7 +49,7 @@ class Backend:
 
 
 def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_FORWARD])
+    return relay_headers(headers, _SKIP_FORWARD)
 
 
 class Router:

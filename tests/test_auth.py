@@ -45,3 +45,23 @@ def test_keys_inline_and_from_a_file(sim, start_proxy, tmp_path):
 def test_authentication_explicitly_off_ignores_keys(sim, start_proxy):
     p = start_proxy(sim.url, authentication={"enabled": False, "api_keys": ["sk-x"]})
     assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200
+
+
+def test_backend_key_is_sent_and_hop_by_hop_headers_stay_on_their_hop(sim, start_proxy):
+    p = start_proxy(backends={"vllm": {"url": sim.url, "api_key": "backend-secret"}})
+    headers = {
+        "authorization": "Bearer client-key",
+        "connection": "keep-alive, X-Hop",
+        "x-hop": "named by Connection",
+        "keep-alive": "timeout=5",
+        "te": "trailers",
+        "proxy-authorization": "Basic abc",
+        "x-end-to-end": "kept",
+    }
+    r = http("POST", p.url + "/v1/echo", b"{}", headers=headers)
+    seen = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert seen["authorization"] == "Bearer backend-secret"
+    assert seen["x-end-to-end"] == "kept"
+    for gone in ("x-hop", "keep-alive", "te", "proxy-authorization"):
+        assert gone not in seen, gone
+    assert "keep-alive" not in r.headers and r.headers.get("connection") is None

@@ -30,6 +30,7 @@ class Prepared:
     client_model: str
     backend_model: str
     response: ResponseTranslator | None
+    usage_added: bool = False  # the proxy asked the stream for usage; hide it from the client
 
 
 # Routes the dialects know, with the field each one requires besides "model".

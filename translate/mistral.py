@@ -368,10 +368,10 @@ class MistralDialect:
     def __init__(self, opts: MistralOptions | None = None) -> None:
         self.opts = opts or MistralOptions()
 
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
         if path != "/v1/chat/completions":
-            return openai.prepare(path, body, model_map)
-        req = read_inference(path, body, model_map)
+            return openai.prepare(path, body, model_map, want_usage)
+        req = read_inference(path, body, model_map, want_usage)
         top = req.top
         generation = self.opts.generation or guess_generation(req.backend_model)
         names = NameMap()
@@ -379,4 +379,5 @@ class MistralDialect:
         messages = decode_messages(top["messages"])
         top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
         _top_level(top, req.stream, generation)
-        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names))
+        response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
+        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)

@@ -61,16 +61,18 @@ class RenameResponse:
         return RenameStream(self._value, self._backend)
 
 
-def prepare(path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
+def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
     """Map the model; send the original bytes when nothing changed."""
-    req = read_inference(path, body, model_map)
+    req = read_inference(path, body, model_map, want_usage)
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
-    return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, RenameResponse(req.client_model, req.backend_model))
+    renamed = req.client_model != req.backend_model
+    translator = RenameResponse(req.client_model, req.backend_model) if renamed else None
+    return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, translator, req.usage_added)
 
 
 class OpenAIDialect:
     """Backends that speak OpenAI's format already (vLLM with HF templates, LM Studio, llama.cpp)."""
 
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str]) -> Prepared:
-        return prepare(path, body, model_map)
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
+        return prepare(path, body, model_map, want_usage)

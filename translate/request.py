@@ -8,6 +8,7 @@ from msgspec import Raw
 
 from .dialect import ROUTES
 from .errors import RequestError
+from .usage import request_usage
 from .wire import decode_object, field, raw
 
 # What the route's required field must start with (its JSON type), checked without a parse.
@@ -25,9 +26,10 @@ class Inference:
     backend_model: str
     stream: bool
     changed: bool  # whether `top` differs from the body it came from
+    usage_added: bool = False
 
 
-def read_inference(path: str, body: bytes, model_map: dict[str, str]) -> Inference:
+def read_inference(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Inference:
     """Decode and check an inference request; set its model to the backend's name."""
     top = decode_object(body)
     model = field(top, "model", str, "a string", required=True)
@@ -46,4 +48,5 @@ def read_inference(path: str, body: bytes, model_map: dict[str, str]) -> Inferen
     changed = target != model
     if changed:
         top["model"] = raw(target)
-    return Inference(top, model, target, stream, changed)
+    usage_added = want_usage and stream and request_usage(top)
+    return Inference(top, model, target, stream, changed or usage_added, usage_added)

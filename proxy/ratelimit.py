@@ -1,0 +1,133 @@
+"""Per-key rate limits: requests and tokens per minute, with a sliding-window counter (this
+minute, plus the last one weighted by how much of it the window still covers).
+
+In-process by default; with `rate_limit.redis_url` every proxy instance shares the counts.
+"""
+
+import hashlib
+import logging
+import math
+import time
+
+log = logging.getLogger("devstral_proxy")
+WINDOW = 60.0
+
+
+def retry_after(now: float) -> int:
+    """Seconds until the current minute ends: the earliest the estimate can fall."""
+    return max(1, math.ceil(WINDOW - now % WINDOW))
+
+
+class _Counts:
+    __slots__ = ("minute", "requests", "requests_before", "tokens", "tokens_before")
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.requests = self.requests_before = self.tokens = self.tokens_before = 0
+
+
+class LocalLimiter:
+    def __init__(self, rpm: int, tpm: int) -> None:
+        self.rpm = rpm
+        self.tpm = tpm
+        self.counts: dict[str, _Counts] = {}
+
+    def _counts(self, who: str, now: float) -> _Counts:
+        minute = int(now // WINDOW)
+        c = self.counts.get(who)
+        if c is None:
+            c = self.counts[who] = _Counts(minute)
+        elif c.minute != minute:
+            last = c.minute == minute - 1
+            c.requests_before, c.tokens_before = (c.requests, c.tokens) if last else (0, 0)
+            c.requests = c.tokens = 0
+            c.minute = minute
+        return c
+
+    def admit(self, who: str, now: float | None = None) -> int | None:
+        """None when the request may go (and it is counted), else Retry-After seconds."""
+        now = time.time() if now is None else now
+        c = self._counts(who, now)
+        weight = 1.0 - (now % WINDOW) / WINDOW
+        if self.rpm and c.requests + c.requests_before * weight + 1 > self.rpm:
+            return retry_after(now)
+        if self.tpm and c.tokens + c.tokens_before * weight >= self.tpm:
+            return retry_after(now)
+        c.requests += 1
+        return None
+
+    def add_tokens(self, who: str, tokens: int, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._counts(who, now).tokens += tokens
+
+    def prune(self, now: float) -> None:
+        """Forget identities idle for two windows."""
+        minute = int(now // WINDOW)
+        for who in [w for w, c in self.counts.items() if c.minute < minute - 1]:
+            del self.counts[who]
+
+
+# KEYS: requests now, requests before, tokens now, tokens before.
+# ARGV: rpm, tpm, weight of the minute before, ttl. Returns 1 (admitted, counted) or 0.
+_ADMIT = """
+local rpm, tpm, w = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local function n(key) return tonumber(redis.call('GET', key) or '0') end
+if rpm > 0 and n(KEYS[1]) + n(KEYS[2]) * w + 1 > rpm then return 0 end
+if tpm > 0 and n(KEYS[3]) + n(KEYS[4]) * w >= tpm then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class RedisLimiter:
+    """The same counts kept in Redis, so N proxies behind a load balancer enforce one limit.
+    If Redis cannot be reached, requests go through (fail open) and it is logged."""
+
+    def __init__(self, rpm: int, tpm: int, url: str, prefix: str) -> None:
+        import redis.asyncio
+
+        self.rpm = rpm
+        self.tpm = tpm
+        self.prefix = prefix
+        self.redis = redis.asyncio.Redis.from_url(url)
+        self.script = self.redis.register_script(_ADMIT)
+        self._warned = 0.0
+
+    def _keys(self, who: str, minute: int) -> list[str]:
+        base = f"{self.prefix}:{who}"
+        return [f"{base}:r:{minute}", f"{base}:r:{minute - 1}", f"{base}:t:{minute}", f"{base}:t:{minute - 1}"]
+
+    async def admit(self, who: str) -> int | None:
+        now = time.time()
+        minute = int(now // WINDOW)
+        weight = 1.0 - (now % WINDOW) / WINDOW
+        try:
+            ok = await self.script(keys=self._keys(who, minute), args=[self.rpm, self.tpm, weight, int(2 * WINDOW)])
+        except Exception as exc:  # redis-py raises its own error classes
+            self._warn(exc)
+            return None
+        return None if ok == 1 else retry_after(now)
+
+    async def add_tokens(self, who: str, tokens: int) -> None:
+        key = self._keys(who, int(time.time() // WINDOW))[2]
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.incrby(key, tokens).expire(key, int(2 * WINDOW)).execute()
+        except Exception as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: Exception) -> None:
+        if time.monotonic() - self._warned > 60:
+            self._warned = time.monotonic()
+            log.warning("rate limits: Redis unavailable, requests are not limited: %s", exc)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def identity(key: bytes | None, client: str) -> str:
+    """Who is counted: the API key (hashed: keys are never stored), else the address."""
+    if key:
+        return "k" + hashlib.sha256(key).hexdigest()[:24]
+    return "a" + client

@@ -1,0 +1,88 @@
+"""Per-key rate limits: requests and tokens per minute, in-process and shared through a real
+redis-server by several proxies."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import openai
+import pytest
+
+from proxy.ratelimit import LocalLimiter
+from tests.support import free_port, http
+
+CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+KEYS = {"authentication": {"api_keys": ["sk-alice", "sk-bob"]}}
+
+
+def post(proxy, key: str, body=CHAT):
+    return http("POST", proxy.url + "/v1/chat/completions", body, headers={"authorization": f"Bearer {key}"})
+
+
+def test_requests_per_minute_per_key(sim, start_proxy):
+    p = start_proxy(sim.url, rate_limit={"requests_per_minute": 3}, **KEYS)
+    assert [post(p, "sk-alice").status for _ in range(3)] == [200, 200, 200]
+    r = post(p, "sk-alice")
+    assert r.status == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert post(p, "sk-bob").status == 200  # another key, another budget
+
+
+def test_tokens_per_minute_counts_usage_also_from_streams_the_client_did_not_ask_usage_for(sim, start_proxy):
+    p = start_proxy(sim.url, rate_limit={"tokens_per_minute": 50}, **KEYS)
+    client = openai.OpenAI(base_url=p.url + "/v1", api_key="sk-alice", max_retries=0)
+    chunks = list(client.chat.completions.create(**CHAT, stream=True))
+    assert all(c.choices for c in chunks)  # the usage chunk the proxy asked for is not shown
+    assert sim.record.requests[-1]["stream_options"] == {"include_usage": True}
+    client.chat.completions.create(**CHAT)  # whole reply: usage in the body
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(**CHAT)
+    shown = list(openai.OpenAI(base_url=p.url + "/v1", api_key="sk-bob", max_retries=0).chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True}))
+    assert shown[-1].usage is not None  # a client that asks for usage still gets it
+
+
+def test_sliding_window_weights_the_previous_minute():
+    limiter = LocalLimiter(rpm=10, tpm=0)
+    t0 = 6000.0  # the start of a minute
+    for _ in range(10):
+        assert limiter.admit("k", t0 + 50) is None
+    assert limiter.admit("k", t0 + 50) is not None
+    assert limiter.admit("k", t0 + 60 + 3) is not None  # 10 * 0.95 + 1 > 10
+    assert limiter.admit("k", t0 + 60 + 30) is None  # 10 * 0.5 + 1 <= 10
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
+        assert time.time() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_proxies_sharing_redis_enforce_one_limit(sim, start_proxy, redis_url):
+    a = start_proxy(sim.url, rate_limit={"requests_per_minute": 4, "redis_url": redis_url}, **KEYS)
+    b = start_proxy(sim.url, rate_limit={"requests_per_minute": 4, "redis_url": redis_url}, **KEYS)
+    statuses = [post(proxy, "sk-alice").status for proxy in (a, b, a, b, a, b)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert post(b, "sk-bob").status == 200
+
+
+def test_shared_tokens_and_redis_outage_fails_open(sim, start_proxy, redis_url):
+    p = start_proxy(sim.url, rate_limit={"tokens_per_minute": 40, "redis_url": redis_url}, **KEYS)
+    assert post(p, "sk-alice").status == 200
+    assert post(p, "sk-alice").status == 200
+    time.sleep(0.2)  # token counts are written after the reply
+    assert post(p, "sk-alice").status == 429
+    down = start_proxy(sim.url, rate_limit={"requests_per_minute": 1, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}, **KEYS)
+    assert [post(down, "sk-alice").status for _ in range(3)] == [200, 200, 200]

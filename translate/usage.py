@@ -1,0 +1,69 @@
+"""Token usage in replies: reading `usage.total_tokens` from bodies and stream frames, and
+asking a stream for usage on the client's behalf without the client seeing the extra chunk.
+
+Used for tokens-per-minute limits; byte searches, no decode of the whole reply.
+"""
+
+import re
+
+from msgspec import Raw
+
+from .sse import FrameSplitter, WholeFrames
+from .errors import RequestError
+from .wire import decode_any, raw
+
+_TOTAL = re.compile(rb'"total_tokens"\s*:\s*(\d+)')
+
+
+def total_tokens(data: bytes) -> int | None:
+    """The last `total_tokens` in a body or a block of frames, if any."""
+    if b'"total_tokens"' not in data:
+        return None
+    found = _TOTAL.findall(data)
+    return int(found[-1]) if found else None
+
+
+def request_usage(top: dict[str, Raw]) -> bool:
+    """Make a streamed request report usage; True when the client had not asked for it."""
+    options = top.get("stream_options")
+    value = {}
+    if options is not None:
+        try:
+            value = decode_any(options)
+        except RequestError:  # bad bytes: the request is refused elsewhere
+            return False
+        if not isinstance(value, dict) or value.get("include_usage") is True:
+            return False
+    top["stream_options"] = raw({**value, "include_usage": True})
+    return True
+
+
+class HideUsage(WholeFrames):
+    """Drops the usage-only chunk (`"choices":[]` with usage) the client did not ask for."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def feed(self, data: bytes) -> bytes:
+        block = super().feed(self._inner.feed(data))
+        if b'"usage"' not in block:
+            return block
+        kept = [f for f in FrameSplitter().feed(block) if not _usage_only(f)]
+        return b"".join(kept)
+
+    def close(self) -> bytes:
+        return super().close() + self._inner.close()
+
+
+def _usage_only(frame: bytes) -> bool:
+    if b'"usage"' not in frame or not frame.startswith(b"data:"):
+        return False
+    try:
+        doc = decode_any(Raw(frame[5:].strip()))
+    except RequestError:
+        return False
+    return isinstance(doc, dict) and doc.get("choices") == [] and isinstance(doc.get("usage"), dict)
+
