@@ -29,6 +29,10 @@ FAULTS = {
     "stream cut mid-frame": [STREAM_HEAD + chunk(FRAME) + chunk(FRAME[:40])],
     "stream stalls": [STREAM_HEAD + chunk(FRAME), None],
     "stream sends garbage frames": [STREAM_HEAD + chunk(FRAME) + chunk(b"data: {broken\n\n") + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"],
+    "hop-by-hop reply headers": [
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: keep-alive, x-hop\r\nkeep-alive: timeout=5\r\n"
+        b"x-hop: 1\r\nproxy-authenticate: Basic\r\nupgrade: h2c\r\nx-end-to-end: kept\r\ncontent-length: 2\r\n\r\n{}"
+    ],
 }
 EXPECTED = {  # non-streaming request: status and error code
     "closes before answering": (502, "backend_disconnected"),
@@ -107,3 +111,12 @@ def test_garbage_frames_pass_and_the_stream_still_ends(faulty, proxy_to_faulty):
     assert r.status == 200
     assert r.body.endswith(b"data: [DONE]\n\n")
     assert json.loads(r.body.split(b"\n\n")[0][6:])["choices"][0]["delta"]["content"] == "hi"
+
+
+def test_hop_by_hop_reply_headers_stay_on_their_hop(faulty, proxy_to_faulty):
+    faulty.mode = "hop-by-hop reply headers"
+    r = http("POST", proxy_to_faulty.url + "/v1/chat/completions", CHAT, timeout=5)
+    assert r.status == 200 and r.headers["x-end-to-end"] == "kept"
+    for gone in ("x-hop", "keep-alive", "proxy-authenticate", "upgrade"):
+        assert gone not in r.headers, gone
+    assert r.headers.get("connection") in (None, "close")
