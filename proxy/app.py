@@ -104,6 +104,20 @@ class Proxy:
                 active.expire(now)
         self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
 
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting, let requests in flight finish (up to `timeout`), then close."""
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort()
+        await self.close()
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -14,6 +14,7 @@ import sys
 from . import __version__
 from .app import Proxy
 from .config import ConfigError, load
+from .notify import notify, start_watchdog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,9 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def serve(proxy: Proxy, sock=None) -> None:
+async def serve(proxy: Proxy, sock=None, ready: bool = True) -> None:
+    """Serve until SIGTERM or SIGINT, then drain. `ready`: this process tells systemd."""
+    log = logging.getLogger("devstral_proxy")
     host, port = await proxy.start(sock)
-    logging.getLogger("devstral_proxy").info("pid %d listening on http://%s:%d", os.getpid(), host, port)
+    log.info("pid %d listening on http://%s:%d", os.getpid(), host, port)
+    if ready:
+        notify("READY=1")
     # What start-up allocated lives for good: keep it out of every collection, and collect the
     # young generation less often (the hot path allocates no reference cycles).
     gc.collect()
@@ -41,8 +46,14 @@ async def serve(proxy: Proxy, sock=None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watchdog = start_watchdog(loop) if ready else None
     await stop.wait()
-    await proxy.close()
+    if watchdog is not None:
+        watchdog.cancel()
+    if ready:
+        notify("STOPPING=1")
+    log.info("pid %d draining (up to %g s)", os.getpid(), proxy.config.server.drain_timeout)
+    await proxy.drain(proxy.config.server.drain_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             from .workers import Supervisor
 
             def worker(sock) -> int:
-                uvloop.run(serve(Proxy(config), sock))
+                uvloop.run(serve(Proxy(config), sock, ready=False))
                 return 0
 
             return Supervisor(config.server.workers, worker, config.server.host, config.server.port).run()

@@ -36,6 +36,7 @@ class ServerConfig(_Section):
     max_connections: int = 10000  # more open at once are answered 503 and closed
     request_timeout: float = 1800.0  # a whole exchange with the backend, streams included
     allow_ips: list[str] = []  # CIDRs allowed to connect; empty: everyone
+    drain_timeout: float = 30.0  # on SIGTERM: how long requests in flight may take to finish
 
 
 class BackendConfig(_Section):

@@ -386,8 +386,8 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """Close now if idle; otherwise after the reply in progress."""
-        if self.current is None and not self.queue:
+        """Close now if idle; otherwise after the request in progress is answered."""
+        if self.current is None and not self.queue and not self._parsing:
             if not self.closed:
                 self.closed = True
                 self.transport.close()

@@ -11,6 +11,8 @@ import socket
 import sys
 import time
 
+from .notify import notify
+
 log = logging.getLogger("devstral_proxy")
 
 
@@ -53,9 +55,21 @@ class Supervisor:
                 os._exit(code)
         self.children[pid] = time.monotonic()
 
+    def _ready(self) -> None:
+        """Tell systemd once a worker accepts connections (the parent is the main PID)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                notify("READY=1")
+                return
+            except OSError:
+                time.sleep(0.05)
+
     def _forward(self, signum, _frame) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
+            notify("STOPPING=1")
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -68,6 +82,7 @@ class Supervisor:
         log.info("%d workers on http://%s:%d", self.count, self.host, self.port)
         for _ in range(self.count):
             self._spawn()
+        self._ready()
         failures = 0
         while self.children:
             try:
