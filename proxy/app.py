@@ -51,32 +51,55 @@ class _TaskHandler:
 
 class Proxy:
     def __init__(self, config: Config) -> None:
-        self.config = config
-        self.model_map = dict(config.model_mapping)
         self.connections: set[HttpProtocol] = set()
         self.router: Router | None = None
         self.server: asyncio.AbstractServer | None = None
-        self.limits = Limits(config.server, config.max_body_bytes)
-        self._keys = [k.encode() for k in config.authentication.active_keys()]
-        self._allowed = [ipaddress.ip_network(c, strict=False) for c in config.server.allow_ips]
         self.started = time.time()
         self._sweeper: asyncio.TimerHandle | None = None
         self._tick = 0.5
         self.limiter: LocalLimiter | RedisLimiter | None = None
         self._pruned = 0.0
+        self._apply(config)
 
-    # ---- lifecycle
-    async def start(self, sock=None) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()])
+    def _apply(self, config: Config) -> None:
+        """Everything derived from the config that new requests read."""
+        self.config = config
+        self.model_map = dict(config.model_mapping)
+        self.limits = Limits(config.server, config.max_body_bytes)
+        self._keys = [k.encode() for k in config.authentication.active_keys()]
+        self._allowed = [ipaddress.ip_network(c, strict=False) for c in config.server.allow_ips]
+
+    def _make_limiter(self) -> None:
         rl = self.config.rate_limit
+        self.limiter = None
         if rl.requests_per_minute or rl.tokens_per_minute:
             if rl.redis_url:
                 self.limiter = RedisLimiter(rl.requests_per_minute, rl.tokens_per_minute, rl.redis_url, rl.redis_prefix)
             else:
                 self.limiter = LocalLimiter(rl.requests_per_minute, rl.tokens_per_minute)
+
+    async def reload(self, config: Config) -> None:
+        """SIGHUP: the new config applies to new requests; those in flight finish as they
+        began. The listening address and worker count change only with a restart."""
+        old = self.config
+        if (config.server.host, config.server.port, config.server.workers) != (old.server.host, old.server.port, old.server.workers):
+            log.warning("reload: server.host, server.port and server.workers change only with a restart")
+        self._apply(config)
+        self.router = self.router.replaced(config)
+        if config.rate_limit != old.rate_limit:
+            previous = self.limiter
+            self._make_limiter()
+            if isinstance(previous, RedisLimiter):
+                await previous.close()
+        self._tick = min(0.5, self._shortest_timeout() / 3)
+        log.info("configuration reloaded")
+    # ---- lifecycle
+    async def start(self, sock=None) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()])
+        self._make_limiter()
         s = self.config.server
-        factory = lambda: HttpProtocol(self, self.limits, loop)  # noqa: E731
+        factory = lambda: HttpProtocol(self, loop)  # noqa: E731
         if sock is not None:
             self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog)
         else:

@@ -30,8 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def serve(proxy: Proxy, sock=None, ready: bool = True) -> None:
-    """Serve until SIGTERM or SIGINT, then drain. `ready`: this process tells systemd."""
+async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; SIGHUP reloads with `load_config()`.
+    `ready`: this process is the one that talks to systemd."""
     log = logging.getLogger("devstral_proxy")
     host, port = await proxy.start(sock)
     log.info("pid %d listening on http://%s:%d", os.getpid(), host, port)
@@ -46,6 +47,8 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if load_config is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(proxy, load_config)))
     watchdog = start_watchdog(loop) if ready else None
     await stop.wait()
     if watchdog is not None:
@@ -56,11 +59,23 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True) -> None:
     await proxy.drain(proxy.config.server.drain_timeout)
 
 
+async def _reload(proxy: Proxy, load_config) -> None:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        logging.getLogger("devstral_proxy").error("reload refused, the configuration in force stays: %s", exc)
+        return
+    await proxy.reload(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {"upstream": args.upstream, "dialect": args.dialect, "host": args.host, "port": args.port, "log_level": args.log_level, "workers": args.workers}
+    def load_config():
+        return load(args.config, overrides=overrides)
+
     try:
-        config = load(args.config, overrides=overrides)
+        config = load_config()
     except ConfigError as exc:
         print(f"devstral-proxy: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -71,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         if config.server.workers > 1:
             from .workers import Supervisor
 
-            def worker(sock) -> int:
-                uvloop.run(serve(Proxy(config), sock, ready=False))
+            def worker(sock, current) -> int:
+                uvloop.run(serve(Proxy(current), sock, ready=False, load_config=load_config))
                 return 0
 
-            return Supervisor(config.server.workers, worker, config.server.host, config.server.port).run()
-        uvloop.run(serve(Proxy(config)))
+            return Supervisor(config, worker, load_config).run()
+        uvloop.run(serve(Proxy(config), load_config=load_config))
     except OSError as exc:
         print(f"devstral-proxy: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -3,6 +3,8 @@
 A Backend holds its config, its dialect and its connection pool, and builds request heads.
 """
 
+import msgspec
+
 from translate.dialect import Prepared
 from translate.mistral import MistralDialect, MistralOptions
 from translate.openai import OpenAIDialect
@@ -28,6 +30,7 @@ _SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"accept-encoding"}
 class Backend:
     def __init__(self, cfg: BackendConfig, config: Config) -> None:
         self.cfg = cfg
+        self.key = identity_of(cfg, config)
         self.name = cfg.name
         self.timeout = config.backend_timeout(cfg)
         self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
@@ -48,6 +51,11 @@ class Backend:
         self.pool.close()
 
 
+def identity_of(cfg: BackendConfig, config: Config) -> bytes:
+    """What makes two backend definitions the same backend (a reload keeps its pool)."""
+    return msgspec.json.encode([cfg, config.backend_timeout(cfg)])
+
+
 def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
     return relay_headers(headers, _SKIP_FORWARD)
 
@@ -64,3 +72,15 @@ class Router:
     def close(self) -> None:
         for b in self.backends:
             b.close()
+
+    def replaced(self, config: Config) -> "Router":
+        """The router for a new config: unchanged backends (and their pools) are kept, the
+        others retire once their requests in flight are done."""
+        old = {b.key: b for b in self.backends}
+        backends = []
+        for cfg in config.backend_list():
+            kept = old.pop(identity_of(cfg, config), None)
+            backends.append(kept if kept is not None else Backend(cfg, config))
+        for b in old.values():
+            b.close()
+        return Router(backends)

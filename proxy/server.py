@@ -67,9 +67,9 @@ class HttpProtocol(asyncio.Protocol):
     respond() or start_stream()/write_chunk()/end_stream(); the handler in progress sets
     `active` (an object with cancel(), pause(), resume()) to follow the connection's fate."""
 
-    def __init__(self, app, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, app, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
-        self.limits = limits
+        self.limits: Limits = app.limits  # the limits in force when the connection opened
         self.loop = loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None

@@ -165,6 +165,7 @@ class Pool:
         self.idle_seconds = idle_seconds
         self.connect_timeout = connect_timeout
         self.idle: list[UpstreamConnection] = []
+        self.closed = False  # retired: connections in use close when their reply ends
         self.loop = asyncio.get_running_loop()
         self._sweeper = self.loop.call_later(idle_seconds / 2, self._sweep)
 
@@ -191,6 +192,9 @@ class Pool:
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:
+        if self.closed:
+            conn.close()
+            return
         conn.idle_since = self.loop.time()
         self.idle.append(conn)
 
@@ -208,6 +212,7 @@ class Pool:
         self._sweeper = self.loop.call_later(self.idle_seconds / 2, self._sweep)
 
     def close(self) -> None:
+        self.closed = True
         self._sweeper.cancel()
         for conn in self.idle:
             conn.close()

@@ -29,10 +29,12 @@ def reuseport_socket(host: str, port: int, listen: bool, backlog: int = 2048) ->
 
 
 class Supervisor:
-    def __init__(self, count: int, serve_worker, host: str, port: int) -> None:
-        self.count = count
-        self.serve_worker = serve_worker  # (listening socket) -> exit code, run in the child
-        self.anchor = reuseport_socket(host, port, listen=False)
+    def __init__(self, config, serve_worker, load_config) -> None:
+        self.config = config  # what a newly started worker runs with
+        self.count = config.server.workers
+        self.serve_worker = serve_worker  # (listening socket, config) -> exit code, in the child
+        self.load_config = load_config
+        self.anchor = reuseport_socket(config.server.host, config.server.port, listen=False)
         self.host, self.port = self.anchor.getsockname()[:2]
         self.children: dict[int, float] = {}  # pid -> start time
         self.stopping = False
@@ -46,7 +48,7 @@ class Supervisor:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 self.anchor.close()
-                code = self.serve_worker(reuseport_socket(self.host, self.port, listen=True))
+                code = self.serve_worker(reuseport_socket(self.host, self.port, listen=True), self.config)
             except BaseException as exc:  # a worker never returns into the parent's code
                 log.error("worker %d failed: %s", os.getpid(), exc)
             finally:
@@ -70,6 +72,11 @@ class Supervisor:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
             notify("STOPPING=1")
+        elif signum == signal.SIGHUP:  # workers reload themselves; workers started later too
+            try:
+                self.config = self.load_config()
+            except Exception as exc:  # ConfigError: the workers log it as well
+                log.error("reload refused, the configuration in force stays: %s", exc)
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
