@@ -8,6 +8,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import os
 import time
 
 import msgspec
@@ -16,7 +17,9 @@ from translate.dialect import ROUTES
 from translate.errors import RequestError
 
 from .config import Config
+from .accesslog import AccessLog
 from .errors import backend_failure, normalize_backend_error
+from .metrics import Metrics
 from .ratelimit import LocalLimiter, RedisLimiter, identity
 from .http import JSON
 from .relay import Exchange, decode_json, fetch
@@ -26,6 +29,8 @@ from .server import HttpProtocol, Limits, Request
 log = logging.getLogger("devstral_proxy")
 _encode = msgspec.json.encode
 _LOCAL = {"/health", "/v1/models"}
+_ROUTES = {*ROUTES, *_LOCAL, "/metrics"}
+_PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
 
 
 class _TaskHandler:
@@ -59,6 +64,8 @@ class Proxy:
         self._tick = 0.5
         self.limiter: LocalLimiter | RedisLimiter | None = None
         self._pruned = 0.0
+        self.metrics = Metrics()
+        self.access: AccessLog | None = None
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -68,6 +75,13 @@ class Proxy:
         self.limits = Limits(config.server, config.max_body_bytes)
         self._keys = [k.encode() for k in config.authentication.active_keys()]
         self._allowed = [ipaddress.ip_network(c, strict=False) for c in config.server.allow_ips]
+        lg = config.logging
+        if lg.access and lg.level.upper() in ("DEBUG", "INFO"):
+            if self.access is not None:
+                self.access.flush()
+            self.access = AccessLog(bodies=lg.log_bodies or lg.include_request_body)
+        else:
+            self.access = None
 
     def _make_limiter(self) -> None:
         rl = self.config.rate_limit
@@ -119,6 +133,8 @@ class Proxy:
         if isinstance(self.limiter, LocalLimiter) and now - self._pruned > 60:
             self._pruned = now
             self.limiter.prune(time.time())
+        if self.access is not None:
+            self.access.flush()
         for conn in list(self.connections):
             if conn.deadline:
                 conn.expire(now)
@@ -152,6 +168,8 @@ class Proxy:
             self.router.close()
         if isinstance(self.limiter, RedisLimiter):
             await self.limiter.close()
+        if self.access is not None:
+            self.access.flush()
 
     def log_error(self, what: str, exc: BaseException) -> None:
         log.error("%s: %s", what, exc, exc_info=exc)
@@ -171,6 +189,13 @@ class Proxy:
 
     # ---- routing
     def handle(self, conn: HttpProtocol, req: Request) -> None:
+        self.metrics.in_flight += 1
+        rid = req.header(b"x-request-id")
+        if rid and len(rid) <= 128 and rid.isascii() and rid.decode().isprintable():
+            req.rid = rid.decode()
+        else:
+            req.rid = os.urandom(8).hex()
+            req.rid_made = True
         if conn.refusal is not None:
             req.keep_alive = False
             conn.respond_error(*conn.refusal)
@@ -193,6 +218,8 @@ class Proxy:
                 return
             handler = self._models if path == "/v1/models" else self._health
             conn.active = _TaskHandler(asyncio.get_running_loop().create_task(handler(conn)))
+        elif path == "/metrics" and req.method == b"GET":
+            conn.respond(200, _PROMETHEUS, self.metrics.render())
         elif path.startswith("/v1/"):
             self._relay(conn, req)
         else:
@@ -206,6 +233,29 @@ class Proxy:
         for key in self._keys:  # every key is compared, in constant time each
             ok |= hmac.compare_digest(token, key)
         return token if ok else None
+
+    def finished(self, req: Request) -> None:
+        """A reply is complete (or abandoned): count it and log it."""
+        if not req.rid:
+            return  # refused by the parser: never handled
+        self.metrics.in_flight -= 1
+        now = asyncio.get_running_loop().time()
+        duration = now - req.t0
+        first = req.t_first - req.t0 if req.t_first else None
+        overhead = None
+        if req.t_sent:
+            overhead = req.t_sent - req.t0
+            if req.t_upstream_end:
+                overhead += now - req.t_upstream_end
+        route = req.path if req.path in _ROUTES else "other"
+        self.metrics.observe(route, req.model, req.backend, req.status, duration, overhead, first, req.usage)
+        if self.access is not None:
+            self.access.log(req, duration, first)
+
+    def _forward(self, req: Request) -> bytes:
+        """The client's headers for the backend, with the request id."""
+        headers = forward_headers(req.headers)
+        return headers + b"x-request-id: %s\r\n" % req.rid.encode() if req.rid_made else headers
 
     def _target(self, req: Request) -> bytes:
         target = req.path.encode("latin-1")
@@ -257,13 +307,15 @@ class Proxy:
         except RequestError as exc:
             conn.respond_error(400, exc.message, exc.code, exc.param)
             return
-        head = backend.request_head(b"POST", self._target(req), forward_headers(req.headers), len(prepared.body))
+        req.model, req.backend_model, req.backend = prepared.client_model, prepared.backend_model, backend.name
+        head = backend.request_head(b"POST", self._target(req), self._forward(req), len(prepared.body))
         on_tokens = self._count_tokens(who) if counting else None
         Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout, on_tokens=on_tokens, hide_usage=prepared.usage_added).start()
 
     def _relay(self, conn: HttpProtocol, req: Request) -> None:
         backend = self.router.pick(None)
-        head = backend.request_head(req.method, self._target(req), forward_headers(req.headers), len(req.body))
+        req.backend = backend.name
+        head = backend.request_head(req.method, self._target(req), self._forward(req), len(req.body))
         Exchange(conn, backend, head, req.body, None, backend.timeout, raw=True).start()
 
     # ---- the proxy's own answers

@@ -92,8 +92,10 @@ class RateLimitConfig(_Section):
 
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+    access: bool = True  # one JSON line per request on stderr (at INFO)
+    log_bodies: bool = False  # add request bodies to those lines (the seed: include_request_body)
     include_request_body: bool = False
-    include_response_body: bool = False
+    include_response_body: bool = False  # accepted for the seed's shape; replies are not logged
 
 
 class Config(_Section):

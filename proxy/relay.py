@@ -10,13 +10,13 @@ import msgspec
 
 
 from translate.sse import WholeFrames
-from translate.usage import HideUsage, total_tokens
+from translate.usage import HideUsage, usage_counts
 from translate.wire import DECODE_ERRORS, is_json_object
 
 from .errors import backend_failure, error_body, normalize_backend_error
 from .http import HOP_BY_HOP, JSON, relay_headers
 
-_SKIP_REPLY = HOP_BY_HOP | {b"date", b"server"}
+_SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 _BUFFER, _STREAM, _RAW = 0, 1, 2
 
 
@@ -54,6 +54,7 @@ class Exchange:
         "deadline",
         "on_tokens",
         "hide_usage",
+        "req",
     )
 
     def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False, on_tokens=None, hide_usage: bool = False) -> None:
@@ -78,6 +79,7 @@ class Exchange:
         self.deadline = self.loop.time() + client.limits.request_timeout
         self.on_tokens = on_tokens  # called with usage.total_tokens when the reply reports it
         self.hide_usage = hide_usage  # the usage chunk was asked for by the proxy, not the client
+        self.req = client.current  # the request answered, where timings and usage are noted
 
     def start(self) -> None:
         self.client.active = self
@@ -92,10 +94,12 @@ class Exchange:
         try:
             up = await backend.pool.connect()
         except OSError as exc:  # refused, unreachable, or TimeoutError
+            self.client.app.metrics.backend_up[backend.name] = 0
             self._fail(*backend_failure(backend.name, exc))
             return
         finally:
             self.task = None
+        self.client.app.metrics.backend_up[backend.name] = 1
         if self.done:
             backend.pool.release(up)
         else:
@@ -103,7 +107,7 @@ class Exchange:
 
     def _send(self, up) -> None:
         self.up = up
-        self.last = self.loop.time()
+        self.last = self.req.t_sent = self.loop.time()
         up.send(self, self.head, self.body)
 
     # ---- upstream sink
@@ -132,7 +136,7 @@ class Exchange:
         if self.mode == _BUFFER:
             self.parts.append(data)
             return
-        if self.on_tokens is not None and b'"total_tokens"' in data:
+        if b'"prompt_tokens"' in data:
             self._count(data)
         if self.stream is not None:
             out = self.stream.feed(data)
@@ -154,8 +158,8 @@ class Exchange:
             elif not self.raw and not is_json_object(body):
                 client.respond_error(502, f"Backend '{self.backend.name}' sent a reply that is not a JSON object.", "bad_backend_response")
             else:
-                if self.on_tokens is not None:
-                    self._count(body)
+                self.req.t_upstream_end = self.loop.time()
+                self._count(body)
                 if self.translator is not None and status == 200:
                     body = self.translator.body(body)
                 client.respond(status, self.headers, body)
@@ -177,9 +181,11 @@ class Exchange:
         self._broken(502, reason + ".", "backend_disconnected")
 
     def _count(self, data: bytes) -> None:
-        tokens = total_tokens(data)
-        if tokens:
-            self.on_tokens(tokens)
+        usage = usage_counts(data)
+        if usage is not None:
+            self.req.usage = usage
+            if self.on_tokens is not None:
+                self.on_tokens(usage[0] + usage[1])
 
     def hold_client(self, held: bool) -> None:
         self.client.hold_reading(held)

@@ -14,7 +14,19 @@ from .http import CHUNK_END, JSON, close_delimited_head, response_head
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "http11", "client")
+    # What the proxy learns while answering; class defaults, set only when known.
+    rid = ""  # request id (the client's X-Request-ID, or made up)
+    rid_made = False
+    t0 = 0.0  # loop time the request was complete
+    status = 0
+    model: str | None = None  # the client's
+    backend_model: str | None = None
+    backend = ""
+    t_sent = 0.0  # loop time the backend got the request
+    t_upstream_end = 0.0  # ... and finished its reply
+    t_first = 0.0  # first byte of a stream to the client
+    bytes_out = 0
+    usage: tuple[int, int] | None = None  # (prompt, completion) tokens
 
     def __init__(self, method, path, query, headers, body, keep_alive, http11, client):
         self.method: bytes = method
@@ -240,6 +252,7 @@ class HttpProtocol(asyncio.Protocol):
             parser.get_http_version() == "1.1",
             self.client,
         )
+        request.t0 = self.loop.time()
         if self.current is None:
             self._start(request)
         else:
@@ -265,6 +278,7 @@ class HttpProtocol(asyncio.Protocol):
         request = self.current
         if request is None:
             return
+        self.app.finished(request)
         self.current = None
         self.active = None
         self._streaming = False
@@ -297,6 +311,10 @@ class HttpProtocol(asyncio.Protocol):
         request = self.current
         if request is None or self.closed:
             return
+        request.status = status
+        request.bytes_out = len(body)
+        if request.rid:
+            headers = b"x-request-id: %s\r\n%s" % (request.rid.encode(), headers)
         head = response_head(status, headers, len(body), self._keeps(request))
         if request.method == b"HEAD":
             self.transport.write(head)
@@ -318,6 +336,9 @@ class HttpProtocol(asyncio.Protocol):
         if request is None or self.closed:
             return
         self._streaming = True
+        request.status = status
+        if request.rid:
+            headers = b"x-request-id: %s\r\n%s" % (request.rid.encode(), headers)
         if request.http11:
             self.transport.write(response_head(status, headers, None, self._keeps(request)))
         else:  # HTTP/1.0 has no chunked encoding: the close ends the body
@@ -325,9 +346,13 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(close_delimited_head(status, headers))
 
     def write_chunk(self, data: bytes) -> None:
-        if not data or self.closed or self.current is None:
+        request = self.current
+        if not data or self.closed or request is None:
             return
-        if self.current.http11:
+        if not request.t_first:
+            request.t_first = self.loop.time()
+        request.bytes_out += len(data)
+        if request.http11:
             self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         else:
             self.transport.write(data)

@@ -29,7 +29,8 @@ def test_reload_under_load(tmp_path, workers):
     path = tmp_path / "proxy.toml"
     path.write_text(config(first.url, {"gpt-4": "model-a"}))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path), "--port", str(port), "--workers", str(workers)], stderr=subprocess.PIPE, text=True)
+    log = open(tmp_path / "stderr.log", "w")  # a file, not a pipe nobody reads while it runs
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path), "--port", str(port), "--workers", str(workers)], stderr=log)
     failures, done, stop = [], [0], threading.Event()
 
     def load() -> None:
@@ -76,8 +77,10 @@ def test_reload_under_load(tmp_path, workers):
     finally:
         stop.set()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
+        proc.wait(15)
+        log.close()
         first.stop()
         second.stop()
+    err = (tmp_path / "stderr.log").read_text()
     assert proc.returncode == 0
     assert "reload refused" in err and "configuration reloaded" in err

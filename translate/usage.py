@@ -12,15 +12,19 @@ from .sse import FrameSplitter, WholeFrames
 from .errors import RequestError
 from .wire import decode_any, raw
 
-_TOTAL = re.compile(rb'"total_tokens"\s*:\s*(\d+)')
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 
 
-def total_tokens(data: bytes) -> int | None:
-    """The last `total_tokens` in a body or a block of frames, if any."""
-    if b'"total_tokens"' not in data:
+def usage_counts(data: bytes) -> tuple[int, int] | None:
+    """(prompt, completion) tokens of the last usage in a body or a block of frames."""
+    if b'"prompt_tokens"' not in data:
         return None
-    found = _TOTAL.findall(data)
-    return int(found[-1]) if found else None
+    prompt = _PROMPT.findall(data)
+    completion = _COMPLETION.findall(data)
+    if not prompt:
+        return None
+    return int(prompt[-1]), int(completion[-1]) if completion else 0
 
 
 def request_usage(top: dict[str, Raw]) -> bool:

@@ -1,0 +1,51 @@
+"""One JSON line per request (request id, route, models, backend, status, durations, bytes),
+buffered and written by the server's sweep, never per request. Bodies only when configured.
+"""
+
+import sys
+import time
+
+import msgspec
+
+_encode = msgspec.json.encode
+
+
+class AccessLog:
+    def __init__(self, stream=None, bodies: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.bodies = bodies  # logging.log_bodies / include_request_body
+        self.lines: list[bytes] = []
+
+    def log(self, req, duration: float, first_byte: float | None) -> None:
+        line = {
+            "ts": round(time.time(), 3),
+            "request_id": req.rid,
+            "client": req.client,
+            "method": req.method.decode("latin-1"),
+            "route": req.path,
+            "status": req.status,
+            "model": req.model,
+            "backend_model": req.backend_model,
+            "backend": req.backend,
+            "duration_ms": round(duration * 1000, 3),
+            "bytes_in": len(req.body),
+            "bytes_out": req.bytes_out,
+        }
+        if first_byte is not None:
+            line["first_byte_ms"] = round(first_byte * 1000, 3)
+        if self.bodies:
+            line["request_body"] = req.body.decode("utf-8", "replace")
+        self.lines.append(_encode(line))
+        if len(self.lines) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        data = b"\n".join(self.lines) + b"\n"
+        self.lines = []
+        try:
+            self.stream.buffer.write(data) if hasattr(self.stream, "buffer") else self.stream.write(data.decode())
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed or full log stream must not stop serving
+            pass

@@ -1,0 +1,110 @@
+"""Prometheus metrics kept in plain dicts, rendered as text on GET /metrics.
+
+Requests by route, model, backend and status; latency histograms for the whole request, the
+proxy's own part, and time to first byte of streams; requests in flight; backend reachability;
+prompt and completion tokens from usage. Each worker process reports its own.
+"""
+
+from bisect import bisect_left
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+MAX_MODELS = 256  # distinct model label values; later ones count as "other"
+
+
+class Histogram:
+    __slots__ = ("counts", "total", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+
+def _labels(pairs) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+
+
+def _escape(value) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: dict[tuple, int] = {}  # (route, model, backend, status) -> count
+        self.duration: dict[str, Histogram] = {}  # route -> whole request
+        self.overhead: dict[str, Histogram] = {}  # route -> the proxy's own time
+        self.first_byte = Histogram()  # streams: request received -> first byte to the client
+        self.tokens: dict[tuple, int] = {}  # (model, "prompt"|"completion") -> count
+        self.backend_up: dict[str, int] = {}
+        self.in_flight = 0
+        self._models: set[str] = set()
+
+    def model_label(self, model: str | None) -> str:
+        if not model:
+            return ""
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODELS:
+            return "other"
+        self._models.add(model)
+        return model
+
+    def observe(self, route: str, model: str | None, backend: str, status: int, duration: float, overhead: float | None, first_byte: float | None, usage) -> None:
+        label = self.model_label(model)
+        key = (route, label, backend, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        hist = self.duration.get(route)
+        if hist is None:
+            hist = self.duration[route] = Histogram()
+        hist.observe(duration)
+        if overhead is not None:
+            hist = self.overhead.get(route)
+            if hist is None:
+                hist = self.overhead[route] = Histogram()
+            hist.observe(overhead)
+        if first_byte is not None:
+            self.first_byte.observe(first_byte)
+        if usage is not None:
+            for kind, n in zip(("prompt", "completion"), usage):
+                self.tokens[(label, kind)] = self.tokens.get((label, kind), 0) + n
+
+    def render(self) -> bytes:
+        out = [
+            "# HELP devstral_requests_total Requests answered, by route, client model, backend and status.",
+            "# TYPE devstral_requests_total counter",
+        ]
+        for (route, model, backend, status), n in sorted(self.requests.items()):
+            out.append(f"devstral_requests_total{{{_labels((('route', route), ('model', model), ('backend', backend), ('status', status)))}}} {n}")
+        for name, text, hists in (
+            ("devstral_request_duration_seconds", "Whole request, from the last byte received to the last byte sent.", self.duration),
+            ("devstral_proxy_overhead_seconds", "The proxy's own time: before the backend got the request, and after it answered (whole replies).", self.overhead),
+        ):
+            out += [f"# HELP {name} {text}", f"# TYPE {name} histogram"]
+            for route, hist in sorted(hists.items()):
+                out += _histogram(name, hist, (("route", route),))
+        out += ["# HELP devstral_stream_first_byte_seconds Streams: request received to first byte sent.", "# TYPE devstral_stream_first_byte_seconds histogram"]
+        out += _histogram("devstral_stream_first_byte_seconds", self.first_byte, ())
+        out += ["# HELP devstral_requests_in_flight Requests being answered.", "# TYPE devstral_requests_in_flight gauge", f"devstral_requests_in_flight {self.in_flight}"]
+        out += ["# HELP devstral_backend_up Whether the last connection attempt to a backend worked.", "# TYPE devstral_backend_up gauge"]
+        out += [f'devstral_backend_up{{backend="{_escape(b)}"}} {up}' for b, up in sorted(self.backend_up.items())]
+        out += ["# HELP devstral_tokens_total Tokens reported in usage, by client model.", "# TYPE devstral_tokens_total counter"]
+        out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for (m, k), n in sorted(self.tokens.items())]
+        return ("\n".join(out) + "\n").encode()
+
+
+def _histogram(name: str, hist: Histogram, labels: tuple) -> list[str]:
+    lines, running = [], 0
+    prefix = _labels(labels)
+    sep = "," if prefix else ""
+    for bound, n in zip((*BUCKETS, float("inf")), hist.counts):
+        running += n
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        lines.append(f'{name}_bucket{{{prefix}{sep}le="{le}"}} {running}')
+    suffix = f"{{{prefix}}}" if prefix else ""
+    lines += [f"{name}_sum{suffix} {hist.total}", f"{name}_count{suffix} {hist.count}"]
+    return lines
