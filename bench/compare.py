@@ -175,6 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes of devstral-proxy and of the nginx reference")
     p.add_argument("--only", default="", help="comma-separated target name parts to run (e.g. 'nginx,openai')")
     p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
+    p.add_argument("--access-log", action="store_true", help="devstral-proxy writes its JSON access lines (to a file)")
     p.add_argument("--agent", action="store_true", help="also a 201-message, 92 KiB agent conversation at 1 connection")
     args = p.parse_args(argv)
     for tool in ("nginx", "wrk"):
@@ -200,8 +201,9 @@ def main(argv=None) -> None:
         proxies = {}
         for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
             cfg = work / f"{dialect}.json"
-            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port, "workers": args.workers}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "WARNING"}}))
-            proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
+            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port, "workers": args.workers}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "INFO" if args.access_log else "WARNING"}}))
+            log = open(work / f"{dialect}.log", "w")
+            proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)], stderr=log)
             procs.append(proc)
             proxies[name] = (port, proc)
         for port in (backend_port, nginx_port, openai_port, mistral_port):

@@ -66,6 +66,8 @@ class Proxy:
         self._pruned = 0.0
         self.metrics = Metrics()
         self.access: AccessLog | None = None
+        self._rid_prefix = os.urandom(4).hex()  # request ids: per-process prefix + counter
+        self._requests = 0
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -194,7 +196,8 @@ class Proxy:
         if rid and len(rid) <= 128 and rid.isascii() and rid.decode().isprintable():
             req.rid = rid.decode()
         else:
-            req.rid = os.urandom(8).hex()
+            self._requests += 1
+            req.rid = f"{self._rid_prefix}{self._requests:08x}"
             req.rid_made = True
         if conn.refusal is not None:
             req.keep_alive = False
@@ -234,12 +237,11 @@ class Proxy:
             ok |= hmac.compare_digest(token, key)
         return token if ok else None
 
-    def finished(self, req: Request) -> None:
+    def finished(self, req: Request, now: float) -> None:
         """A reply is complete (or abandoned): count it and log it."""
         if not req.rid:
             return  # refused by the parser: never handled
         self.metrics.in_flight -= 1
-        now = asyncio.get_running_loop().time()
         duration = now - req.t0
         first = req.t_first - req.t0 if req.t_first else None
         overhead = None

@@ -57,11 +57,14 @@ def close_delimited_head(status: int, headers: bytes) -> bytes:
     return b"".join((status_line(status), SERVER, date_header(), headers, b"connection: close\r\n\r\n"))
 
 
+_PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))  # name no other header
+
+
 def relay_headers(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
     """Header lines to pass to the other side: without `skip`, nor the headers that this
     hop's `Connection` header names (they are hop-by-hop too)."""
     for k, v in headers:
-        if k == b"connection":
+        if k == b"connection" and v.lower() not in _PLAIN_CONNECTION:
             skip = skip | {t.strip().lower() for t in v.split(b",")}
     return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in skip])
 

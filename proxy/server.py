@@ -278,7 +278,7 @@ class HttpProtocol(asyncio.Protocol):
         request = self.current
         if request is None:
             return
-        self.app.finished(request)
+        self.app.finished(request, self.loop.time())
         self.current = None
         self.active = None
         self._streaming = False

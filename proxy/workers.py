@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 
-from .notify import notify
+from .notify import notify, watchdog_interval
 
 log = logging.getLogger("devstral_proxy")
 
@@ -91,12 +91,20 @@ class Supervisor:
             self._spawn()
         self._ready()
         failures = 0
+        interval = watchdog_interval()
+        pinged = 0.0
         while self.children:
+            if interval is not None and time.monotonic() - pinged >= interval:
+                notify("WATCHDOG=1")  # systemd watches the main PID: this one
+                pinged = time.monotonic()
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             except InterruptedError:
+                continue
+            if pid == 0:
+                time.sleep(0.1)
                 continue
             started = self.children.pop(pid, None)
             if started is None or self.stopping:

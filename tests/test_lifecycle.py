@@ -76,17 +76,14 @@ def test_notify_protocol(sim, tmp_path, workers):
     listener.bind(path)
     listener.settimeout(10)
     port = free_port()
-    env = {"NOTIFY_SOCKET": path}
-    if workers == 1:
-        env["WATCHDOG_USEC"] = "200000"
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
     proc = start(sim, port, "--workers", str(workers), env=env)
     try:
         messages = []
         while "READY=1" not in messages:
             messages.append(listener.recv(4096).decode())
-        if workers == 1:
-            while "WATCHDOG=1" not in messages:
-                messages.append(listener.recv(4096).decode())
+        while "WATCHDOG=1" not in messages:
+            messages.append(listener.recv(4096).decode())
         assert http("GET", f"http://127.0.0.1:{port}/health").status == 200
         proc.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in messages:

@@ -12,19 +12,23 @@ from .sse import FrameSplitter, WholeFrames
 from .errors import RequestError
 from .wire import decode_any, raw
 
-_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
-_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_NUMBER = re.compile(rb"\s*:\s*(\d+)")
+
+
+def _last_count(data: bytes, key: bytes) -> int | None:
+    i = data.rfind(key)
+    if i == -1:
+        return None
+    m = _NUMBER.match(data, i + len(key))
+    return int(m.group(1)) if m else None
 
 
 def usage_counts(data: bytes) -> tuple[int, int] | None:
     """(prompt, completion) tokens of the last usage in a body or a block of frames."""
-    if b'"prompt_tokens"' not in data:
+    prompt = _last_count(data, b'"prompt_tokens"')
+    if prompt is None:
         return None
-    prompt = _PROMPT.findall(data)
-    completion = _COMPLETION.findall(data)
-    if not prompt:
-        return None
-    return int(prompt[-1]), int(completion[-1]) if completion else 0
+    return prompt, _last_count(data, b'"completion_tokens"') or 0
 
 
 def request_usage(top: dict[str, Raw]) -> bool:
