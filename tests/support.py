@@ -121,3 +121,31 @@ def http(method: str, url: str, body: bytes | dict | None = None, headers: dict[
         return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
+
+
+class RawBackend:
+    """A hand-written backend for fault tests: `serve(reader, writer)` per connection, on an
+    asyncio server in its own loop thread."""
+
+    def __init__(self, serve) -> None:
+        self.loop = LoopThread()
+
+        async def start() -> int:
+            server = await asyncio.start_server(serve, "127.0.0.1", 0)
+            return server.sockets[0].getsockname()[1]
+
+        self.port = self.loop.call(start)
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+
+def read_to_close(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes (a reset counts as the close)."""
+    parts = []
+    try:
+        while chunk := sock.recv(65536):
+            parts.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(parts)

@@ -1,12 +1,11 @@
 """The backend down, slow, restarted, or closing pooled connections: defined answers."""
 
-import asyncio
 import json
 
 import openai
 import pytest
 
-from tests.support import LoopThread, SimThread, free_port, http
+from tests.support import RawBackend, SimThread, free_port, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -59,12 +58,8 @@ class ClosingBackend:
 
     def __init__(self) -> None:
         self.connections = 0
-        self.loop = LoopThread()
-        self.port = self.loop.call(self._start)
-
-    async def _start(self) -> int:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return server.sockets[0].getsockname()[1]
+        self.raw = RawBackend(self._serve)
+        self.port = self.raw.port
 
     async def _serve(self, reader, writer) -> None:
         self.connections += 1
@@ -84,7 +79,7 @@ def test_pooled_connection_closed_by_backend_is_retried_on_a_fresh_one(start_pro
         assert r.status == 200, r.body
         assert r.json()["model"] == "gpt-4"
     assert backend.connections == 3
-    backend.loop.stop()
+    backend.raw.stop()
 
 
 def test_backend_error_status_and_body_are_passed_on(proxy):

@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from tests.support import LoopThread, http
+from tests.support import RawBackend, http
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -47,12 +47,8 @@ EXPECTED = {  # non-streaming request: status and error code
 class FaultyBackend:
     def __init__(self) -> None:
         self.mode = ""
-        self.loop = LoopThread()
-        self.port = self.loop.call(self._start)
-
-    async def _start(self) -> int:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return server.sockets[0].getsockname()[1]
+        self.raw = RawBackend(self._serve)
+        self.port = self.raw.port
 
     async def _serve(self, reader, writer) -> None:
         try:
@@ -71,7 +67,7 @@ class FaultyBackend:
 def faulty():
     b = FaultyBackend()
     yield b
-    b.loop.stop()
+    b.raw.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import threading
 import h11
 import pytest
 
-from tests.support import http, raw_exchange
+from tests.support import http, raw_exchange, read_to_close
 
 CHAT = json.dumps({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
@@ -217,12 +217,7 @@ def test_head_and_body_framing_is_exact(proxy, path):
 def test_pipelined_requests_before_garbage_are_answered_then_the_connection_closes(proxy):
     with connect(proxy) as s:
         s.sendall(request_bytes() + request_bytes() + b"GARBAGE\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
     heads = [part.split(b"\r\n\r\n")[0] for part in data.split(b"HTTP/1.1 ")[1:]]
     assert [h[:3] for h in heads] == [b"200", b"200", b"400"]
     assert [b"connection: close" in h for h in heads] == [False, False, True]
@@ -232,11 +227,6 @@ def test_request_then_half_close_is_still_answered(proxy):
     with connect(proxy) as s:
         s.sendall(request_bytes() + request_bytes("/v1/models", b"", method="GET"))
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
     assert data.count(b"HTTP/1.1 200 OK") == 2
     assert data.split(b"HTTP/1.1 ")[-1].split(b"\r\n\r\n")[0].count(b"connection: close") == 1

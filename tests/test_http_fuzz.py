@@ -10,6 +10,8 @@ import socket
 
 import pytest
 
+from tests.support import read_to_close
+
 CHAT = json.dumps({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}).encode()
 VALID = [
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(CHAT), CHAT),
@@ -77,13 +79,7 @@ def exchange(port: int, data: bytes) -> bytes:
             s.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the proxy refused early and closed: fine
-        got = b""
-        try:
-            while chunk := s.recv(65536):
-                got += chunk
-        except ConnectionResetError:
-            pass
-        return got
+        return read_to_close(s)
 
 
 @pytest.fixture

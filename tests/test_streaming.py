@@ -93,10 +93,9 @@ def test_backend_not_reading_pauses_reading_from_the_client(start_proxy):
     """Flow control the other way: a backend that does not read holds the client back."""
     import asyncio
 
-    from tests.support import LoopThread
+    from tests.support import RawBackend
 
     reading = asyncio.Event()
-    lt = LoopThread()
 
     async def serve(reader, writer):
         await reading.wait()
@@ -107,20 +106,16 @@ def test_backend_not_reading_pauses_reading_from_the_client(start_proxy):
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
         await writer.drain()
 
-    async def start():
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        return server.sockets[0].getsockname()[1]
-
-    port = lt.call(start)
-    p = start_proxy(f"http://127.0.0.1:{port}", server={"max_body_bytes": 64 << 20})
+    backend = RawBackend(serve)
+    p = start_proxy(f"http://127.0.0.1:{backend.port}", server={"max_body_bytes": 64 << 20})
     big = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (24 << 20)}]}).encode()
     s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
     time.sleep(0.5)
     conn = list(p.proxy.connections)[0]
     assert conn._held and not conn.transport.is_reading()
-    lt.loop.call_soon_threadsafe(reading.set)
+    backend.loop.loop.call_soon_threadsafe(reading.set)
     assert read_until(s, b"\"choices\":[]}").startswith(b"HTTP/1.1 200 ")
     assert not conn._held
     s.close()
-    lt.stop()
+    backend.stop()
