@@ -77,7 +77,8 @@ class Limits:
 class HttpProtocol(asyncio.Protocol):
     """One client connection. `app.handle(self, request)` produces each reply through
     respond() or start_stream()/write_chunk()/end_stream(); the handler in progress sets
-    `active` (an object with cancel(), pause(), resume()) to follow the connection's fate."""
+    `active` (an object with cancel(), pause(), resume(), expire()) to follow the connection's
+    fate."""
 
     def __init__(self, app, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
@@ -125,9 +126,13 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.queue.clear()
         active, self.active = self.active, None
-        self.current = None
+        request, self.current = self.current, None
         if active is not None:
             active.cancel()
+        if request is not None:  # the client left before its answer was complete
+            if not request.status or self._streaming:
+                request.status = 499  # nginx's "client closed request"
+            self.app.finished(request, self.loop.time())
 
     def data_received(self, data: bytes) -> None:
         if self._dead:

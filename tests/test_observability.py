@@ -76,3 +76,18 @@ def test_bodies_are_logged_only_when_configured(sim, start_proxy):
     time.sleep(0.8)
     line = json.loads(out.getvalue().splitlines()[-1])
     assert json.loads(line["request_body"]) == CHAT
+
+
+def test_a_client_leaving_mid_stream_is_counted_and_not_left_in_flight(proxy, sim):
+    import socket
+
+    sim.behavior.token_delay = 0.05
+    body = json.dumps({**CHAT, "stream": True}).encode()
+    s = socket.create_connection(("127.0.0.1", proxy.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+    s.close()
+    time.sleep(0.3)
+    after = scrape(proxy)
+    assert value(after, "devstral_requests_in_flight") == 1  # only the scrape
+    assert value(after, "devstral_requests_total", route="/v1/chat/completions", model="gpt-4", backend="primary", status="499") == 1
