@@ -230,3 +230,12 @@ def test_request_then_half_close_is_still_answered(proxy):
         data = read_to_close(s)
     assert data.count(b"HTTP/1.1 200 OK") == 2
     assert data.split(b"HTTP/1.1 ")[-1].split(b"\r\n\r\n")[0].count(b"connection: close") == 1
+
+
+def test_upgrade_request_is_answered_over_http11_then_closed(proxy):
+    """curl --http2 on plain HTTP asks for h2c; the answer comes over HTTP/1.1."""
+    req = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    out = raw_exchange(proxy.port, req)
+    assert out.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in out.split(b"\r\n\r\n")[0]
+    assert json.loads(out.split(b"\r\n\r\n", 1)[1])["object"] == "list"
