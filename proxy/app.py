@@ -173,6 +173,21 @@ class Proxy:
         if self.access is not None:
             self.access.flush()
 
+    def _spawn(self, conn: HttpProtocol, coro) -> None:
+        """Run a handler that must wait as a task; a bug in it still gets the client a 500."""
+
+        async def run() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log_error("handler failed", exc)
+                if not conn.closed and conn.current is not None and conn.active in (None, handler):
+                    conn.respond_error(500, "The proxy failed to handle the request.", "internal_error")
+
+        handler = conn.active = _TaskHandler(asyncio.get_running_loop().create_task(run()))
+
     def log_error(self, what: str, exc: BaseException) -> None:
         log.error("%s: %s", what, exc, exc_info=exc)
 
@@ -220,7 +235,7 @@ class Proxy:
                 conn.respond_error(405, f"Method {req.method.decode()} not allowed on {path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n")
                 return
             handler = self._models if path == "/v1/models" else self._health
-            conn.active = _TaskHandler(asyncio.get_running_loop().create_task(handler(conn)))
+            self._spawn(conn, handler(conn))
         elif path == "/metrics" and req.method == b"GET":
             conn.respond(200, _PROMETHEUS, self.metrics.render())
         elif path.startswith("/v1/"):
@@ -277,7 +292,7 @@ class Proxy:
             else:
                 self._too_many(conn, wait)
             return
-        conn.active = _TaskHandler(asyncio.get_running_loop().create_task(self._shared_limit(conn, req, who)))
+        self._spawn(conn, self._shared_limit(conn, req, who))
 
     async def _shared_limit(self, conn: HttpProtocol, req: Request, who: str) -> None:
         wait = await self.limiter.admit(who)

@@ -93,3 +93,13 @@ def test_other_v1_paths_are_relayed(proxy, sim):
     headers = {k.lower(): v for k, v in doc["headers"].items()}
     assert headers["x-custom"] == "7"
     assert "authorization" not in headers
+
+
+def test_a_failing_task_handler_still_answers_500(proxy, monkeypatch):
+    async def broken(conn):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(proxy.proxy, "_models", broken)
+    r = http("GET", proxy.url + "/v1/models")
+    assert r.status == 500 and r.json()["error"]["code"] == "internal_error"
+    assert http("GET", proxy.url + "/health").status == 200
