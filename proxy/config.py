@@ -155,7 +155,7 @@ def _check(config: Config) -> None:
         if parts.scheme != "http" or not parts.hostname:
             raise ConfigError(f"{key}.url: expected an http://host:port URL, got {b.url!r}")
         try:
-            parts.port
+            _ = parts.port  # urlsplit checks the port only when asked for it
         except ValueError:
             raise ConfigError(f"{key}.url: invalid port in {b.url!r}") from None
         if b.name in names:
