@@ -16,12 +16,12 @@ import msgspec
 from translate.dialect import ROUTES
 from translate.errors import RequestError
 
-from .config import Config
 from .accesslog import AccessLog
+from .config import Config
 from .errors import backend_failure, normalize_backend_error
+from .http import JSON
 from .metrics import Metrics
 from .ratelimit import LocalLimiter, RedisLimiter, identity
-from .http import JSON
 from .relay import Exchange, decode_json, fetch
 from .router import Backend, Router, forward_headers
 from .server import HttpProtocol, Limits, Request

@@ -8,7 +8,6 @@ import asyncio
 
 import msgspec
 
-
 from translate.sse import WholeFrames
 from translate.usage import HideUsage, usage_counts
 from translate.wire import DECODE_ERRORS, is_json_object

@@ -14,7 +14,6 @@ from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
 
 
-
 def make_dialect(cfg: BackendConfig):
     if cfg.dialect == "mistral":
         generation = None if cfg.tokenizer_version == "auto" else cfg.tokenizer_version

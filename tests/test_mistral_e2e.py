@@ -11,7 +11,6 @@ from tests.conversations import READ, TABLE, WRITE
 from tests.support import SimThread, http
 from translate.toolcalls import VALID_ID
 
-
 # (served model, the generation the backend judges with): a model whose name tells the
 # proxy its generation, and one it knows nothing about (then every generation must accept).
 BACKENDS = {"devstral-2507": ("mistralai/Devstral-Small-2507", "v11"), "unknown-model": ("acme/mistral-finetune", None)}

@@ -5,10 +5,9 @@ import base64
 import io
 import json
 
-from PIL import Image
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from bench.mistral_judge import problem
 from tests.conversations import all_text, texts_sent

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.conversations import all_text, TABLE, agent_history, texts_sent
 from bench.mistral_judge import problem
+from tests.conversations import TABLE, agent_history, all_text, texts_sent
 from translate.errors import RequestError, TranslationError
 from translate.mistral import MistralDialect, MistralOptions, guess_generation
 from translate.toolcalls import VALID_ID, VALID_NAME

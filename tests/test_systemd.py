@@ -34,9 +34,9 @@ def test_unit_settings_match_the_proxy():
 
 
 def test_example_config_loads():
-    from proxy.config import build
-
     import tomllib
+
+    from proxy.config import build
 
     doc = tomllib.loads((UNIT.parent / "config.toml").read_text())
     doc["authentication"] = {}  # the key file lives on the server

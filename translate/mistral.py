@@ -11,8 +11,8 @@ from typing import Any
 
 from msgspec import Raw
 
-from .dialect import Prepared
 from . import openai
+from .dialect import Prepared
 from .errors import RequestError, TranslationError
 from .mistral_reply import MistralResponse
 from .modelname import encoded_name

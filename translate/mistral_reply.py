@@ -8,10 +8,9 @@ import secrets
 
 import msgspec
 
-from .wire import DECODE_ERRORS
-
 from .modelname import set_model
 from .toolcalls import CONTROL_TOKENS, TOOL_CALLS, VALID_ID, NameMap, parse_raw_calls, split_think
+from .wire import DECODE_ERRORS
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode

@@ -5,9 +5,9 @@ escapes, no nesting, outside any string); otherwise a decode of the top level as
 """
 
 import msgspec
+from msgspec import Raw
 
 from .wire import DECODE_ERRORS
-from msgspec import Raw
 
 _KEY = b'"model":'
 _object = msgspec.json.Decoder(dict[str, Raw])

@@ -4,6 +4,7 @@ One decode of the top level; the body is re-encoded only when a field actually c
 """
 
 from dataclasses import dataclass
+
 from msgspec import Raw
 
 from .dialect import ROUTES

@@ -6,13 +6,12 @@ with index, id, type, name; then argument pieces), holding back only a call's na
 
 import msgspec
 
-from .wire import DECODE_ERRORS
-
 from .mistral_reply import has_markers, strip_control, tool_call
 from .modelname import set_model
 from .openai import rename_frames
 from .sse import FrameSplitter, WholeFrames, data_payload
 from .toolcalls import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, NameMap, parse_raw_calls
+from .wire import DECODE_ERRORS
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode

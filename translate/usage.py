@@ -8,8 +8,8 @@ import re
 
 from msgspec import Raw
 
-from .sse import FrameSplitter, WholeFrames
 from .errors import RequestError
+from .sse import FrameSplitter, WholeFrames
 from .wire import decode_any, raw
 
 _NUMBER = re.compile(rb"\s*:\s*(\d+)")
