@@ -33,6 +33,46 @@ _ROUTES = {*ROUTES, *_LOCAL, "/metrics"}
 _PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
 
 
+class _RoutingHead(msgspec.Struct):
+    """What routing reads of a request body before a dialect translates it."""
+
+    model: object = None
+    user: object = None
+    messages: msgspec.Raw = msgspec.Raw(b"null")  # left encoded: only its first bytes matter
+    prompt: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_routing_head = msgspec.json.Decoder(_RoutingHead)
+
+
+class _Role(msgspec.Struct):
+    role: object = None
+
+
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_role = msgspec.json.Decoder(_Role)
+
+
+def conversation_start(head: _RoutingHead, limit: int) -> bytes:
+    """What identifies a conversation in every one of its turns: its messages up to and
+    including the first user message (or a completion's prompt), at most `limit` bytes."""
+    if memoryview(head.messages)[:1] == b"n":
+        return memoryview(head.prompt)[:limit].tobytes()
+    try:
+        messages = _raw_list.decode(head.messages)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return b""
+    parts = []
+    for raw in messages:
+        parts.append(memoryview(raw)[:limit].tobytes())
+        try:
+            if _role.decode(raw).role == "user":
+                break
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            break
+    return b"".join(parts)[:limit]
+
+
 class _TaskHandler:
     """A handler running as a task: it follows the client connection's fate."""
 
@@ -66,6 +106,7 @@ class Proxy:
         self._pruned = 0.0
         self.metrics = Metrics()
         self.access: AccessLog | None = None
+        self._discovery: asyncio.Task | None = None
         self._rid_prefix = os.urandom(4).hex()  # request ids: per-process prefix + counter
         self._requests = 0
         self._apply(config)
@@ -107,13 +148,20 @@ class Proxy:
             self._make_limiter()
             if isinstance(previous, RedisLimiter):
                 await previous.close()
+        self._start_discovery()
         self._tick = min(0.5, self._shortest_timeout() / 3)
         log.info("configuration reloaded")
     # ---- lifecycle
     async def start(self, sock=None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()])
+        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing)
         self._make_limiter()
+        if len(self.router.backends) > 1:  # route by model from the first request on
+            try:
+                await asyncio.wait_for(self._discover_once(), 3.0)
+            except TimeoutError:
+                log.warning("some backends did not list their models within 3 s")
+        self._start_discovery()
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
         if sock is not None:
@@ -145,6 +193,22 @@ class Proxy:
                 active.expire(now)
         self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
 
+    def _start_discovery(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
+        several = len(self.router.backends) > 1
+        self._discovery = asyncio.get_running_loop().create_task(self._discover()) if several else None
+
+    async def _discover_once(self) -> None:
+        backends = [b for b in self.router.backends if not b.cfg.models]
+        await asyncio.gather(*(self._list_models(b) for b in backends), return_exceptions=True)
+
+    async def _discover(self) -> None:
+        """Which models each backend serves, when its config does not say: every 30 s."""
+        while True:
+            await asyncio.sleep(30)
+            await self._discover_once()
+
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let requests in flight finish (up to `timeout`), then close."""
         if self.server is not None:
@@ -162,6 +226,8 @@ class Proxy:
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._discovery is not None:
+            self._discovery.cancel()
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
@@ -316,8 +382,40 @@ class Proxy:
         loop = asyncio.get_running_loop()
         return lambda tokens: loop.create_task(limiter.add_tokens(who, tokens))
 
-    def _inference(self, conn: HttpProtocol, req: Request, who: str | None) -> None:
-        backend = self.router.pick(None)
+    def _routing_keys(self, req: Request) -> tuple[str | None, str | None, bytes | None]:
+        """(client model, backend model, session) of a request, read before any dialect
+        translates it: a choice of backend is needed first."""
+        try:
+            head = _routing_head.decode(req.body)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None, None, None  # the dialect will refuse it with a clear 400
+        model = head.model if isinstance(head.model, str) else None
+        session = req.header(b"x-session-id")
+        if session is None and self.router.strategy(model) == "affinity":
+            if isinstance(head.user, str) and head.user:
+                session = head.user.encode()
+            else:
+                session = conversation_start(head, self.config.routing.affinity_bytes)
+        return model, self.model_map.get(model, model) if model else None, session
+
+    def _inference(self, conn: HttpProtocol, req: Request, who: str | None, exclude: tuple = ()) -> None:
+        router = self.router
+        if len(router.backends) == 1 and not exclude:
+            backend = router.pick(None)
+        else:
+            client_model, model, session = self._routing_keys(req)
+            backend = router.pick(model, client_model, session, exclude)
+            if backend is None:
+                if exclude:
+                    conn.respond_error(502, "No backend could be reached.", "backend_unreachable")
+                elif model is not None and not router.serving(model):
+                    conn.respond_error(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model")
+                else:
+                    conn.respond_error(503, "No backend is available right now; try again shortly.", "no_backend_available")
+                return
+        if backend is None:
+            conn.respond_error(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available")
+            return
         counting = who is not None and self.config.rate_limit.tokens_per_minute > 0
         try:
             prepared = backend.prepare(req.path, req.body, self.model_map, counting)
@@ -327,41 +425,74 @@ class Proxy:
         req.model, req.backend_model, req.backend = prepared.client_model, prepared.backend_model, backend.name
         head = backend.request_head(b"POST", self._target(req), self._forward(req), len(prepared.body))
         on_tokens = self._count_tokens(who) if counting else None
-        Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout, on_tokens=on_tokens, hide_usage=prepared.usage_added).start()
+        exchange = Exchange(conn, backend, head, prepared.body, prepared.response, backend.timeout, on_tokens=on_tokens, hide_usage=prepared.usage_added)
+        if len(router.backends) > 1:
+            exchange.failover = lambda failed: self._inference(conn, req, who, (*exclude, failed))
+        exchange.start()
 
     def _relay(self, conn: HttpProtocol, req: Request) -> None:
-        backend = self.router.pick(None)
+        backend = self.router.pick(None) or self.router.backends[0]
         req.backend = backend.name
         head = backend.request_head(req.method, self._target(req), self._forward(req), len(req.body))
         Exchange(conn, backend, head, req.body, None, backend.timeout, raw=True).start()
 
     # ---- the proxy's own answers
-    async def _models(self, conn: HttpProtocol) -> None:
-        backend = self.router.pick(None)
-        try:
-            status, _, body = await fetch(backend, b"GET", "/v1/models", backend.timeout)
-        except OSError as exc:
-            conn.respond_error(*backend_failure(backend.name, exc))
-            return
-        if status != 200:
-            conn.respond(status, JSON, normalize_backend_error(status, body))
-            return
-        doc = decode_json(body)
+    async def _list_models(self, backend: Backend) -> list[dict]:
+        """A backend's model list (OSError, or ValueError for a reply that is not one)."""
+        status, _, body = await fetch(backend, b"GET", "/v1/models", backend.timeout)
+        doc = decode_json(body) if status == 200 else None
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-            conn.respond_error(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response")
+            raise ValueError(status, body)
+        models = [m for m in doc["data"] if isinstance(m, dict)]
+        if not backend.cfg.models:  # discovered: model-aware routing uses it
+            backend.models = {m["id"] for m in models if isinstance(m.get("id"), str)}
+        return models
+
+    async def _models(self, conn: HttpProtocol) -> None:
+        """Every reachable backend's models, once each, plus the aliases."""
+        now = time.monotonic()
+        backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
+        results = await asyncio.gather(*(self._list_models(b) for b in backends), return_exceptions=True)
+        data, seen, failure = [], set(), None
+        for backend, result in zip(backends, results):
+            if isinstance(result, BaseException):
+                failure = failure or (backend, result)
+                continue
+            for m in result:
+                if m.get("id") not in seen:
+                    seen.add(m.get("id"))
+                    data.append(m)
+        if not data and failure is not None:
+            backend, exc = failure
+            if isinstance(exc, OSError):
+                conn.respond_error(*backend_failure(backend.name, exc))
+            elif isinstance(exc, ValueError) and len(exc.args) == 2 and exc.args[0] != 200:
+                conn.respond(exc.args[0], JSON, normalize_backend_error(*exc.args))
+            else:
+                conn.respond_error(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response")
             return
-        conn.respond(200, JSON, _encode(with_aliases(doc, self.model_map)))
+        conn.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
 
     async def _health(self, conn: HttpProtocol) -> None:
-        states = {}
-        for backend in self.router.backends:
+        """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
+        router = self.router
+
+        async def probe(backend: Backend) -> str:
             try:
                 status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, 2.0)
-                states[backend.name] = "healthy" if status == 200 else f"unhealthy (status {status})"
             except OSError as exc:
-                states[backend.name] = f"unreachable ({exc.__class__.__name__})"
-        healthy = any(v == "healthy" for v in states.values())
-        body = {"status": "healthy" if healthy else "unhealthy", "backends": states, "uptime_s": round(time.time() - self.started, 1)}
+                router.outcome(backend, False)
+                return f"unreachable ({exc.__class__.__name__})"
+            router.outcome(backend, status == 200)
+            return "healthy" if status == 200 else f"unhealthy (status {status})"
+
+        results = await asyncio.gather(*(probe(b) for b in router.backends))
+        backends = {
+            b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)}
+            for b, state in zip(router.backends, results)
+        }
+        healthy = any(r == "healthy" for r in results)
+        body = {"status": "healthy" if healthy else "unhealthy", "backends": backends, "uptime_s": round(time.time() - self.started, 1)}
         conn.respond(200 if healthy else 503, JSON, _encode(body))
 
 

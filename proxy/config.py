@@ -54,6 +54,18 @@ class BackendConfig(_Section):
     api_key: str | None = None
     pool_idle_seconds: float = 4.0  # retire idle connections before the backend does (uvicorn: 5 s)
     health_path: str = "/health"
+    weight: float = 1.0  # share of requests, relative to the other backends
+    models: list[str] = []  # the (backend) model names it serves; empty: any, or discovered
+
+
+class RoutingConfig(_Section):
+    strategy: Literal["least_loaded", "affinity", "round_robin"] = "least_loaded"
+    per_model: dict[str, Literal["least_loaded", "affinity", "round_robin"]] = {}  # client model -> strategy
+    load_factor: float = 1.25  # affinity: a backend takes at most this times its share of the load
+    affinity_bytes: int = 2048  # affinity: how much of the conversation's start identifies it
+    eject_after: int = 3  # consecutive connect failures or 5xx before a backend is ejected
+    cooldown: float = 1.0  # first ejection; doubles while it keeps failing
+    max_cooldown: float = 60.0
 
 
 class AuthConfig(_Section):
@@ -105,6 +117,7 @@ class Config(_Section):
     authentication: AuthConfig = msgspec.field(default_factory=AuthConfig)
     request: RequestConfig = msgspec.field(default_factory=RequestConfig)
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
     def backend_list(self) -> list[BackendConfig]:
@@ -161,6 +174,8 @@ def _check(config: Config) -> None:
         if b.name in names:
             raise ConfigError(f"{key}: duplicate backend name")
         names.add(b.name)
+        if b.weight <= 0:
+            raise ConfigError(f"{key}.weight: must be positive, got {b.weight}")
         for attr in ("timeout", "connect_timeout", "pool_idle_seconds"):
             value = getattr(b, attr)
             if value is not None and value <= 0:

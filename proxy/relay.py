@@ -54,6 +54,7 @@ class Exchange:
         "on_tokens",
         "hide_usage",
         "req",
+        "failover",
     )
 
     def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False, on_tokens=None, hide_usage: bool = False) -> None:
@@ -79,9 +80,11 @@ class Exchange:
         self.on_tokens = on_tokens  # called with usage.total_tokens when the reply reports it
         self.hide_usage = hide_usage  # the usage chunk was asked for by the proxy, not the client
         self.req = client.current  # the request answered, where timings and usage are noted
+        self.failover = None  # called with this backend when it cannot be reached: try another
 
     def start(self) -> None:
         self.client.active = self
+        self.backend.outstanding += 1
         up = self.backend.pool.acquire()
         if up is None:
             self.task = self.loop.create_task(self._open())
@@ -94,6 +97,11 @@ class Exchange:
             up = await backend.pool.connect()
         except OSError as exc:  # refused, unreachable, or TimeoutError
             self.client.app.metrics.backend_up[backend.name] = 0
+            self.client.app.router.outcome(backend, False)
+            if self.failover is not None and not self.done:  # nothing was written: try another
+                self._end()
+                self.failover(backend)
+                return
             self._fail(*backend_failure(backend.name, exc))
             return
         finally:
@@ -113,6 +121,7 @@ class Exchange:
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.last = self.loop.time()
         self.status = status
+        self.client.app.router.outcome(self.backend, status < 500)
         ctype = b""
         for k, v in headers:
             if k == b"content-type":
@@ -176,6 +185,8 @@ class Exchange:
             self.up = None
             self.task = self.loop.create_task(self._open())
             return
+        if self.status == 0:
+            self.client.app.router.outcome(self.backend, False)
         reason = f"Backend '{self.backend.name}' closed the connection" + (f" ({exc})" if exc else "")
         self._broken(502, reason + ".", "backend_disconnected")
 
@@ -217,6 +228,7 @@ class Exchange:
             self.up.detach()
             self._broken(504, f"The request did not finish within {self.client.limits.request_timeout:g} s.", "request_timeout")
         elif now >= self.last + self.timeout:
+            self.client.app.router.outcome(self.backend, False)
             self.up.detach()
             self._broken(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout")
 
@@ -239,7 +251,9 @@ class Exchange:
         self.client.respond_error(status, message, code)
 
     def _end(self) -> None:
-        self.done = True
+        if not self.done:
+            self.done = True
+            self.backend.outstanding -= 1
 
 
 class _Collect:

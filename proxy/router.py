@@ -1,7 +1,11 @@
 """Backends and the choice of one for a request.
 
-A Backend holds its config, its dialect and its connection pool, and builds request heads.
+A Backend holds its config, dialect, connection pool and health; the Router picks one for a
+request by model, availability and the model's strategy (see balance.py).
 """
+
+import random
+import time
 
 import msgspec
 
@@ -9,7 +13,8 @@ from translate.dialect import Prepared
 from translate.mistral import MistralDialect, MistralOptions
 from translate.openai import OpenAIDialect
 
-from .config import BackendConfig, Config
+from . import balance
+from .config import BackendConfig, Config, RoutingConfig
 from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
 
@@ -38,6 +43,20 @@ class Backend:
         if cfg.api_key:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
         self._base = self.pool.base_path.encode()
+        self.weight = cfg.weight
+        self.models = set(cfg.models)  # configured; else discovered from /v1/models
+        self.outstanding = 0  # requests in flight
+        self.failures = 0  # consecutive connect failures or 5xx
+        self.ejected_until = 0.0  # monotonic time; 0: in service
+        self.trial = False  # after a cooldown, one request tries it before it takes more
+
+    def serves(self, model: str | None) -> bool:
+        return not self.models or model is None or model in self.models
+
+    def state(self, now: float) -> str:
+        if not self.ejected_until:
+            return "healthy"
+        return "ejected" if now < self.ejected_until else "trial"
 
     def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
         return self.dialect.prepare(path, body, model_map, want_usage)
@@ -60,13 +79,61 @@ def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 class Router:
-    """Which backend serves a request. One backend today; balancing comes with several."""
+    """Which backend serves a request: one that serves its model and is not ejected, chosen
+    by the model's strategy. Backends that keep failing are ejected for a cooldown that grows;
+    after it, one trial request decides whether they come back."""
 
-    def __init__(self, backends: list[Backend]) -> None:
+    def __init__(self, backends: list[Backend], routing: RoutingConfig) -> None:
         self.backends = backends
+        self.routing = routing
+        self.rng = random.Random()
+        self.turn = 0
 
-    def pick(self, model: str | None) -> Backend:
-        return self.backends[0]
+    def strategy(self, client_model: str | None) -> str:
+        return self.routing.per_model.get(client_model or "", self.routing.strategy)
+
+    def pick(self, model: str | None, client_model: str | None = None, session: bytes | None = None, exclude: tuple = ()) -> Backend | None:
+        """A backend for `model` (the backend's name for it), or None when none can take it."""
+        now = time.monotonic()
+        candidates = []
+        for b in self.backends:
+            if b in exclude or not b.serves(model):
+                continue
+            if b.ejected_until and (now < b.ejected_until or b.trial):
+                continue
+            candidates.append(b)
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            chosen = candidates[0]
+        else:
+            strategy = self.strategy(client_model)
+            if strategy == "affinity" and session:
+                chosen = balance.affinity(candidates, session, self.routing.load_factor)
+            elif strategy == "round_robin":
+                self.turn += 1
+                chosen = balance.round_robin(candidates, self.turn)
+            else:
+                chosen = balance.least_loaded(candidates, self.rng)
+        if chosen.ejected_until:
+            chosen.trial = True
+        return chosen
+
+    def outcome(self, backend: Backend, ok: bool) -> None:
+        """What a request (or a health check) learnt of a backend."""
+        backend.trial = False
+        if ok:
+            backend.failures = 0
+            backend.ejected_until = 0.0
+            return
+        backend.failures += 1
+        over = backend.failures - self.routing.eject_after
+        if over >= 0:
+            backend.ejected_until = time.monotonic() + min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
+
+    def serving(self, model: str | None) -> bool:
+        """Whether any backend, ejected or not, serves this model."""
+        return any(b.serves(model) for b in self.backends)
 
     def close(self) -> None:
         for b in self.backends:
@@ -82,4 +149,4 @@ class Router:
             backends.append(kept if kept is not None else Backend(cfg, config))
         for b in old.values():
             b.close()
-        return Router(backends)
+        return Router(backends, config.routing)

@@ -1,0 +1,58 @@
+"""Soak: full wrk load on devstral-proxy for several minutes, RSS sampled as it runs, to show
+that memory does not grow. Uses the static nginx backend of bench/compare.py.
+
+Run: `python -m bench.soak --minutes 5 --dialect mistral`.
+"""
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.compare import REQUEST, cpu_and_rss, escape, free_port, parse_wrk, start_backend, wait_port
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--conns", type=int, default=50)
+    p.add_argument("--dialect", default="mistral")
+    p.add_argument("--every", type=float, default=30.0, help="seconds between RSS samples")
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="devstral-soak-"))
+    procs: list = []
+    try:
+        backend_port, port = free_port(), free_port()
+        start_backend(work, backend_port, procs)
+        cfg = work / "proxy.json"
+        cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port}, "backends": {"v": {"url": f"http://127.0.0.1:{backend_port}", "dialect": args.dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}}))
+        proxy = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
+        procs.append(proxy)
+        wait_port(backend_port)
+        wait_port(port)
+        script = work / "chat.lua"
+        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(json.dumps(REQUEST))}"\n')
+        seconds = int(args.minutes * 60)
+        wrk = subprocess.Popen(["wrk", "-t", "2", "-c", str(args.conns), "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"], stdout=subprocess.PIPE, text=True)
+        print("| elapsed s | proxy RSS MB |\n|---|---|")
+        start = time.time()
+        while wrk.poll() is None:
+            print(f"| {time.time() - start:.0f} | {cpu_and_rss([proxy.pid])[1] / 1e6:.1f} |", flush=True)
+            time.sleep(args.every)
+        r = parse_wrk(wrk.stdout.read())
+        print(f"| end | {cpu_and_rss([proxy.pid])[1] / 1e6:.1f} |")
+        print(f"\n{r['requests']} requests, {r['rps']:.0f} req/s, p50 {r['p50']:.0f} µs, p99 {r['p99']:.0f} µs, {r['errors']} non-2xx")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

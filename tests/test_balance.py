@@ -1,0 +1,79 @@
+"""Choosing a backend, with plain objects: weights, affinity with bounded load, determinism
+across proxy instances, ejection with a growing cooldown and a trial request."""
+
+import collections
+import random
+import time
+
+from proxy.balance import affinity, least_loaded
+from proxy.config import RoutingConfig
+from proxy.router import Router
+
+
+class B:
+    def __init__(self, name: str, weight: float = 1.0, models=()) -> None:
+        self.name, self.weight, self.outstanding = name, weight, 0
+        self.models = set(models)
+        self.failures, self.ejected_until, self.trial = 0, 0.0, False
+
+    def serves(self, model):
+        return not self.models or model is None or model in self.models
+
+
+def test_least_loaded_honours_weights():
+    rng = random.Random(1)
+    heavy, light = B("heavy", 3), B("light", 1)
+    counts = collections.Counter()
+    for _ in range(4000):  # each request stays in flight: load builds up by weight
+        b = least_loaded([heavy, light], rng)
+        b.outstanding += 1
+        counts[b.name] += 1
+    assert 2.7 < counts["heavy"] / counts["light"] < 3.3
+
+
+def test_least_loaded_prefers_the_idle_backend():
+    busy, idle = B("busy"), B("idle")
+    busy.outstanding = 10
+    assert all(least_loaded([busy, idle], random.Random(i)) is idle for i in range(50))
+
+
+def test_affinity_is_sticky_spread_and_the_same_in_every_instance():
+    backends = [B(f"vllm-{i}") for i in range(4)]
+    others = [B(f"vllm-{i}") for i in range(4)]  # another proxy instance, same list
+    picks = {}
+    for s in range(400):
+        key = f"conversation-{s}".encode()
+        first = affinity(backends, key, 1.25)
+        assert affinity(backends, key, 1.25) is first
+        assert affinity(others, key, 1.25).name == first.name
+        picks[key] = first.name
+    spread = collections.Counter(picks.values())
+    assert len(spread) == 4 and max(spread.values()) < 1.4 * 100
+
+
+def test_affinity_bounded_load_moves_overflow_elsewhere():
+    backends = [B(f"vllm-{i}") for i in range(4)]
+    key = b"hot conversation"
+    home = affinity(backends, key, 1.25)
+    home.outstanding = 50  # far over its share
+    assert affinity(backends, key, 1.25) is not home
+
+
+def test_router_filters_by_model_and_ejects_with_growing_cooldown():
+    a, b = B("a", models={"llama"}), B("b", models={"mistral"})
+    router = Router([a, b], RoutingConfig(eject_after=2, cooldown=0.2))
+    assert router.pick("mistral") is b and router.pick("llama") is a
+    assert router.pick("other") is None and not router.serving("other")
+    router.outcome(b, False)
+    assert router.pick("mistral") is b  # one failure: still in
+    router.outcome(b, False)
+    assert router.pick("mistral") is None  # ejected
+    time.sleep(0.25)
+    assert router.pick("mistral") is b  # the trial request
+    assert router.pick("mistral") is None  # only one while it is out
+    router.outcome(b, False)  # the trial failed: a longer cooldown
+    assert b.ejected_until - time.monotonic() > 0.3
+    b.ejected_until = time.monotonic()
+    assert router.pick("mistral") is b
+    router.outcome(b, True)
+    assert router.pick("mistral") is b and router.pick("mistral") is b  # back in service
