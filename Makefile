@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test venv clean sim bench bench-translate
+.PHONY: run test venv clean sim bench bench-translate bench-routing
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: venv
 
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare
+
+bench-routing: venv
+	$(PY) -m bench.routing
 
 bench-translate: venv
 	$(PY) -m bench.translate_cost

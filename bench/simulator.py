@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import msgspec
 from aiohttp import web
 
+from bench.prefix_cache import PrefixCache
+
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -37,6 +39,9 @@ class Behavior:
     tool_calls: int = 1  # how many tools (the first ones offered) it calls
     preamble: str = ""  # text the model writes before its tool calls
     piece: int = 5  # characters per streamed delta of raw tool-call text
+    # vLLM's prefix cache: prefill costs `prefill_per_token` for each prompt token not cached
+    prefix_cache_blocks: int = 0  # 0: no model of the cache
+    prefill_per_token: float = 0.0
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Simulator:
         self.behavior = behavior or Behavior()
         self.record = Record()
         self.runner: web.AppRunner | None = None
+        self.cache = PrefixCache(self.behavior.prefix_cache_blocks) if self.behavior.prefix_cache_blocks else None
         self.port = 0
 
     def app(self) -> web.Application:
@@ -113,9 +119,13 @@ class Simulator:
         body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
         return web.Response(status=status, body=_encode(body), content_type="application/json")
 
-    async def _first_token(self) -> None:
-        if self.behavior.first_token_delay:
-            await asyncio.sleep(self.behavior.first_token_delay)
+    async def _first_token(self, doc: dict | None = None) -> None:
+        wait = self.behavior.first_token_delay
+        if self.cache is not None and doc is not None:  # prefill what the cache does not hold
+            total, cached = self.cache.lookup_and_fill(_encode(doc.get("messages") or doc.get("prompt") or ""))
+            wait += (total - cached) * self.behavior.prefill_per_token
+        if wait:
+            await asyncio.sleep(wait)
 
     async def _generate(self, n: int) -> None:
         """The time a non-streamed reply of n tokens takes after the first."""
@@ -194,7 +204,7 @@ class Simulator:
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         calls = self._calls(doc) if self.behavior.tool_mode else []
-        await self._first_token()
+        await self._first_token(doc)
         if calls and self.behavior.tool_mode != "structured":
             words = self._raw_text(calls)
         message = {"role": "assistant", "reasoning_content": None, "content": "".join(words), "tool_calls": []}

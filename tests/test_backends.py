@@ -102,3 +102,13 @@ def test_a_backend_dies_under_load_and_rejoins(start_proxy):
             t.join()
         steady.stop()
         flaky.stop()
+
+
+def test_affinity_reuses_the_prefix_cache_more_than_round_robin():
+    import argparse
+
+    from bench.routing import run
+
+    args = argparse.Namespace(backends=3, conversations=9, turns=4, cache_blocks=1500, prefill_us=10.0, seed=3)
+    rr, aff = run("round_robin", args), run("affinity", args)
+    assert aff["hit"] > rr["hit"] + 0.15, (rr, aff)
