@@ -6,7 +6,6 @@ and how evenly the load spread. `make bench-routing` runs it.
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import time

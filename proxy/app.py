@@ -196,18 +196,33 @@ class Proxy:
     def _start_discovery(self) -> None:
         if self._discovery is not None:
             self._discovery.cancel()
-        several = len(self.router.backends) > 1
-        self._discovery = asyncio.get_running_loop().create_task(self._discover()) if several else None
+        self._discovery = asyncio.get_running_loop().create_task(self._watch())
 
     async def _discover_once(self) -> None:
         backends = [b for b in self.router.backends if not b.cfg.models]
         await asyncio.gather(*(self._list_models(b) for b in backends), return_exceptions=True)
 
-    async def _discover(self) -> None:
-        """Which models each backend serves, when its config does not say: every 30 s."""
+    async def _watch(self) -> None:
+        """Active health checks every `routing.health_interval`; the models of backends whose
+        config does not list them, every 30 s."""
+        loop = asyncio.get_running_loop()
+        discovered = loop.time()
         while True:
-            await asyncio.sleep(30)
-            await self._discover_once()
+            await asyncio.sleep(self.config.routing.health_interval)
+            await asyncio.gather(*(self._probe(b) for b in self.router.backends))
+            if len(self.router.backends) > 1 and loop.time() - discovered >= 30:
+                discovered = loop.time()
+                await self._discover_once()
+
+    async def _probe(self, backend: Backend) -> str:
+        """One health check; what it learns feeds the router."""
+        try:
+            status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, self.config.routing.health_timeout)
+        except OSError as exc:
+            self.router.outcome(backend, False)
+            return f"unreachable ({exc.__class__.__name__})"
+        self.router.outcome(backend, status == 200)
+        return "healthy" if status == 200 else f"unhealthy (status {status})"
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let requests in flight finish (up to `timeout`), then close."""
@@ -476,17 +491,7 @@ class Proxy:
     async def _health(self, conn: HttpProtocol) -> None:
         """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
         router = self.router
-
-        async def probe(backend: Backend) -> str:
-            try:
-                status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, 2.0)
-            except OSError as exc:
-                router.outcome(backend, False)
-                return f"unreachable ({exc.__class__.__name__})"
-            router.outcome(backend, status == 200)
-            return "healthy" if status == 200 else f"unhealthy (status {status})"
-
-        results = await asyncio.gather(*(probe(b) for b in router.backends))
+        results = await asyncio.gather(*(self._probe(b) for b in router.backends))
         backends = {
             b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)}
             for b, state in zip(router.backends, results)

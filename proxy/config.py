@@ -66,6 +66,8 @@ class RoutingConfig(_Section):
     eject_after: int = 3  # consecutive connect failures or 5xx before a backend is ejected
     cooldown: float = 1.0  # first ejection; doubles while it keeps failing
     max_cooldown: float = 60.0
+    health_interval: float = 5.0  # active checks: GET each backend's health_path this often
+    health_timeout: float = 2.0
 
 
 class AuthConfig(_Section):

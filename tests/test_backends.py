@@ -112,3 +112,23 @@ def test_affinity_reuses_the_prefix_cache_more_than_round_robin():
     args = argparse.Namespace(backends=3, conversations=9, turns=4, cache_blocks=1500, prefill_us=10.0, seed=3)
     rr, aff = run("round_robin", args), run("affinity", args)
     assert aff["hit"] > rr["hit"] + 0.15, (rr, aff)
+
+
+def test_active_health_checks_eject_and_readmit_without_traffic(start_proxy):
+    port = free_port()
+    a, b = SimThread(), SimThread(port=port)
+    p = start_proxy(backends={"a": {"url": a.url}, "b": {"url": b.url}}, routing={"health_interval": 0.1, "eject_after": 1, "cooldown": 0.2}, model_mapping={})
+    try:
+        backend_b = next(x for x in p.proxy.router.backends if x.name == "b")
+        b.stop()
+        time.sleep(0.5)
+        assert backend_b.ejected_until > 0  # found by the checks alone
+        before = len(a.record.requests)
+        assert all(chat(p, "mistral-sim").status == 200 for _ in range(10))
+        assert len(a.record.requests) - before == 10
+        b = SimThread(port=port)
+        time.sleep(1.0)
+        assert backend_b.ejected_until == 0  # readmitted by a passing check
+    finally:
+        a.stop()
+        b.stop()
