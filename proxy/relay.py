@@ -5,6 +5,7 @@ Driven by upstream callbacks; a task is only created when a new connection must 
 """
 
 import asyncio
+from time import perf_counter
 
 import msgspec
 
@@ -114,7 +115,8 @@ class Exchange:
 
     def _send(self, up) -> None:
         self.up = up
-        self.last = self.req.t_sent = self.loop.time()
+        self.last = self.loop.time()
+        self.req.t_sent = perf_counter()
         up.send(self, self.head, self.body)
 
     # ---- upstream sink
@@ -166,7 +168,7 @@ class Exchange:
             elif not self.raw and not is_json_object(body):
                 client.respond_error(502, f"Backend '{self.backend.name}' sent a reply that is not a JSON object.", "bad_backend_response")
             else:
-                self.req.t_upstream_end = self.loop.time()
+                self.req.t_upstream_end = perf_counter()
                 self._count(body)
                 if self.translator is not None and status == 200:
                     body = self.translator.body(body)

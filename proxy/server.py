@@ -6,6 +6,7 @@ timeouts, Expect: 100-continue, and write flow control handed to whoever produce
 
 import asyncio
 from collections import deque
+from time import perf_counter
 
 import httptools
 
@@ -17,12 +18,13 @@ class Request:
     # What the proxy learns while answering; class defaults, set only when known.
     rid = ""  # request id (the client's X-Request-ID, or made up)
     rid_made = False
-    t0 = 0.0  # loop time the request was complete
+    # Timings are time.perf_counter() values: uvloop's loop.time() only has milliseconds.
+    t0 = 0.0  # the request was complete
     status = 0
     model: str | None = None  # the client's
     backend_model: str | None = None
     backend = ""
-    t_sent = 0.0  # loop time the backend got the request
+    t_sent = 0.0  # the backend got the request
     t_upstream_end = 0.0  # ... and finished its reply
     t_first = 0.0  # first byte of a stream to the client
     bytes_out = 0
@@ -132,7 +134,7 @@ class HttpProtocol(asyncio.Protocol):
         if request is not None:  # the client left before its answer was complete
             if not request.status or self._streaming:
                 request.status = 499  # nginx's "client closed request"
-            self.app.finished(request, self.loop.time())
+            self.app.finished(request, perf_counter())
 
     def data_received(self, data: bytes) -> None:
         if self._dead:
@@ -257,7 +259,7 @@ class HttpProtocol(asyncio.Protocol):
             parser.get_http_version() == "1.1",
             self.client,
         )
-        request.t0 = self.loop.time()
+        request.t0 = perf_counter()
         if self.current is None:
             self._start(request)
         else:
@@ -283,7 +285,7 @@ class HttpProtocol(asyncio.Protocol):
         request = self.current
         if request is None:
             return
-        self.app.finished(request, self.loop.time())
+        self.app.finished(request, perf_counter())
         self.current = None
         self.active = None
         self._streaming = False
@@ -355,7 +357,7 @@ class HttpProtocol(asyncio.Protocol):
         if not data or self.closed or request is None:
             return
         if not request.t_first:
-            request.t_first = self.loop.time()
+            request.t_first = perf_counter()
         request.bytes_out += len(data)
         if request.http11:
             self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
