@@ -122,6 +122,18 @@ def parse_wrk(out: str) -> dict:
     return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "requests": total, "errors": int(errors.group(1)) if errors else 0}
 
 
+def stop_all(procs: list, work: Path) -> None:
+    """SIGTERM every process started for a run (kill what does not stop), remove its files."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def median_run(runs: list[dict]) -> dict:
     """Each figure's median over repeated runs."""
     out = {}
@@ -259,14 +271,7 @@ def main(argv=None) -> None:
                 errs = f" ({r['errors']} errors)" if r["errors"] else ""
                 print(f"| {label} | {name}{errs} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {cpu} | {rss} | {ratio} | {added_ratio} |", flush=True)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

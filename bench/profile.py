@@ -9,8 +9,6 @@ import asyncio
 import cProfile
 import json
 import pstats
-import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.compare import REQUEST, escape, free_port, start_backend, wait_port
+from bench.compare import REQUEST, escape, free_port, start_backend, stop_all, wait_port
 from proxy.app import Proxy
 from proxy.config import build
 
@@ -64,10 +62,7 @@ def main(argv=None) -> None:
         uvloop.run(serve())
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(5)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

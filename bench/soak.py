@@ -6,15 +6,13 @@ Run: `python -m bench.soak --minutes 5 --dialect mistral`.
 
 import argparse
 import json
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.compare import REQUEST, cpu_and_rss, escape, free_port, parse_wrk, start_backend, wait_port
+from bench.compare import REQUEST, cpu_and_rss, escape, free_port, parse_wrk, start_backend, stop_all, wait_port
 
 
 def main(argv=None) -> None:
@@ -48,10 +46,7 @@ def main(argv=None) -> None:
         print(f"| end | {cpu_and_rss([proxy.pid])[1] / 1e6:.1f} |")
         print(f"\n{r['requests']} requests, {r['rps']:.0f} req/s, p50 {r['p50']:.0f} µs, p99 {r['p99']:.0f} µs, {r['errors']} non-2xx")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":
