@@ -38,7 +38,3 @@ class PrefixCache:
         self.prompt_tokens += total
         self.cached_tokens += cached
         return total, cached
-
-    @property
-    def hit_rate(self) -> float:
-        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0

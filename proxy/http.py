@@ -70,6 +70,5 @@ def relay_headers(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
 
 
 JSON = b"content-type: application/json\r\n"
-SSE = b"content-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n"
 CHUNK_END = b"0\r\n\r\n"
 

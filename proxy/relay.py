@@ -181,7 +181,7 @@ class Exchange:
     def on_lost(self, up, exc: Exception | None) -> None:
         if self.done:
             return
-        if self.status == 0 and up.received == 0 and up.uses > 1 and not self.retried:
+        if up.stale() and not self.retried:
             # A pooled connection the backend had closed: nothing reached it, so send again.
             self.retried = True
             self.up = None
@@ -282,8 +282,7 @@ class _Collect:
 
     def on_lost(self, up, exc) -> None:
         if not self.future.done():
-            stale = self.status == 0 and up.received == 0 and up.uses > 1
-            self.future.set_exception(_Stale() if stale else ConnectionError(str(exc or "connection closed")))
+            self.future.set_exception(_Stale() if up.stale() else ConnectionError(str(exc or "connection closed")))
 
     def hold_client(self, held: bool) -> None:
         pass

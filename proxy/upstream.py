@@ -120,6 +120,11 @@ class UpstreamConnection(asyncio.Protocol):
             sink.on_end()
 
     # -- used by the exchange
+    def stale(self) -> bool:
+        """Reused from the pool and gone before any reply byte: the backend had closed it, so
+        the request never reached the backend and may be sent again."""
+        return self.received == 0 and self.uses > 1
+
     def send(self, sink: Sink, head: bytes, body: bytes) -> None:
         self.sink = sink
         self.received = 0

@@ -20,8 +20,6 @@ from .request import read_inference
 from .toolcalls import IdMap, NameMap, arguments_text
 from .wire import MessageIn, ToolCallIn, decode_any, decode_messages, encode_object, raw
 
-GENERATIONS = ("v3", "v7", "v11", "v13", "v15")
-
 # Which tokenizer generation a served model name implies, for `tokenizer_version = "auto"`.
 _GENERATION_HINTS = (
     (re.compile(r"devstral-2|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3"), "v13"),
