@@ -7,6 +7,7 @@ RSS, and ratios to nginx's figures from the same run. `make bench` runs it.
 """
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -143,6 +144,27 @@ def median_run(runs: list[dict]) -> dict:
     return out
 
 
+def first_frames(port: int, body: bytes, count: int) -> dict:
+    """Time from sending a streamed request to reading its first SSE frame, one keep-alive
+    connection, `count` requests one after another (http.client: the same client cost for
+    every target, so differences are the targets')."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Content-Type": "application/json", "X-Stream": "1"}
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        reply = conn.getresponse()
+        first = reply.read1(65536)
+        times.append(time.perf_counter() - start)
+        if not first.startswith(b"data:"):
+            raise RuntimeError(f"port {port}: the stream did not start with a frame: {first[:80]!r}")
+        reply.read()
+    conn.close()
+    times.sort()
+    return {"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(times) * 0.99)] * 1e6}
+
+
 def run_wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
     threads = 1 if conns < 4 else 2
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "-s", str(script), url]
@@ -270,6 +292,21 @@ def main(argv=None) -> None:
                 added_ratio = f"{added / nginx_added:.2f}x" if name != "direct to backend" and nginx_added > 0 else "-"
                 errs = f" ({r['errors']} errors)" if r["errors"] else ""
                 print(f"| {label} | {name}{errs} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {cpu} | {rss} | {ratio} | {added_ratio} |", flush=True)
+        if not args.no_stream:
+            stream_body = json.dumps({**REQUEST, "stream": True}).encode()
+            runs = {name: [] for name, _, _ in targets}
+            for _ in range(args.repeat):
+                for name, port, _ in targets:
+                    first_frames(port, stream_body, 200)  # warm up
+                    runs[name].append(first_frames(port, stream_body, 2000))
+            results = {name: median_run(rs) for name, rs in runs.items()}
+            direct, ngx = results["direct to backend"], results["nginx pass-through"]
+            print("\n| first SSE frame, 1 conn (http.client) | p50 µs | p99 µs | added p50 µs | added p50 vs nginx |")
+            print("|---|---|---|---|---|")
+            for name, r in results.items():
+                added, nginx_added = r["p50"] - direct["p50"], ngx["p50"] - direct["p50"]
+                ratio = f"{added / nginx_added:.2f}x" if name != "direct to backend" and nginx_added > 0 else "-"
+                print(f"| {name} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {ratio} |", flush=True)
     finally:
         stop_all(procs, work)
 

@@ -28,6 +28,7 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--stream", action="store_true")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--sort", default="tottime", help="pstats sort key: tottime, ncalls, cumulative")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="devstral-profile-"))
     procs: list = []
@@ -60,7 +61,7 @@ def main(argv=None) -> None:
             print(out)
 
         uvloop.run(serve())
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     finally:
         stop_all(procs, work)
 
