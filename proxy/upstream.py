@@ -112,7 +112,9 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._in_body = False
         sink, self.sink = self.sink, None
-        if self.parser.should_keep_alive() and not self.closed:
+        if sink is None:  # a second reply in the same read: nobody asked for it
+            self.abort()
+        elif self.parser.should_keep_alive() and not self.closed:
             self.pool.release(self)
         else:
             self.close()

@@ -3,6 +3,7 @@ OpenAI-shaped outcome within the configured timeout, and the proxy keeps serving
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -116,3 +117,43 @@ def test_hop_by_hop_reply_headers_stay_on_their_hop(faulty, proxy_to_faulty):
     for gone in ("x-hop", "keep-alive", "proxy-authenticate", "upgrade"):
         assert gone not in r.headers, gone
     assert r.headers.get("connection") in (None, "close")
+
+
+def test_a_reply_nobody_asked_for_retires_the_connection(start_proxy):
+    """A backend that answers one request with two replies: the second is never given to a
+    later request, and the connection that carried it is not pooled (twice) again."""
+    connections = []
+
+    def reply(text: str) -> bytes:
+        body = json.dumps({"id": "x", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}).encode()
+        return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def serve(reader, writer) -> None:
+        connections.append(writer)
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                answered += 1
+                extra = reply("extra") if answered == 1 and len(connections) == 1 else b""
+                writer.write(reply(f"answer {answered}") + extra)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    backend = RawBackend(serve)
+    try:
+        proxy = start_proxy(backends={"b": {"url": f"http://127.0.0.1:{backend.port}", "timeout": 2}})
+        first = http("POST", proxy.url + "/v1/chat/completions", CHAT, timeout=5)
+        assert first.status == 200 and first.json()["choices"][0]["message"]["content"] == "answer 1"
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: http("POST", proxy.url + "/v1/chat/completions", CHAT, timeout=5), range(4)))
+        contents = [r.json()["choices"][0]["message"]["content"] for r in replies]
+        assert all(r.status == 200 for r in replies)
+        assert "extra" not in contents and all(c.startswith("answer ") for c in contents)
+    finally:
+        backend.stop()
