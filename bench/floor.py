@@ -1,0 +1,76 @@
+"""The floor for any proxy written in Python on uvloop: a byte relay that pairs each client
+connection with its own backend connection and forwards whatever arrives, parsing nothing.
+
+Run: `python -m bench.floor --port 9100 --upstream 127.0.0.1:8000`. No HTTP is understood, so
+it is not a proxy anyone should use: bench/compare.py --floor measures it beside the others.
+"""
+
+import argparse
+import asyncio
+
+import uvloop
+
+
+class _Side(asyncio.Protocol):
+    """One end of a pair: what it receives is written to the other end."""
+
+    def __init__(self) -> None:
+        self.transport = None
+        self.peer: "_Side | None" = None
+        self.pending: list[bytes] = []
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+class _Client(_Side):
+    def __init__(self, loop, host: str, port: int) -> None:
+        super().__init__()
+        self.loop = loop
+        self.host, self.port = host, port
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            _, backend = await self.loop.create_connection(_Side, self.host, self.port)
+        except OSError:
+            self.transport.close()
+            return
+        backend.peer, self.peer = self, backend
+        for data in self.pending:
+            backend.transport.write(data)
+        self.pending.clear()
+
+
+async def serve(port: int, upstream: str) -> None:
+    host, _, up_port = upstream.rpartition(":")
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Client(loop, host, int(up_port)), "127.0.0.1", port, reuse_port=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--upstream", required=True, help="host:port")
+    args = p.parse_args(argv)
+    uvloop.run(serve(args.port, args.upstream))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The proxy's own CPU per request, without sockets: request bytes fed to the server protocol,
+the backend's reply bytes fed to the upstream connection, writes caught by stand-in transports.
+
+Run: `python -m bench.pipeline_cost [--requests 20000] [--repeat 5] [--profile]`. Syscalls and
+the event loop are left out, so the figure is stable enough to compare code changes with.
+"""
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import statistics
+import time
+
+import uvloop
+
+from bench.compare import CHAT_BODY, REQUEST, free_port, sse_body
+from proxy.app import Proxy
+from proxy.config import build
+from proxy.server import HttpProtocol
+from proxy.upstream import UpstreamConnection
+
+
+class _Transport:
+    """Just enough of asyncio.Transport: writes are counted, nothing is sent."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, parts) -> None:
+        for part in parts:
+            self.written += len(part)
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def _request(stream: bool) -> bytes:
+    body = json.dumps({**REQUEST, "stream": stream}).encode()
+    return b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _reply(stream: bool) -> bytes:
+    if stream:
+        body, ctype = sse_body().encode(), b"text/event-stream"
+    else:
+        body, ctype = json.dumps(CHAT_BODY, separators=(",", ":")).encode(), b"application/json"
+    return b"HTTP/1.1 200 OK\r\ndate: Wed, 25 Nov 2026 10:00:00 GMT\r\nserver: uvicorn\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s" % (ctype, len(body), body)
+
+
+async def _run(dialect: str, stream: bool, requests: int, repeat: int, profile: bool) -> list[float]:
+    config = build({"backends": {"vllm": {"url": "http://127.0.0.1:9", "dialect": dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}}, env={}, overrides={"host": "127.0.0.1", "port": free_port()})
+    proxy = Proxy(config)
+    await proxy.start()  # listens; nothing connects to it
+    loop = asyncio.get_running_loop()
+    backend = proxy.router.backends[0]
+    up = UpstreamConnection(backend.pool)
+    up.connection_made(_Transport())
+    client = HttpProtocol(proxy, loop)
+    out = _Transport()
+    client.connection_made(out)
+    backend.pool.release(up)
+    request, reply = _request(stream), _reply(stream)
+    profiler = cProfile.Profile() if profile else None
+    per_request = []
+    for _ in range(repeat):
+        if profiler is not None:
+            profiler.enable()
+        start = time.process_time()
+        for _ in range(requests):
+            client.data_received(request)  # the connection is back in the pool after each reply
+            up.data_received(reply)
+        per_request.append((time.process_time() - start) / requests * 1e6)
+        if profiler is not None:
+            profiler.disable()
+    if not out.written or client.current is not None:
+        raise RuntimeError("the request was not answered")
+    await proxy.close()
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return per_request
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--requests", type=int, default=20000)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--profile", action="store_true", help="print cProfile's top entries (slows everything)")
+    args = p.parse_args(argv)
+    print("| dialect | reply | µs per request (median) | min |")
+    print("|---|---|---|---|")
+    for dialect in ("openai", "mistral"):
+        for stream in (False, True):
+            runs = uvloop.run(_run(dialect, stream, args.requests, args.repeat, args.profile))
+            print(f"| {dialect} | {'stream (40 frames)' if stream else 'JSON'} | {statistics.median(runs):.1f} | {min(runs):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
