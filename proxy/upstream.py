@@ -96,12 +96,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_body = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        self._headers.append((name, value))
+        # a body without Content-Length or chunked framing ends with the connection
+        if name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         self._in_body = True
-        # a body without Content-Length or chunked framing ends with the connection
-        self._framed = any(k == b"content-length" or (k == b"transfer-encoding" and b"chunked" in v.lower()) for k, v in self._headers)
         if self.sink is not None:
             self.sink.on_head(self.parser.get_status_code(), self._headers)
 

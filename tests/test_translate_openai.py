@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from translate.errors import RequestError
 from translate.modelname import encoded_name, set_model
@@ -29,6 +31,23 @@ def test_set_model_touches_only_the_top_level_model(payload):
     assert after["model"] == "gpt-4"
     del before["model"], after["model"]
     assert before == after
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+
+
+@given(
+    before=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "model"), _values, max_size=4),
+    model=_values,
+    after=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "model"), _values, max_size=3),
+    spaced=st.booleans(),
+)
+def test_set_model_equals_decoding_and_replacing(before, model, after, spaced):
+    doc = {**before, "model": model, **after}
+    payload = json.dumps(doc, separators=(", ", " : ") if spaced else (",", ":")).encode()
+    out = json.loads(set_model(payload, NEW))
+    assert out == {**doc, "model": "gpt-4"}
 
 
 def test_set_model_leaves_content_mentioning_the_model_alone():

@@ -1,40 +1,34 @@
 """Rewriting the top-level "model" value of a JSON object, and nothing else in it.
 
-Fast path: a byte splice when the bytes before the key prove it is the top-level key (no
-escapes, no nesting, outside any string); otherwise a decode of the top level as Raw values.
+Fast path: one regex match proves the key is top-level (only plain members before it) and
+splices the value; otherwise a decode of the top level as Raw values.
 """
+
+import re
+from functools import lru_cache
 
 import msgspec
 from msgspec import Raw
 
 from .wire import DECODE_ERRORS
 
-_KEY = b'"model":'
 _object = msgspec.json.Decoder(dict[str, Raw])
 _encode = msgspec.json.encode
 
 
+# The top-level "model" string, reachable by a byte match when every member before it is a
+# plain string or scalar (no nesting, no escapes): group 1 is the value's quoted span.
+_TOP_MODEL = re.compile(
+    rb'\s*+\{\s*+(?:(?!"model"\s*:)"[^"\\]*+"\s*+:\s*+(?:"[^"\\]*+"|[^"\\{}\[\],\s]++)\s*+,\s*+)*+"model"\s*+:\s*+("[^"\\]*+")'
+)
+
+
 def _splice(payload: bytes, value: bytes) -> bytes | None:
-    i = payload.find(_KEY)
-    if i <= 0:
+    m = _TOP_MODEL.match(payload)
+    if m is None:
         return None
-    prefix = payload[:i]
-    if (
-        prefix.count(b"{") != 1
-        or b"\\" in prefix
-        or b"[" in prefix
-        or b"}" in prefix
-        or prefix.count(b'"') % 2
-        or not prefix.lstrip().startswith(b"{")
-    ):
-        return None
-    start = i + len(_KEY)
-    if payload[start : start + 1] != b'"':
-        return None
-    end = payload.find(b'"', start + 1)
-    if end == -1 or payload.find(b"\\", start, end) != -1:
-        return None
-    return b"".join((payload[:start], value, payload[end + 1 :]))
+    start, end = m.span(1)
+    return b"".join((payload[:start], value, payload[end:]))
 
 
 def set_model(payload: bytes, value: bytes) -> bytes:
@@ -55,6 +49,7 @@ def set_model(payload: bytes, value: bytes) -> bytes:
     return _encode(top)
 
 
+@lru_cache(maxsize=1024)
 def encoded_name(name: str) -> bytes:
     """A model name as the JSON string to splice in."""
     return _encode(name)

@@ -3,6 +3,8 @@
 Its reply translators are reused by other dialects for the model-name half of their work.
 """
 
+from functools import lru_cache
+
 from .dialect import Prepared
 from .modelname import encoded_name, set_model
 from .request import read_inference
@@ -61,13 +63,17 @@ class RenameResponse:
         return RenameStream(self._value, self._backend)
 
 
+# It holds no state of a reply: one per pair of names serves every request.
+renamer = lru_cache(maxsize=1024)(RenameResponse)
+
+
 def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
     """Map the model; send the original bytes when nothing changed."""
     req = read_inference(path, body, model_map, want_usage)
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
     renamed = req.client_model != req.backend_model
-    translator = RenameResponse(req.client_model, req.backend_model) if renamed else None
+    translator = renamer(req.client_model, req.backend_model) if renamed else None
     return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, translator, req.usage_added)
 
 
