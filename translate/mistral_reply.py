@@ -4,6 +4,7 @@ back, raw `[TOOL_CALLS]` / `[THINK]` text turned into tool calls and reasoning.
 Bodies with nothing to fix take the byte-splice path of modelname.set_model.
 """
 
+import re
 import secrets
 
 import msgspec
@@ -14,7 +15,7 @@ from .wire import DECODE_ERRORS
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode
-_MARKERS = tuple(t.encode() for t in CONTROL_TOKENS)
+_MARKERS = re.compile(b"|".join(re.escape(t.encode()) for t in CONTROL_TOKENS))  # one scan for all
 _ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -29,7 +30,7 @@ def strip_control(text: str) -> str:
 
 
 def has_markers(data: bytes) -> bool:
-    return any(m in data for m in _MARKERS)
+    return _MARKERS.search(data) is not None
 
 
 def tool_call(call_id: str | None, name: str, arguments: str, names: NameMap) -> dict:
