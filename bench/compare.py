@@ -1,5 +1,6 @@
 """Side-by-side benchmark: the same wrk load against the backend directly, nginx as a plain
-reverse proxy, and devstral-proxy with the openai and the mistral dialect, in one run.
+reverse proxy, a Python byte relay on uvloop (bench/floor.py: the floor for any Python proxy),
+and devstral-proxy with the openai and the mistral dialect, in one run.
 
 The backend is nginx answering fixed vLLM-format bodies (it is never the bottleneck). Prints a
 Markdown table: req/s, p50/p99 latency, latency added over direct, proxy CPU µs per request,
@@ -218,7 +219,7 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="devstral-bench-"))
     procs: list[subprocess.Popen] = []
     try:
-        backend_port, nginx_port, openai_port, mistral_port = (free_port() for _ in range(4))
+        backend_port, nginx_port, openai_port, mistral_port, floor_port = (free_port() for _ in range(5))
         chat, stream = start_backend(work, backend_port, procs)
         proxy = nginx_conf(
             work,
@@ -240,7 +241,10 @@ def main(argv=None) -> None:
             proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)], stderr=log)
             procs.append(proc)
             proxies[name] = (port, proc)
-        for port in (backend_port, nginx_port, openai_port, mistral_port):
+        # The floor: a Python byte relay on uvloop (bench/floor.py), one process per worker.
+        floors = [subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port), "--upstream", f"127.0.0.1:{backend_port}"]) for _ in range(args.workers)]
+        procs += floors
+        for port in (backend_port, nginx_port, openai_port, mistral_port, floor_port):
             wait_port(port)
         nginx_pid = int((work / "proxy.pid").read_text()) if (work / "proxy.pid").exists() else None
         nginx_workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx_pid)], capture_output=True, text=True).stdout.split()]
@@ -252,7 +256,7 @@ def main(argv=None) -> None:
         stream_script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-Stream"] = "1"\nwrk.body = "{escape(json.dumps({**REQUEST, "stream": True}))}"\n')
 
         time.sleep(0.5)  # workers up
-        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers)]
+        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers), ("python byte relay (floor)", floor_port, [f.pid for f in floors])]
         targets += [(name, port, workers_of(proc.pid, args.workers)) for name, (port, proc) in proxies.items()]
         conns = [int(c) for c in args.conns.split(",")]
         loads = [(f"chat, {c} conn", c, script) for c in conns] + ([] if args.no_stream else [("stream (40 frames), 50 conn", 50, stream_script)])
@@ -264,7 +268,7 @@ def main(argv=None) -> None:
             agent.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(agent_body)}"\n')
             loads.append((f"agent history {len(agent_body) // 1024} KiB, 1 conn", 1, agent))
         if args.only:
-            keep = ["direct", "nginx", *args.only.split(",")]
+            keep = ["direct", "nginx", "floor", *args.only.split(",")]
             targets = [t for t in targets if any(k in t[0] for k in keep)]
         print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s)\n")
         print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")

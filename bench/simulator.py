@@ -32,6 +32,7 @@ class Behavior:
     first_token_delay: float = 0.0  # before the first byte of any reply
     embedding_size: int = 8
     keepalive_timeout: float = 5.0  # uvicorn's default under vLLM
+    health_status: int = 200  # GET /health (servers without one, LM Studio's, answer 404)
     # Mistral models under vLLM:
     strict_mistral: bool = False  # judge chat requests with mistral-common, 400 like vLLM
     generation: str | None = None  # the tokenizer generation judged (None: all of them)
@@ -306,7 +307,7 @@ class Simulator:
         return web.Response(body=_encode({"object": "list", "data": data}), content_type="application/json")
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
+        return web.Response(status=self.behavior.health_status)
 
     async def echo(self, request: web.Request) -> web.Response:
         """Not vLLM: shows a test what arrived for a pass-through path."""

@@ -221,8 +221,10 @@ class Proxy:
         except OSError as exc:
             self.router.outcome(backend, False)
             return f"unreachable ({exc.__class__.__name__})"
-        self.router.outcome(backend, status == 200)
-        return "healthy" if status == 200 else f"unhealthy (status {status})"
+        # A server without a health route (LM Studio: 404) is up all the same; a 5xx is the
+        # backend saying it cannot serve (vLLM's engine is dead).
+        self.router.outcome(backend, status < 500)
+        return "healthy" if status < 500 else f"unhealthy (status {status})"
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let requests in flight finish (up to `timeout`), then close."""

@@ -2,8 +2,11 @@
 and a backend that dies under load and comes back."""
 
 import collections
+import json
 import threading
 import time
+
+import pytest
 
 from bench.simulator import Behavior
 from tests.support import SimThread, free_port, http
@@ -132,3 +135,18 @@ def test_active_health_checks_eject_and_readmit_without_traffic(start_proxy):
     finally:
         a.stop()
         b.stop()
+
+
+@pytest.mark.parametrize(("health", "ejected"), [(404, False), (503, True)])
+def test_a_backend_without_a_health_route_stays_in_service(sim, start_proxy, health, ejected):
+    """LM Studio has no /health: its 404 says the server is up. A 5xx (vLLM's dead engine)
+    is what takes a backend out."""
+    sim.behavior.health_status = health
+    p = start_proxy(backends={"only": {"url": sim.url}}, routing={"health_interval": 0.1, "eject_after": 1, "cooldown": 30})
+    time.sleep(0.5)  # several checks
+    backend = p.proxy.router.backends[0]
+    assert bool(backend.ejected_until) is ejected
+    status = chat(p, "gpt-4").status
+    assert status == (503 if ejected else 200)
+    health = http("GET", p.url + "/health").json()
+    assert ("unhealthy" in json.dumps(health)) is ejected, health
