@@ -1,12 +1,14 @@
 """The floor for any proxy written in Python on uvloop: a byte relay that pairs each client
 connection with its own backend connection and forwards whatever arrives, parsing nothing.
 
-Run: `python -m bench.floor --port 9100 --upstream 127.0.0.1:8000`. No HTTP is understood, so
-it is not a proxy anyone should use: bench/compare.py --floor measures it beside the others.
+Run: `python -m bench.floor --port 9100 --upstream 127.0.0.1:8000 [--spin-us 20]`. No HTTP is
+understood: it is a measuring stick, not a proxy (bench/compare.py runs it beside the others).
+`--spin-us` burns that much CPU per client read, to see what a given cost per request allows.
 """
 
 import argparse
 import asyncio
+import time
 
 import uvloop
 
@@ -35,10 +37,19 @@ class _Side(asyncio.Protocol):
 
 
 class _Client(_Side):
+    spin = 0.0  # seconds of busy work per read
+
     def __init__(self, loop, host: str, port: int) -> None:
         super().__init__()
         self.loop = loop
         self.host, self.port = host, port
+
+    def data_received(self, data: bytes) -> None:
+        if self.spin:
+            end = time.perf_counter() + self.spin
+            while time.perf_counter() < end:
+                pass
+        super().data_received(data)
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -56,10 +67,14 @@ class _Client(_Side):
         self.pending.clear()
 
 
-async def serve(port: int, upstream: str) -> None:
+async def start(port: int, upstream: str) -> asyncio.AbstractServer:
     host, _, up_port = upstream.rpartition(":")
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Client(loop, host, int(up_port)), "127.0.0.1", port, reuse_port=True)
+    return await loop.create_server(lambda: _Client(loop, host, int(up_port)), "127.0.0.1", port, reuse_port=True)
+
+
+async def serve(port: int, upstream: str) -> None:
+    server = await start(port, upstream)
     async with server:
         await server.serve_forever()
 
@@ -68,7 +83,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--upstream", required=True, help="host:port")
+    p.add_argument("--spin-us", type=float, default=0.0, help="busy CPU per client read, in µs")
     args = p.parse_args(argv)
+    _Client.spin = args.spin_us / 1e6
     uvloop.run(serve(args.port, args.upstream))
 
 

@@ -27,13 +27,16 @@ class _Transport:
 
     def __init__(self) -> None:
         self.written = 0
+        self.last_head = b""  # the status line of the last reply written
 
     def write(self, data: bytes) -> None:
         self.written += len(data)
+        if data.startswith(b"HTTP/1.1 "):
+            self.last_head = data[:12]
 
     def writelines(self, parts) -> None:
         for part in parts:
-            self.written += len(part)
+            self.write(part)
 
     def get_extra_info(self, name, default=None):
         return ("127.0.0.1", 40000) if name == "peername" else default
@@ -89,8 +92,8 @@ async def _run(dialect: str, stream: bool, requests: int, repeat: int, profile: 
         per_request.append((time.process_time() - start) / requests * 1e6)
         if profiler is not None:
             profiler.disable()
-    if not out.written or client.current is not None:
-        raise RuntimeError("the request was not answered")
+    if out.last_head != b"HTTP/1.1 200" or client.current is not None:
+        raise RuntimeError(f"the request was not answered with a 200: {out.last_head!r}")
     await proxy.close()
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
