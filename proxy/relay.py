@@ -124,6 +124,14 @@ class Exchange:
         self.last = self.loop.time()
         self.status = status
         self.client.app.router.outcome(self.backend, status < 500)
+        if self.req.method == b"HEAD":
+            # No body follows, whatever Content-Length says; httptools cannot be told so, so
+            # the connection is not reused.
+            self._end()
+            self.up.detach()
+            length = next((v for k, v in headers if k == b"content-length"), b"")
+            self.client.respond(status, reply_headers(headers), b"", int(length) if length.isdigit() else 0)
+            return
         ctype = b""
         for k, v in headers:
             if k == b"content-type":

@@ -313,8 +313,9 @@ class HttpProtocol(asyncio.Protocol):
             self._idle = True
             self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
-    def respond(self, status: int, headers: bytes, body: bytes) -> None:
-        """A whole reply for the current request."""
+    def respond(self, status: int, headers: bytes, body: bytes, head_length: int | None = None) -> None:
+        """A whole reply for the current request. `head_length`: for HEAD, the Content-Length
+        the GET would have."""
         request = self.current
         if request is None or self.closed:
             return
@@ -322,7 +323,7 @@ class HttpProtocol(asyncio.Protocol):
         request.bytes_out = len(body)
         if request.rid:
             headers = b"x-request-id: %s\r\n%s" % (request.rid.encode(), headers)
-        head = response_head(status, headers, len(body), self._keeps(request))
+        head = response_head(status, headers, len(body) if head_length is None else head_length, self._keeps(request))
         if request.method == b"HEAD":
             self.transport.write(head)
         else:

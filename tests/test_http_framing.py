@@ -243,3 +243,22 @@ def test_upgrade_request_is_answered_over_http11_then_closed(proxy):
     assert out.startswith(b"HTTP/1.1 200 ")
     assert b"connection: close" in out.split(b"\r\n\r\n")[0]
     assert json.loads(out.split(b"\r\n\r\n", 1)[1])["object"] == "list"
+
+
+def test_head_on_a_relayed_route_ends_with_the_head_and_the_connection_goes_on(proxy):
+    """The backend's HEAD reply says Content-Length but sends no body: the proxy must not wait
+    for one, and the next request on the same connection is answered."""
+    with connect(proxy) as s:
+        s.settimeout(5)
+        s.sendall(b"HEAD /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n" + request_bytes("/v1/models", b"", method="GET"))
+        data = b""
+        while data.count(b"HTTP/1.1 200 OK") < 2 or not data.endswith(b"}"):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+    head_reply, _, rest = data.partition(b"\r\n\r\n")
+    assert head_reply.startswith(b"HTTP/1.1 200 OK")
+    length = head_reply.lower().split(b"content-length: ")[1].split(b"\r\n")[0]
+    assert int(length) > 100  # the backend's: the length of the echo a GET would get
+    assert rest.startswith(b"HTTP/1.1 200 OK")  # no body bytes after the HEAD reply's head
+    assert b'"object":"list"' in rest.replace(b" ", b"")
