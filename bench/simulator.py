@@ -52,6 +52,7 @@ class Record:
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
+    health_checks: int = 0
 
 
 def tokens(text: str) -> list[str]:
@@ -307,6 +308,7 @@ class Simulator:
         return web.Response(body=_encode({"object": "list", "data": data}), content_type="application/json")
 
     async def health(self, request: web.Request) -> web.Response:
+        self.record.health_checks += 1
         return web.Response(status=self.behavior.health_status)
 
     async def echo(self, request: web.Request) -> web.Response:
