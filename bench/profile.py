@@ -37,7 +37,7 @@ def main(argv=None) -> None:
         start_backend(work, backend_port, procs)
         wait_port(backend_port)
         config = build(
-            {"backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": args.dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}},
+            {"backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": args.dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}},
             env={},
             overrides={"host": "127.0.0.1", "port": port},
         )
