@@ -59,15 +59,23 @@ def _request(stream: bool) -> bytes:
     return b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-def _reply(stream: bool) -> bytes:
-    if stream:
-        body, ctype = sse_body().encode(), b"text/event-stream"
-    else:
-        body, ctype = json.dumps(CHAT_BODY, separators=(",", ":")).encode(), b"application/json"
-    return b"HTTP/1.1 200 OK\r\ndate: Wed, 25 Nov 2026 10:00:00 GMT\r\nserver: uvicorn\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s" % (ctype, len(body), body)
+SHAPES = {"json": "JSON", "stream": "stream, 40 frames in one read", "frames": "stream, one frame per read (as vLLM sends)"}
 
 
-async def _run(dialect: str, stream: bool, requests: int, repeat: int, profile: bool) -> list[float]:
+def _reply(shape: str) -> list[bytes]:
+    """The backend's reply, as the reads the proxy gets."""
+    head = b"HTTP/1.1 200 OK\r\ndate: Wed, 25 Nov 2026 10:00:00 GMT\r\nserver: uvicorn\r\ncontent-type: %s\r\n"
+    if shape == "json":
+        body = json.dumps(CHAT_BODY, separators=(",", ":")).encode()
+        return [head % b"application/json" + b"content-length: %d\r\n\r\n%s" % (len(body), body)]
+    body = sse_body().encode()
+    if shape == "stream":
+        return [head % b"text/event-stream" + b"content-length: %d\r\n\r\n%s" % (len(body), body)]
+    frames = [f + b"\n\n" for f in body.split(b"\n\n") if f]
+    return [head % b"text/event-stream" + b"transfer-encoding: chunked\r\n\r\n"] + [b"%x\r\n%s\r\n" % (len(f), f) for f in frames] + [b"0\r\n\r\n"]
+
+
+async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bool) -> list[float]:
     config = build({"backends": {"vllm": {"url": "http://127.0.0.1:9", "dialect": dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}}, env={}, overrides={"host": "127.0.0.1", "port": free_port()})
     proxy = Proxy(config)
     await proxy.start()  # listens; nothing connects to it
@@ -79,7 +87,7 @@ async def _run(dialect: str, stream: bool, requests: int, repeat: int, profile: 
     out = _Transport()
     client.connection_made(out)
     backend.pool.release(up)
-    request, reply = _request(stream), _reply(stream)
+    request, reads = _request(shape != "json"), _reply(shape)
     profiler = cProfile.Profile() if profile else None
     per_request = []
     for _ in range(repeat):
@@ -88,7 +96,8 @@ async def _run(dialect: str, stream: bool, requests: int, repeat: int, profile: 
         start = time.process_time()
         for _ in range(requests):
             client.data_received(request)  # the connection is back in the pool after each reply
-            up.data_received(reply)
+            for data in reads:
+                up.data_received(data)
         per_request.append((time.process_time() - start) / requests * 1e6)
         if profiler is not None:
             profiler.disable()
@@ -105,13 +114,14 @@ def main(argv=None) -> None:
     p.add_argument("--requests", type=int, default=20000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--profile", action="store_true", help="print cProfile's top entries (slows everything)")
+    p.add_argument("--shapes", default=",".join(SHAPES), help="replies to run: " + ", ".join(SHAPES))
     args = p.parse_args(argv)
     print("| dialect | reply | µs per request (median) | min |")
     print("|---|---|---|---|")
     for dialect in ("openai", "mistral"):
-        for stream in (False, True):
-            runs = uvloop.run(_run(dialect, stream, args.requests, args.repeat, args.profile))
-            print(f"| {dialect} | {'stream (40 frames)' if stream else 'JSON'} | {statistics.median(runs):.1f} | {min(runs):.1f} |", flush=True)
+        for shape in args.shapes.split(","):
+            runs = uvloop.run(_run(dialect, shape, args.requests, args.repeat, args.profile))
+            print(f"| {dialect} | {SHAPES[shape]} | {statistics.median(runs):.1f} | {min(runs):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

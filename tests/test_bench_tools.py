@@ -26,15 +26,19 @@ def test_the_floor_relay_passes_requests_and_replies_byte_for_byte(sim):
 
 
 @pytest.mark.parametrize("dialect", ["openai", "mistral"])
-@pytest.mark.parametrize("stream", [False, True])
-def test_pipeline_cost_answers_every_request_it_feeds(dialect, stream):
-    runs = uvloop.run(pipeline_cost._run(dialect, stream, 50, 2, False))
+@pytest.mark.parametrize("shape", list(pipeline_cost.SHAPES))
+def test_pipeline_cost_answers_every_request_it_feeds(dialect, shape):
+    runs = uvloop.run(pipeline_cost._run(dialect, shape, 50, 2, False))
     assert len(runs) == 2 and all(r > 0 for r in runs)
 
 
-def test_pipeline_cost_replies_are_what_a_client_gets():
-    request, reply = pipeline_cost._request(True), pipeline_cost._reply(True)
-    assert request.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert b"content-length: %d" % len(body) in head
-    assert json.loads(body.split(b"\n\n")[0][6:])["object"] == "chat.completion.chunk"
+def test_pipeline_cost_feeds_replies_as_a_backend_sends_them():
+    whole = pipeline_cost._reply("stream")
+    head, _, body = whole[0].partition(b"\r\n\r\n")
+    assert len(whole) == 1 and b"content-length: %d" % len(body) in head
+    reads = pipeline_cost._reply("frames")
+    assert b"transfer-encoding: chunked" in reads[0] and reads[-1] == b"0\r\n\r\n"
+    frames = [r.partition(b"\r\n")[2][:-2] for r in reads[1:-1]]
+    assert b"".join(frames) == body  # the same frames, one per read
+    assert all(f.endswith(b"\n\n") and f.count(b"data: ") == 1 for f in frames)
+    assert json.loads(frames[0][6:])["object"] == "chat.completion.chunk"

@@ -73,7 +73,7 @@ class MistralStream(WholeFrames):
 
     def _plain(self, data: bytes) -> bool:
         """Nothing in these frames needs more than the model name."""
-        if any(c.mode != _TEXT for c in self.choices.values()):
+        if self.choices and any(c.mode != _TEXT for c in self.choices.values()):
             return False
         if has_markers(data):
             return False

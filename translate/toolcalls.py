@@ -51,11 +51,12 @@ class IdMap:
 class NameMap:
     """Tool names as the backend may see them, and the way back to the client's own."""
 
-    __slots__ = ("to_backend", "to_client")
+    __slots__ = ("to_backend", "to_client", "renamed")
 
     def __init__(self) -> None:
         self.to_backend: dict[str, str] = {}
         self.to_client: dict[str, str] = {}
+        self.renamed = False  # some name differs between the two sides
 
     def backend(self, name: str) -> str:
         known = self.to_backend.get(name)
@@ -72,14 +73,12 @@ class NameMap:
                 new = base[: 64 - len(suffix)] + suffix
         self.to_backend[name] = new
         self.to_client[new] = name
+        if new != name:
+            self.renamed = True
         return new
 
     def client(self, name: str) -> str:
         return self.to_client.get(name, name)
-
-    @property
-    def renamed(self) -> bool:
-        return any(k != v for k, v in self.to_client.items())
 
 
 # ---- raw [TOOL_CALLS] text
