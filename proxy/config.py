@@ -221,6 +221,7 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
         "port": env.get("DEVSTRAL_PROXY_PORT"),
         "log_level": env.get("DEVSTRAL_PROXY_LOG_LEVEL"),
         "workers": env.get("DEVSTRAL_PROXY_WORKERS"),
+        "model_map": [pair for pair in env.get("DEVSTRAL_PROXY_MODEL_MAP", "").split(",") if pair.strip()] or None,
     }
     flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
     server = dict(doc.get("server") or {})
@@ -241,6 +242,8 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
         doc["backends"] = {"primary": {"url": flat["upstream"], **({"dialect": flat["dialect"]} if flat["dialect"] else {})}}
     elif flat["dialect"]:
         raise ConfigError("dialect: --dialect needs --upstream (set it per backend in the config file)")
+    if flat["model_map"]:
+        doc["model_mapping"] = {**(doc.get("model_mapping") or {}), **_pairs(flat["model_map"])}
     if flat["log_level"]:
         doc["logging"] = {**(doc.get("logging") or {}), "level": flat["log_level"]}
     backends = doc.pop("backends", None) or {}
@@ -253,6 +256,18 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
         raise ConfigError("backends: expected a table of named backends or a list")
     _check(config)
     return config
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    """`--map CLIENT=BACKEND` flags (or DEVSTRAL_PROXY_MODEL_MAP's comma-separated pairs)."""
+    out = {}
+    for item in items:
+        client, sep, backend = item.partition("=")
+        client, backend = client.strip(), backend.strip()
+        if not sep or not client or not backend:
+            raise ConfigError(f"model_mapping: expected CLIENT=BACKEND, got {item!r}")
+        out[client] = backend
+    return out
 
 
 def _convert(doc, kind, where: str):

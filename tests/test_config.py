@@ -128,3 +128,40 @@ def test_invalid_limits_and_key_files_name_the_key(tmp_path, text, where):
     with pytest.raises(ConfigError) as err:
         load(write(tmp_path, "c.toml", text), env={})
     assert where in str(err.value)
+
+
+def test_model_map_from_env_and_flags_adds_to_the_file(tmp_path):
+    path = write(tmp_path, "c.toml", '[backends.a]\nurl = "http://127.0.0.1:1"\n[model_mapping]\n"gpt-4" = "x"\n"o3" = "y"\n')
+    c = load(path, env={"DEVSTRAL_PROXY_MODEL_MAP": "gpt-4=devstral, claude = qwen "})
+    assert c.model_mapping == {"gpt-4": "devstral", "o3": "y", "claude": "qwen"}
+    c = load(path, env={"DEVSTRAL_PROXY_MODEL_MAP": "gpt-4=devstral"}, overrides={"model_map": ["gpt-4=z"]})
+    assert c.model_mapping == {"gpt-4": "z", "o3": "y"}  # a flag wins over the variable
+
+
+@pytest.mark.parametrize("pair", ["gpt-4", "=x", "gpt-4="])
+def test_a_model_map_pair_without_both_names_is_refused(pair):
+    with pytest.raises(ConfigError) as err:
+        load(None, env={}, overrides={"upstream": "http://127.0.0.1:1", "model_map": [pair]})
+    assert "model_mapping" in str(err.value) and pair in str(err.value)
+
+
+def test_cli_maps_models_with_flags_alone(sim):
+    port = free_port()
+    cmd = [sys.executable, "-m", "proxy", "--upstream", sim.url, "--host", "127.0.0.1", "--port", str(port), "--map", "gpt-4=mistral-sim", "--map", "gpt-4o=mistral-sim"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                r = http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "proxy did not start"
+                time.sleep(0.1)
+        assert r.status == 200 and r.json()["model"] == "gpt-4o"
+        assert sim.record.requests[-1]["model"] == "mistral-sim"
+        listed = {m["id"] for m in http("GET", f"http://127.0.0.1:{port}/v1/models").json()["data"]}
+        assert {"gpt-4", "gpt-4o", "mistral-sim"} <= listed
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
