@@ -95,6 +95,14 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def wrk_script(path: Path, body: str, stream: bool = False) -> Path:
+    """A wrk Lua script POSTing `body` as JSON; `stream` adds the header that makes the static
+    backend answer with its SSE body."""
+    stream_header = 'wrk.headers["X-Stream"] = "1"\n' if stream else ""
+    path.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n{stream_header}wrk.body = "{escape(body)}"\n')
+    return path
+
+
 def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     """(user+system CPU seconds, RSS bytes) of processes, summed."""
     cpu, rss = 0.0, 0
@@ -105,11 +113,30 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     return cpu, rss
 
 
+def children(pid: int) -> list[int]:
+    return [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()]
+
+
 def workers_of(pid: int, count: int) -> list[int]:
     """The processes serving: the process itself, or its worker children."""
-    if count == 1:
-        return [pid]
-    return [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    return [pid] if count == 1 else children(pid)
+
+
+def start_nginx_proxy(work: Path, backend_port: int, port: int, workers: int, procs: list) -> subprocess.Popen:
+    """nginx as a plain reverse proxy to the backend: upstream keepalive, no buffering."""
+    conf = nginx_conf(
+        work,
+        "proxy",
+        f"""upstream vllm {{ server 127.0.0.1:{backend_port}; keepalive 512; }}
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
+  }}""",
+        workers,
+    )
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
+    procs.append(proc)
+    return proc
 
 
 def parse_wrk(out: str) -> dict:
@@ -164,6 +191,16 @@ def first_frames(port: int, body: bytes, count: int) -> dict:
     conn.close()
     times.sort()
     return {"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(times) * 0.99)] * 1e6}
+
+
+def measure(port: int, conns: int, seconds: float, script: Path, pids: list[int] | None) -> dict:
+    """One wrk run against a target, with its processes' CPU per request and RSS."""
+    before = cpu_and_rss(pids) if pids else (0.0, 0)
+    r = run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", conns, seconds, script)
+    after = cpu_and_rss(pids) if pids else (0.0, 0)
+    r["cpu_us"] = (after[0] - before[0]) / max(r["requests"], 1) * 1e6 if pids else None
+    r["rss"] = after[1]
+    return r
 
 
 def run_wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
@@ -221,17 +258,7 @@ def main(argv=None) -> None:
     try:
         backend_port, nginx_port, openai_port, mistral_port, floor_port = (free_port() for _ in range(5))
         chat, stream = start_backend(work, backend_port, procs)
-        proxy = nginx_conf(
-            work,
-            "proxy",
-            f"""upstream vllm {{ server 127.0.0.1:{backend_port}; keepalive 512; }}
-  server {{
-    listen 127.0.0.1:{nginx_port} reuseport;
-    location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
-  }}""",
-            args.workers,
-        )
-        procs.append(subprocess.Popen(["nginx", "-c", str(proxy), "-p", str(work)]))
+        nginx = start_nginx_proxy(work, backend_port, nginx_port, args.workers, procs)
         mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
         proxies = {}
         for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
@@ -246,14 +273,11 @@ def main(argv=None) -> None:
         procs += floors
         for port in (backend_port, nginx_port, openai_port, mistral_port, floor_port):
             wait_port(port)
-        nginx_pid = int((work / "proxy.pid").read_text()) if (work / "proxy.pid").exists() else None
-        nginx_workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx_pid)], capture_output=True, text=True).stdout.split()]
+        nginx_workers = children(nginx.pid)
 
         body = json.dumps(REQUEST)
-        script = work / "chat.lua"
-        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(body)}"\n')
-        stream_script = work / "stream.lua"
-        stream_script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-Stream"] = "1"\nwrk.body = "{escape(json.dumps({**REQUEST, "stream": True}))}"\n')
+        script = wrk_script(work / "chat.lua", body)
+        stream_script = wrk_script(work / "stream.lua", json.dumps({**REQUEST, "stream": True}), stream=True)
 
         time.sleep(0.5)  # workers up
         targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers), ("python byte relay (floor)", floor_port, [f.pid for f in floors])]
@@ -263,9 +287,8 @@ def main(argv=None) -> None:
         if args.agent:
             from tests.conversations import READ, WRITE, agent_history
 
-            agent = work / "agent.lua"
             agent_body = json.dumps({"model": "gpt-4", "messages": agent_history(100), "tools": [READ, WRITE]})
-            agent.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(agent_body)}"\n')
+            agent = wrk_script(work / "agent.lua", agent_body)
             loads.append((f"agent history {len(agent_body) // 1024} KiB, 1 conn", 1, agent))
         if args.only:
             keep = ["direct", "nginx", "floor", *args.only.split(",")]
@@ -278,13 +301,8 @@ def main(argv=None) -> None:
             for round_ in range(args.repeat):  # targets interleaved, so noise hits them alike
                 for name, port, pid in targets:
                     if round_ == 0:
-                        run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, 1, scr)  # warm up
-                    before = cpu_and_rss(pid) if pid else (0.0, 0)
-                    r = run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", c, args.seconds, scr)
-                    after = cpu_and_rss(pid) if pid else (0.0, 0)
-                    r["cpu_us"] = (after[0] - before[0]) / max(r["requests"], 1) * 1e6 if pid else None
-                    r["rss"] = after[1]
-                    runs[name].append(r)
+                        measure(port, c, 1, scr, None)  # warm up
+                    runs[name].append(measure(port, c, args.seconds, scr, pid))
             results = {name: median_run(rs) for name, rs in runs.items()}
             direct, ngx = results["direct to backend"], results["nginx pass-through"]
             for name, r in results.items():

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.compare import REQUEST, cpu_and_rss, escape, free_port, median_run, nginx_conf, run_wrk, start_backend, stop_all, wait_port
+from bench.compare import REQUEST, children, free_port, measure, median_run, start_backend, start_nginx_proxy, stop_all, wait_port, wrk_script
 
 
 def main(argv=None) -> None:
@@ -28,16 +28,7 @@ def main(argv=None) -> None:
     try:
         backend_port, nginx_port = free_port(), free_port()
         start_backend(work, backend_port, procs)
-        conf = nginx_conf(
-            work,
-            "proxy",
-            f"""upstream vllm {{ server 127.0.0.1:{backend_port}; keepalive 512; }}
-  server {{
-    listen 127.0.0.1:{nginx_port};
-    location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
-  }}""",
-        )
-        procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)]))
+        nginx = start_nginx_proxy(work, backend_port, nginx_port, 1, procs)
         targets = []
         for spin in (float(s) for s in args.spins.split(",")):
             port = free_port()
@@ -47,20 +38,14 @@ def main(argv=None) -> None:
         for port in (backend_port, nginx_port, *(t[1] for t in targets)):
             wait_port(port)
         time.sleep(0.5)
-        nginx_workers = [int(x) for x in subprocess.run(["pgrep", "-P", str(procs[-len(targets) - 1].pid)], capture_output=True, text=True, check=False).stdout.split()]
-        targets.insert(0, ("nginx pass-through", nginx_port, nginx_workers))
-        script = work / "chat.lua"
-        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(json.dumps(REQUEST))}"\n')
+        targets.insert(0, ("nginx pass-through", nginx_port, children(nginx.pid)))
+        script = wrk_script(work / "chat.lua", json.dumps(REQUEST))
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in targets}
         for round_ in range(args.repeat):
             for name, port, pids in targets:
-                url = f"http://127.0.0.1:{port}/v1/chat/completions"
                 if round_ == 0:
-                    run_wrk(url, args.conns, 1, script)
-                before = cpu_and_rss(pids)[0]
-                r = run_wrk(url, args.conns, args.seconds, script)
-                r["cpu_us"] = (cpu_and_rss(pids)[0] - before) / max(r["requests"], 1) * 1e6
-                runs[name].append(r)
+                    measure(port, args.conns, 1, script, None)  # warm up
+                runs[name].append(measure(port, args.conns, args.seconds, script, pids))
         results = {name: median_run(rs) for name, rs in runs.items()}
         ngx = results["nginx pass-through"]
         print(f"{args.conns} connections, median of {args.repeat} runs of {args.seconds:g} s\n")

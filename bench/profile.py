@@ -16,7 +16,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.compare import REQUEST, escape, free_port, start_backend, stop_all, wait_port
+from bench.compare import REQUEST, free_port, start_backend, stop_all, wait_port, wrk_script
 from proxy.app import Proxy
 from proxy.config import build
 
@@ -41,10 +41,7 @@ def main(argv=None) -> None:
             env={},
             overrides={"host": "127.0.0.1", "port": port},
         )
-        script = work / "load.lua"
-        body = json.dumps({**REQUEST, "stream": args.stream})
-        stream_header = 'wrk.headers["X-Stream"] = "1"\n' if args.stream else ""
-        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n{stream_header}wrk.body = "{escape(body)}"\n')
+        script = wrk_script(work / "load.lua", json.dumps({**REQUEST, "stream": args.stream}), stream=args.stream)
         profiler = cProfile.Profile()
 
         async def serve() -> None:

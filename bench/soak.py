@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.compare import REQUEST, cpu_and_rss, escape, free_port, parse_wrk, start_backend, stop_all, wait_port
+from bench.compare import REQUEST, cpu_and_rss, free_port, parse_wrk, start_backend, stop_all, wait_port, wrk_script
 
 
 def main(argv=None) -> None:
@@ -33,8 +33,7 @@ def main(argv=None) -> None:
         procs.append(proxy)
         wait_port(backend_port)
         wait_port(port)
-        script = work / "chat.lua"
-        script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{escape(json.dumps(REQUEST))}"\n')
+        script = wrk_script(work / "chat.lua", json.dumps(REQUEST))
         seconds = int(args.minutes * 60)
         wrk = subprocess.Popen(["wrk", "-t", "2", "-c", str(args.conns), "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"], stdout=subprocess.PIPE, text=True)
         print("| elapsed s | proxy RSS MB |\n|---|---|")
