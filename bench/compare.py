@@ -113,6 +113,17 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     return cpu, rss
 
 
+def proxy_config(backend_port: int, dialect: str, port: int, workers: int = 1, access_log: bool = False) -> dict:
+    """devstral-proxy's config for a run: one backend, gpt-4 mapped to the backend's name,
+    access lines off unless asked for (their cost is measured on its own)."""
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "workers": workers},
+        "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}},
+        "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"},
+        "logging": {"level": "INFO" if access_log else "WARNING"},
+    }
+
+
 def children(pid: int) -> list[int]:
     return [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()]
 
@@ -259,11 +270,10 @@ def main(argv=None) -> None:
         backend_port, nginx_port, openai_port, mistral_port, floor_port = (free_port() for _ in range(5))
         chat, stream = start_backend(work, backend_port, procs)
         nginx = start_nginx_proxy(work, backend_port, nginx_port, args.workers, procs)
-        mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
         proxies = {}
         for name, port, dialect in (("devstral-proxy openai", openai_port, "openai"), ("devstral-proxy mistral", mistral_port, "mistral")):
             cfg = work / f"{dialect}.json"
-            cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port, "workers": args.workers}, "backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": dialect}}, "model_mapping": mapping, "logging": {"level": "INFO" if args.access_log else "WARNING"}}))
+            cfg.write_text(json.dumps(proxy_config(backend_port, dialect, port, args.workers, args.access_log)))
             log = open(work / f"{dialect}.log", "w")
             proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)], stderr=log)
             procs.append(proc)

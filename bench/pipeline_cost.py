@@ -15,7 +15,7 @@ import time
 
 import uvloop
 
-from bench.compare import CHAT_BODY, REQUEST, free_port, sse_body
+from bench.compare import CHAT_BODY, REQUEST, free_port, proxy_config, sse_body
 from proxy.app import Proxy
 from proxy.config import build
 from proxy.server import HttpProtocol
@@ -76,7 +76,7 @@ def _reply(shape: str) -> list[bytes]:
 
 
 async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bool) -> list[float]:
-    config = build({"backends": {"vllm": {"url": "http://127.0.0.1:9", "dialect": dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}}, env={}, overrides={"host": "127.0.0.1", "port": free_port()})
+    config = build(proxy_config(9, dialect, free_port()), env={})  # the backend is never dialled
     proxy = Proxy(config)
     await proxy.start()  # listens; nothing connects to it
     loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.compare import REQUEST, free_port, start_backend, stop_all, wait_port, wrk_script
+from bench.compare import REQUEST, free_port, proxy_config, start_backend, stop_all, wait_port, wrk_script
 from proxy.app import Proxy
 from proxy.config import build
 
@@ -36,11 +36,7 @@ def main(argv=None) -> None:
         backend_port, port = free_port(), free_port()
         start_backend(work, backend_port, procs)
         wait_port(backend_port)
-        config = build(
-            {"backends": {"vllm": {"url": f"http://127.0.0.1:{backend_port}", "dialect": args.dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}},
-            env={},
-            overrides={"host": "127.0.0.1", "port": port},
-        )
+        config = build(proxy_config(backend_port, args.dialect, port), env={})
         script = wrk_script(work / "load.lua", json.dumps({**REQUEST, "stream": args.stream}), stream=args.stream)
         profiler = cProfile.Profile()
 

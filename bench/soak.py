@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.compare import REQUEST, cpu_and_rss, free_port, parse_wrk, start_backend, stop_all, wait_port, wrk_script
+from bench.compare import REQUEST, cpu_and_rss, free_port, parse_wrk, proxy_config, start_backend, stop_all, wait_port, wrk_script
 
 
 def main(argv=None) -> None:
@@ -28,7 +28,7 @@ def main(argv=None) -> None:
         backend_port, port = free_port(), free_port()
         start_backend(work, backend_port, procs)
         cfg = work / "proxy.json"
-        cfg.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port}, "backends": {"v": {"url": f"http://127.0.0.1:{backend_port}", "dialect": args.dialect}}, "model_mapping": {"gpt-4": "mistralai/Devstral-Small-2507"}, "logging": {"level": "WARNING"}}))
+        cfg.write_text(json.dumps(proxy_config(backend_port, args.dialect, port)))
         proxy = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
         procs.append(proxy)
         wait_port(backend_port)

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,23 +99,31 @@ def test_cli_refuses_invalid_config_with_a_message(tmp_path):
     assert "server.port" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_process_serves_with_config_file(tmp_path, sim):
-    port = free_port()
-    path = write(tmp_path, "c.yaml", f'server:\n  port: {port}\nbackends:\n  primary:\n    url: "{sim.url}"\nmodel_mapping:\n  "gpt-4": "mistral-sim"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", path, "--host", "127.0.0.1"], stderr=subprocess.PIPE, text=True)
+@contextmanager
+def serving(args: list[str], port: int, model: str):
+    """The proxy as a process with `args`; yields its first answer to a chat request for
+    `model`, then stops it with SIGTERM (a clean exit)."""
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", *args], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 15
         while True:
             try:
-                r = http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})
+                r = http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}]})
                 break
             except OSError:
                 assert time.time() < deadline and proc.poll() is None, "proxy did not start"
                 time.sleep(0.1)
-        assert r.status == 200 and r.json()["model"] == "gpt-4"
+        yield r
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_cli_process_serves_with_config_file(tmp_path, sim):
+    port = free_port()
+    path = write(tmp_path, "c.yaml", f'server:\n  port: {port}\nbackends:\n  primary:\n    url: "{sim.url}"\nmodel_mapping:\n  "gpt-4": "mistral-sim"\n')
+    with serving(["--config", path, "--host", "127.0.0.1"], port, "gpt-4") as r:
+        assert r.status == 200 and r.json()["model"] == "gpt-4"
 
 
 @pytest.mark.parametrize(
@@ -147,21 +156,9 @@ def test_a_model_map_pair_without_both_names_is_refused(pair):
 
 def test_cli_maps_models_with_flags_alone(sim):
     port = free_port()
-    cmd = [sys.executable, "-m", "proxy", "--upstream", sim.url, "--host", "127.0.0.1", "--port", str(port), "--map", "gpt-4=mistral-sim", "--map", "gpt-4o=mistral-sim"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 15
-        while True:
-            try:
-                r = http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
-                break
-            except OSError:
-                assert time.time() < deadline and proc.poll() is None, "proxy did not start"
-                time.sleep(0.1)
+    args = ["--upstream", sim.url, "--host", "127.0.0.1", "--port", str(port), "--map", "gpt-4=mistral-sim", "--map", "gpt-4o=mistral-sim"]
+    with serving(args, port, "gpt-4o") as r:
         assert r.status == 200 and r.json()["model"] == "gpt-4o"
         assert sim.record.requests[-1]["model"] == "mistral-sim"
         listed = {m["id"] for m in http("GET", f"http://127.0.0.1:{port}/v1/models").json()["data"]}
         assert {"gpt-4", "gpt-4o", "mistral-sim"} <= listed
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
