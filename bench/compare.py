@@ -260,7 +260,12 @@ def main(argv=None) -> None:
     p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
     p.add_argument("--access-log", action="store_true", help="devstral-proxy writes its JSON access lines (to a file)")
     p.add_argument("--agent", action="store_true", help="also a 201-message, 92 KiB agent conversation at 1 connection")
+    p.add_argument("--pin", action="store_true", help="one worker only: the proxies (nginx, relay, devstral-proxy) on CPU 0; wrk, the backend and this script on CPU 1")
     args = p.parse_args(argv)
+    if args.pin:
+        if args.workers != 1 or os.cpu_count() < 2:
+            sys.exit("--pin needs --workers 1 and two CPUs")
+        os.sched_setaffinity(0, {1})  # inherited by everything started from here on
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed: apt-get install {tool}")
@@ -292,6 +297,10 @@ def main(argv=None) -> None:
         time.sleep(0.5)  # workers up
         targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers), ("python byte relay (floor)", floor_port, [f.pid for f in floors])]
         targets += [(name, port, workers_of(proc.pid, args.workers)) for name, (port, proc) in proxies.items()]
+        if args.pin:
+            for _, _, pids in targets[1:]:
+                for pid in pids:
+                    os.sched_setaffinity(pid, {0})
         conns = [int(c) for c in args.conns.split(",")]
         loads = [(f"chat, {c} conn", c, script) for c in conns] + ([] if args.no_stream else [("stream (40 frames), 50 conn", 50, stream_script)])
         if args.agent:
@@ -303,7 +312,7 @@ def main(argv=None) -> None:
         if args.only:
             keep = ["direct", "nginx", "floor", *args.only.split(",")]
             targets = [t for t in targets if any(k in t[0] for k in keep)]
-        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s)\n")
+        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s){'; proxies pinned to CPU 0, wrk and backend to CPU 1' if args.pin else ''}\n")
         print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for label, c, scr in loads:

@@ -26,10 +26,10 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            peer.transport.write(data)
-        else:
+        if peer is None or peer.transport is None:
             self.pending.append(data)
+        elif not peer.transport.is_closing():
+            peer.transport.write(data)
 
     def connection_lost(self, exc) -> None:
         if self.peer is not None and self.peer.transport is not None:
