@@ -62,9 +62,19 @@ _PLAIN_CONNECTION = frozenset((b"keep-alive", b"close"))  # name no other header
 
 def relay_headers(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
     """Header lines to pass to the other side: without `skip`, nor the headers that this
-    hop's `Connection` header names (they are hop-by-hop too)."""
+    hop's `Connection` header names (they are hop-by-hop too). `skip` holds "connection"."""
+    out = []
     for k, v in headers:
-        if k == b"connection" and v.lower() not in _PLAIN_CONNECTION:
+        if k not in skip:
+            out.append(b"%s: %s\r\n" % (k, v))
+        elif k == b"connection" and v.lower() not in _PLAIN_CONNECTION:
+            return _relay_named(headers, skip)  # rare: it names other headers
+    return b"".join(out)
+
+
+def _relay_named(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
+    for k, v in headers:
+        if k == b"connection":
             skip = skip | {t.strip().lower() for t in v.split(b",")}
     return b"".join([b"%s: %s\r\n" % (k, v) for k, v in headers if k not in skip])
 

@@ -70,8 +70,11 @@ class Metrics:
         if first_byte is not None:
             self.first_byte.observe(first_byte)
         if usage is not None:
-            for kind, n in zip(("prompt", "completion"), usage):
-                self.tokens[(label, kind)] = self.tokens.get((label, kind), 0) + n
+            tokens = self.tokens
+            key = (label, "prompt")
+            tokens[key] = tokens.get(key, 0) + usage[0]
+            key = (label, "completion")
+            tokens[key] = tokens.get(key, 0) + usage[1]
 
     def render(self) -> bytes:
         out = [

@@ -262,3 +262,23 @@ def test_head_on_a_relayed_route_ends_with_the_head_and_the_connection_goes_on(p
     assert int(length) > 100  # the backend's: the length of the echo a GET would get
     assert rest.startswith(b"HTTP/1.1 200 OK")  # no body bytes after the HEAD reply's head
     assert b'"object":"list"' in rest.replace(b" ", b"")
+
+
+@pytest.mark.parametrize("named_first", [False, True])
+def test_headers_the_clients_connection_names_stay_on_its_hop(proxy, named_first):
+    """RFC 9110 7.6.1: what Connection names is hop-by-hop, wherever it stands in the head."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    conn.putrequest("POST", "/v1/echo", skip_accept_encoding=True)
+    pairs = [("X-Client-Hop", "1"), ("Connection", "keep-alive, X-Client-Hop, Keep-Alive"), ("Keep-Alive", "timeout=5"), ("X-End", "kept")]
+    for name, value in pairs if named_first else pairs[1:] + pairs[:1]:
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", "2")
+    conn.endheaders(b"{}")
+    r = conn.getresponse()
+    doc = json.loads(r.read())
+    conn.close()
+    headers = {k.lower(): v for k, v in doc["headers"].items()}
+    assert headers["x-end"] == "kept"
+    assert "x-client-hop" not in headers and "keep-alive" not in headers
