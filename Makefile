@@ -23,9 +23,9 @@ ifeq ($(strip $(UPSTREAM)$(CONFIG)),)
 	@echo "No UPSTREAM given: starting the simulated vLLM on :$(SIM_PORT)"
 	@$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
-	sleep 1; $(PY) -m proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT) --map gpt-4=mistral-sim
+	sleep 1; $(PY) -m devstral_proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT) --map gpt-4=mistral-sim
 else
-	$(PY) -m proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) --port $(PORT)
+	$(PY) -m devstral_proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) --port $(PORT)
 endif
 
 sim: venv

@@ -280,7 +280,7 @@ def main(argv=None) -> None:
             cfg = work / f"{dialect}.json"
             cfg.write_text(json.dumps(proxy_config(backend_port, dialect, port, args.workers, args.access_log)))
             log = open(work / f"{dialect}.log", "w")
-            proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)], stderr=log)
+            proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg)], stderr=log)
             procs.append(proc)
             proxies[name] = (port, proc)
         # The floor: a Python byte relay on uvloop (bench/floor.py), one process per worker.

@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sim = SimThread()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--upstream", sim.url, "--dialect", args.dialect, "--port", str(port), "--log-level", "WARNING"])
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--dialect", args.dialect, "--port", str(port), "--log-level", "WARNING"])
     socks = []
     try:
         wait_port(port)

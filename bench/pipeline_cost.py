@@ -16,10 +16,10 @@ import time
 import uvloop
 
 from bench.compare import CHAT_BODY, REQUEST, free_port, proxy_config, sse_body
-from proxy.app import Proxy
-from proxy.config import build
-from proxy.server import HttpProtocol
-from proxy.upstream import UpstreamConnection
+from devstral_proxy.app import Proxy
+from devstral_proxy.config import build
+from devstral_proxy.server import HttpProtocol
+from devstral_proxy.upstream import UpstreamConnection
 
 
 class _Transport:

@@ -17,8 +17,8 @@ from pathlib import Path
 import uvloop
 
 from bench.compare import REQUEST, free_port, proxy_config, start_backend, stop_all, wait_port, wrk_script
-from proxy.app import Proxy
-from proxy.config import build
+from devstral_proxy.app import Proxy
+from devstral_proxy.config import build
 
 
 def main(argv=None) -> None:

@@ -29,7 +29,7 @@ def main(argv=None) -> None:
         start_backend(work, backend_port, procs)
         cfg = work / "proxy.json"
         cfg.write_text(json.dumps(proxy_config(backend_port, args.dialect, port)))
-        proxy = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg)])
+        proxy = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg)])
         procs.append(proxy)
         wait_port(backend_port)
         wait_port(port)

@@ -9,9 +9,9 @@ import statistics
 import time
 
 from tests.conversations import READ, WRITE, agent_history
-from translate.mistral import MistralDialect
-from translate.openai import OpenAIDialect
-from translate.toolcalls import derive_id
+from devstral_translate.mistral import MistralDialect
+from devstral_translate.openai import OpenAIDialect
+from devstral_translate.ids import derive_id
 
 
 def measure(fn, runs: int = 300) -> float:

@@ -13,8 +13,8 @@ import time
 
 import msgspec
 
-from translate.dialect import ROUTES
-from translate.errors import RequestError
+from devstral_translate.dialect import ROUTES
+from devstral_translate.errors import RequestError
 
 from .accesslog import AccessLog
 from .config import Config

@@ -5,7 +5,7 @@
 
 import msgspec
 
-from translate.wire import DECODE_ERRORS
+from devstral_translate.wire import DECODE_ERRORS
 
 _TYPES = {
     400: "invalid_request_error",

@@ -9,9 +9,9 @@ from time import perf_counter
 
 import msgspec
 
-from translate.sse import WholeFrames
-from translate.usage import HideUsage, usage_counts
-from translate.wire import DECODE_ERRORS, is_json_object
+from devstral_translate.sse import WholeFrames
+from devstral_translate.usage import HideUsage, usage_counts
+from devstral_translate.wire import DECODE_ERRORS, is_json_object
 
 from .errors import backend_failure, error_body, normalize_backend_error
 from .http import HOP_BY_HOP, JSON, relay_headers

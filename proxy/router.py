@@ -9,9 +9,9 @@ import time
 
 import msgspec
 
-from translate.dialect import Prepared
-from translate.mistral import MistralDialect, MistralOptions
-from translate.openai import OpenAIDialect
+from devstral_translate.dialect import Prepared
+from devstral_translate.mistral import MistralDialect, MistralOptions
+from devstral_translate.openai import OpenAIDialect
 
 from . import balance
 from .config import BackendConfig, Config, RoutingConfig

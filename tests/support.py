@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from bench.simulator import Behavior, Simulator
-from proxy.app import Proxy
-from proxy.config import build
+from devstral_proxy.app import Proxy
+from devstral_proxy.config import build
 
 
 class LoopThread:

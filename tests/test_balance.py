@@ -5,9 +5,9 @@ import collections
 import random
 import time
 
-from proxy.balance import affinity, least_loaded
-from proxy.config import RoutingConfig
-from proxy.router import Router
+from devstral_proxy.balance import affinity, least_loaded
+from devstral_proxy.config import RoutingConfig
+from devstral_proxy.router import Router
 
 
 class B:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, load
+from devstral_proxy.config import ConfigError, load
 from tests.support import free_port, http
 
 SEED_YAML = """
@@ -96,7 +96,7 @@ def test_invalid_config_names_the_key(tmp_path, text, where):
 
 def test_cli_refuses_invalid_config_with_a_message(tmp_path):
     path = write(tmp_path, "c.toml", '[server]\nport = "nope"\n[backends.p]\nurl = "http://a:1"')
-    r = subprocess.run([sys.executable, "-m", "proxy", "--config", path], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([sys.executable, "-m", "devstral_proxy", "--config", path], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "server.port" in r.stderr and "Traceback" not in r.stderr
 
@@ -105,7 +105,7 @@ def test_cli_refuses_invalid_config_with_a_message(tmp_path):
 def serving(args: list[str], port: int, model: str):
     """The proxy as a process with `args`; yields its first answer to a chat request for
     `model`, then stops it with SIGTERM (a clean exit)."""
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", *args], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 15
         while True:

@@ -16,7 +16,7 @@ STREAM = json.dumps({"model": "mistral-sim", "stream": True, "messages": [{"role
 
 
 def start(sim, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "proxy", "--upstream", sim.url, "--port", str(port), "--log-level", "WARNING", *extra]
+    cmd = [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--log-level", "WARNING", *extra]
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
     deadline = time.time() + 15
     while True:
@@ -52,7 +52,7 @@ def test_drain_deadline_cuts_what_is_still_running(sim, tmp_path):
     port = free_port()
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[server]\ndrain_timeout = 0.5\n[backends.b]\nurl = "{sim.url}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(cfg), "--port", str(port), "--log-level", "WARNING"])
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg), "--port", str(port), "--log-level", "WARNING"])
     deadline = time.time() + 15
     while True:
         try:

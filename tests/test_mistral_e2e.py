@@ -9,7 +9,7 @@ import pytest
 from bench.simulator import Behavior
 from tests.conversations import READ, TABLE, WRITE
 from tests.support import SimThread, http
-from translate.toolcalls import VALID_ID
+from devstral_translate.mistral.names import VALID_ID
 
 # (served model, the generation the backend judges with): a model whose name tells the
 # proxy its generation, and one it knows nothing about (then every generation must accept).

@@ -11,8 +11,8 @@ from PIL import Image
 
 from bench.mistral_judge import problem
 from tests.conversations import all_text, texts_sent
-from translate.errors import RequestError
-from translate.mistral import MistralDialect
+from devstral_translate.errors import RequestError
+from devstral_translate.mistral import MistralDialect
 
 text = st.text(max_size=30)
 _png = io.BytesIO()
@@ -84,7 +84,7 @@ def test_arbitrary_json_only_ever_raises_the_defined_error(doc, model):
 @settings(max_examples=500, deadline=None)
 @given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps({"model": "m", "messages": [v]}).encode()).map(lambda b: b[:-3] + bytes([0xE5]) + b[-3:])))
 def test_arbitrary_bytes_only_ever_raise_the_defined_error(body):
-    from translate.openai import OpenAIDialect
+    from devstral_translate.openai import OpenAIDialect
 
     for dialect in (MistralDialect(), OpenAIDialect()):
         try:

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from translate.mistral_reply import MistralResponse
-from translate.modelname import encoded_name
-from translate.toolcalls import VALID_ID, NameMap, parse_raw_calls, split_think
+from devstral_translate.mistral.reply import MistralResponse
+from devstral_translate.modelname import encoded_name
+from devstral_translate.markers import parse_raw_calls, split_think
+from devstral_translate.mistral.names import VALID_ID, NameMap
 
 
 def names() -> NameMap:

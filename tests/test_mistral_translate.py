@@ -6,9 +6,9 @@ import pytest
 
 from bench.mistral_judge import problem
 from tests.conversations import TABLE, agent_history, all_text, texts_sent
-from translate.errors import RequestError, TranslationError
-from translate.mistral import MistralDialect, MistralOptions, guess_generation
-from translate.toolcalls import VALID_ID, VALID_NAME
+from devstral_translate.errors import RequestError, TranslationError
+from devstral_translate.mistral import MistralDialect, MistralOptions, guess_generation
+from devstral_translate.mistral.names import VALID_ID, VALID_NAME
 
 GENERATIONS = [None, "v3", "v7", "v11", "v13"]
 

@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from proxy.ratelimit import LocalLimiter
+from devstral_proxy.ratelimit import LocalLimiter
 from tests.support import free_port, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}

@@ -30,7 +30,7 @@ def test_reload_under_load(tmp_path, workers):
     path.write_text(config(first.url, {"gpt-4": "model-a"}))
     port = free_port()
     log = open(tmp_path / "stderr.log", "w")  # a file, not a pipe nobody reads while it runs
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path), "--port", str(port), "--workers", str(workers)], stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(path), "--port", str(port), "--workers", str(workers)], stderr=log)
     failures, done, stop = [], [0], threading.Event()
 
     def load() -> None:

@@ -13,7 +13,7 @@ UNIT = Path(__file__).parent.parent / "systemd" / "devstral-proxy.service"
 def test_unit_verifies(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
-    text = UNIT.read_text().replace("/opt/devstral-proxy/.venv/bin/devstral-proxy", f"{sys.executable} -m proxy")
+    text = UNIT.read_text().replace("/opt/devstral-proxy/.venv/bin/devstral-proxy", f"{sys.executable} -m devstral_proxy")
     unit = tmp_path / UNIT.name
     unit.write_text(text)
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
@@ -36,7 +36,7 @@ def test_unit_settings_match_the_proxy():
 def test_example_config_loads():
     import tomllib
 
-    from proxy.config import build
+    from devstral_proxy.config import build
 
     doc = tomllib.loads((UNIT.parent / "config.toml").read_text())
     doc["authentication"] = {}  # the key file lives on the server

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate.errors import RequestError
-from translate.modelname import encoded_name, set_model
-from translate.openai import prepare
-from translate.sse import FrameSplitter, data_payload
+from devstral_translate.errors import RequestError
+from devstral_translate.modelname import encoded_name, set_model
+from devstral_translate.openai import prepare
+from devstral_translate.sse import FrameSplitter, data_payload
 
 NEW = encoded_name("gpt-4")
 
@@ -114,7 +114,7 @@ def test_prepare_refuses_bad_requests_naming_the_field(body, param):
 
 
 def test_whole_frames():
-    from translate.sse import whole_frames
+    from devstral_translate.sse import whole_frames
 
     assert whole_frames(b"") == 0 and whole_frames(b"d") == 0 and whole_frames(b"data: 1\n") == 0
     assert whole_frames(b"data: 1\n\ndata: 2") == 9

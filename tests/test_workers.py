@@ -35,7 +35,7 @@ def ok(port: int) -> bool:
 
 def test_workers_share_the_port_and_a_killed_worker_is_replaced(sim):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
     try:
         wait_for(lambda: ok(port))
         workers = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)

@@ -42,8 +42,13 @@ class RenameStream(WholeFrames):
         self._old = b'"model":' + backend_value
         self._new = b'"model":' + value
 
+    whole = WholeFrames.feed  # the frames complete so far (for subclasses that do more)
+
+    def rename(self, block: bytes) -> bytes:
+        return rename_frames(block, self._old, self._new, self._value)
+
     def feed(self, data: bytes) -> bytes:
-        block = super().feed(data)
+        block = WholeFrames.feed(self, data)
         return rename_frames(block, self._old, self._new, self._value) if block else b""
 
 

@@ -6,12 +6,12 @@ with index, id, type, name; then argument pieces), holding back only a call's na
 
 import msgspec
 
-from .mistral_reply import has_markers, strip_control, tool_call
-from .modelname import set_model
-from .openai import rename_frames
-from .sse import FrameSplitter, WholeFrames, data_payload
-from .toolcalls import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, NameMap, parse_raw_calls
-from .wire import DECODE_ERRORS
+from ..markers import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, has_markers, parse_raw_calls, strip_control
+from ..modelname import set_model
+from ..openai import RenameStream
+from ..sse import FrameSplitter, data_payload
+from ..wire import DECODE_ERRORS
+from .names import NameMap, client_call
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode
@@ -41,23 +41,22 @@ def _earliest(text: str, tokens: tuple[str, ...]) -> tuple[int, str]:
     return best, found
 
 
-class MistralStream(WholeFrames):
-    __slots__ = ("model", "names", "old", "new", "choices")
+class MistralStream(RenameStream):
+    """The pass-through renamer, plus the choices' state where frames need more than it."""
+
+    __slots__ = ("names", "choices")
 
     def __init__(self, model: bytes, backend_model: bytes, names: NameMap) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model, backend_model)
         self.names = names
-        self.old = b'"model":' + backend_model
-        self.new = b'"model":' + model
         self.choices: dict[int, _Choice] = {}
 
     def feed(self, data: bytes) -> bytes:
-        block = super().feed(data)
+        block = self.whole(data)
         if not block:
             return b""
         if self._plain(block):
-            return rename_frames(block, self.old, self.new, self.model)
+            return self.rename(block)
         out = []
         for frame in FrameSplitter().feed(block):
             span = data_payload(frame)
@@ -66,7 +65,7 @@ class MistralStream(WholeFrames):
                 continue
             start, end = span
             payload = frame[start:end]
-            fixed = set_model(payload, self.model) if self._plain(payload) else self._chunk(payload)
+            fixed = set_model(payload, self._value) if self._plain(payload) else self._chunk(payload)
             if fixed is not None:
                 out.append(b"".join((frame[:start], fixed, frame[end:])))
         return b"".join(out)
@@ -89,7 +88,7 @@ class MistralStream(WholeFrames):
         except DECODE_ERRORS:
             return payload
         if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
-            return set_model(payload, self.model)
+            return set_model(payload, self._value)
         kept = []
         for choice in doc["choices"]:
             if isinstance(choice, dict) and self._choice(choice):
@@ -98,7 +97,7 @@ class MistralStream(WholeFrames):
             return None  # everything in it is held back for now
         doc["choices"] = kept
         if "model" in doc:
-            doc["model"] = msgspec.Raw(self.model)
+            doc["model"] = msgspec.Raw(self._value)
         return _encode(doc)
 
     def _choice(self, choice: dict) -> bool:
@@ -139,7 +138,7 @@ class MistralStream(WholeFrames):
 
     # ---- the text state machine
     def _start_call(self, state: _Choice, name: str, call_id: str | None, arguments: str, calls: list) -> None:
-        call = tool_call(call_id, name.strip(), arguments, self.names)
+        call = client_call(call_id, name.strip(), arguments, self.names)
         call["index"] = state.calls
         calls.append(call)
         state.calls += 1

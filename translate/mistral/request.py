@@ -4,48 +4,15 @@ Mistral-family model (mistral-common's strict models, validators and encoders), 
 Rules: ../shared/mistral-dialect.md. Every user, system and tool text reaches the model.
 """
 
-import functools
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from msgspec import Raw
 
-from . import openai
-from .dialect import Prepared
-from .errors import RequestError, TranslationError
-from .mistral_reply import MistralResponse
-from .modelname import encoded_name
-from .request import read_inference
-from .toolcalls import IdMap, NameMap, arguments_text
-from .wire import MessageIn, ToolCallIn, decode_any, decode_messages, encode_object, raw
-
-# Which tokenizer generation a served model name implies, for `tokenizer_version = "auto"`.
-_GENERATION_HINTS = (
-    (re.compile(r"devstral-2|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3"), "v13"),
-    (re.compile(r"devstral-(small-|medium-)?2507|mistral-small-3\.2|2506|magistral"), "v11"),
-    (re.compile(r"devstral-(small-)?2505|mistral-small-3\.1|2503|mistral-large-2411|pixtral-large"), "v7"),
-    (re.compile(r"mistral-7b|codestral-22b|codestral-2405|mixtral|nemo|mistral-large-2407"), "v3"),
-)
-
-
-@functools.lru_cache(maxsize=256)
-def guess_generation(model: str) -> str | None:
-    """The tokenizer generation a model name implies; None when it says nothing."""
-    name = model.lower()
-    for pattern, generation in _GENERATION_HINTS:
-        if pattern.search(name):
-            return generation
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class MistralOptions:
-    generation: str | None = None  # None: find it from the model name, else valid for all
-    bridge_text: str = "Ok."  # the assistant turn put between a tool result and a user turn
-    images: bool = True  # False: the model takes no images, and the proxy says so itself
-    cancelled_text: str = "The tool call was cancelled before it returned a result."
-
+from ..errors import RequestError, TranslationError
+from ..markers import arguments_text
+from ..wire import MessageIn, ToolCallIn, decode_any, decode_messages, raw
+from .generation import MistralOptions
+from .names import IdMap, NameMap
 
 class _Call:
     __slots__ = ("original_id", "name", "arguments", "id")
@@ -326,7 +293,7 @@ def _tool_choice(choice: Any, names: NameMap) -> Any:
     raise RequestError("tool_choice must be 'auto', 'none', 'required' or a named function.", param="tool_choice")
 
 
-def _translate_tools(top: dict[str, Raw], names: NameMap) -> None:
+def translate_tools(top: dict[str, Raw], names: NameMap) -> None:
     tools = decode_any(top.pop("tools")) if "tools" in top else None
     functions = decode_any(top.pop("functions")) if "functions" in top else None
     choice = decode_any(top.pop("tool_choice")) if "tool_choice" in top else None
@@ -348,7 +315,7 @@ def _translate_tools(top: dict[str, Raw], names: NameMap) -> None:
 _REASONING_V15 = {"none": "none", "minimal": "none"}
 
 
-def _top_level(top: dict[str, Raw], stream: bool, generation: str | None) -> None:
+def top_level(top: dict[str, Raw], stream: bool, generation: str | None) -> None:
     if not stream:
         top.pop("stream_options", None)
     top.pop("chat_template", None)
@@ -358,24 +325,3 @@ def _top_level(top: dict[str, Raw], stream: bool, generation: str | None) -> Non
         value = decode_any(effort)
         if isinstance(value, str):
             top["reasoning_effort"] = raw(_REASONING_V15.get(value, "high"))
-
-
-class MistralDialect:
-    """The Mistral dialect: full translation of chat requests, model mapping elsewhere."""
-
-    def __init__(self, opts: MistralOptions | None = None) -> None:
-        self.opts = opts or MistralOptions()
-
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
-        if path != "/v1/chat/completions":
-            return openai.prepare(path, body, model_map, want_usage)
-        req = read_inference(path, body, model_map, want_usage)
-        top = req.top
-        generation = self.opts.generation or guess_generation(req.backend_model)
-        names = NameMap()
-        _translate_tools(top, names)  # first: tool names are registered in the tools' order
-        messages = decode_messages(top["messages"])
-        top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
-        _top_level(top, req.stream, generation)
-        response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
-        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)

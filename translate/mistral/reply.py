@@ -4,41 +4,16 @@ back, raw `[TOOL_CALLS]` / `[THINK]` text turned into tool calls and reasoning.
 Bodies with nothing to fix take the byte-splice path of modelname.set_model.
 """
 
-import re
-import secrets
-
 import msgspec
 
-from .modelname import set_model
-from .toolcalls import CONTROL_TOKENS, TOOL_CALLS, VALID_ID, NameMap, parse_raw_calls, split_think
-from .wire import DECODE_ERRORS
+from ..markers import TOOL_CALLS, has_markers, parse_raw_calls, split_think, strip_control
+from ..modelname import set_model
+from ..wire import DECODE_ERRORS
+from .names import NameMap, client_call
+from .stream import MistralStream
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode
-_MARKERS = re.compile(b"|".join(re.escape(t.encode()) for t in CONTROL_TOKENS))  # one scan for all
-_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def new_call_id() -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(9))
-
-
-def strip_control(text: str) -> str:
-    for token in CONTROL_TOKENS:
-        text = text.replace(token, "")
-    return text
-
-
-def has_markers(data: bytes) -> bool:
-    return _MARKERS.search(data) is not None
-
-
-def tool_call(call_id: str | None, name: str, arguments: str, names: NameMap) -> dict:
-    return {
-        "id": call_id if call_id and VALID_ID.fullmatch(call_id) else new_call_id(),
-        "type": "function",
-        "function": {"name": names.client(name), "arguments": arguments},
-    }
 
 
 def fix_message(choice: dict, names: NameMap) -> None:
@@ -60,7 +35,7 @@ def fix_message(choice: dict, names: NameMap) -> None:
         if pos != -1:
             parsed = parse_raw_calls(text[pos + len(TOOL_CALLS) :])
             if parsed:
-                calls = calls + [tool_call(i, n, a, names) for i, n, a in parsed]
+                calls = calls + [client_call(i, n, a, names) for i, n, a in parsed]
                 text = text[:pos]
         text = strip_control(text)
         msg["content"] = text if text.strip() else (None if calls else text)
@@ -97,7 +72,5 @@ class MistralResponse:
             doc["model"] = msgspec.Raw(self.model)
         return _encode(doc)
 
-    def stream(self):
-        from .stream import MistralStream
-
+    def stream(self) -> MistralStream:
         return MistralStream(self.model, self.backend_model, self.names)

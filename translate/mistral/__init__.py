@@ -1,0 +1,38 @@
+"""The Mistral dialect: OpenAI chat requests made valid for vLLM serving Mistral-family models
+(request.py), and their replies, whole (reply.py) or streamed (stream.py), made OpenAI again.
+
+Other routes (completions, embeddings) get the pass-through dialect's model mapping.
+"""
+
+from .. import openai
+from ..dialect import Prepared
+from ..modelname import encoded_name
+from ..request import read_inference
+from ..wire import decode_messages, encode_object, raw
+from .generation import MistralOptions, guess_generation
+from .names import NameMap
+from .reply import MistralResponse
+from .request import top_level, translate_messages, translate_tools
+
+__all__ = ["MistralDialect", "MistralOptions", "guess_generation"]
+
+
+class MistralDialect:
+    """The Mistral dialect: full translation of chat requests, model mapping elsewhere."""
+
+    def __init__(self, opts: MistralOptions | None = None) -> None:
+        self.opts = opts or MistralOptions()
+
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
+        if path != "/v1/chat/completions":
+            return openai.prepare(path, body, model_map, want_usage)
+        req = read_inference(path, body, model_map, want_usage)
+        top = req.top
+        generation = self.opts.generation or guess_generation(req.backend_model)
+        names = NameMap()
+        translate_tools(top, names)  # first: tool names are registered in the tools' order
+        messages = decode_messages(top["messages"])
+        top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
+        top_level(top, req.stream, generation)
+        response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
+        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)

@@ -1,0 +1,35 @@
+"""Which Mistral tokenizer generation a backend runs (v3, v7, v11, v13, v15), and the options
+of the Mistral dialect that depend on the backend.
+
+A generation that cannot be known is None: the dialect then sends what every generation accepts.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+
+# Which tokenizer generation a served model name implies, for `tokenizer_version = "auto"`.
+_GENERATION_HINTS = (
+    (re.compile(r"devstral-2|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3"), "v13"),
+    (re.compile(r"devstral-(small-|medium-)?2507|mistral-small-3\.2|2506|magistral"), "v11"),
+    (re.compile(r"devstral-(small-)?2505|mistral-small-3\.1|2503|mistral-large-2411|pixtral-large"), "v7"),
+    (re.compile(r"mistral-7b|codestral-22b|codestral-2405|mixtral|nemo|mistral-large-2407"), "v3"),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def guess_generation(model: str) -> str | None:
+    """The tokenizer generation a model name implies; None when it says nothing."""
+    name = model.lower()
+    for pattern, generation in _GENERATION_HINTS:
+        if pattern.search(name):
+            return generation
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MistralOptions:
+    generation: str | None = None  # None: find it from the model name, else valid for all
+    bridge_text: str = "Ok."  # the assistant turn put between a tool result and a user turn
+    images: bool = True  # False: the model takes no images, and the proxy says so itself
+    cancelled_text: str = "The tool call was cancelled before it returned a result."
