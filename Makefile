@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test venv clean sim bench bench-translate bench-routing
+.PHONY: run test lint venv clean sim bench bench-translate bench-routing
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ sim: venv
 
 test: venv
 	$(PY) -m pytest
+
+lint: venv  # fast: style, then the types of the pure half
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy translate
 
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare

@@ -27,7 +27,15 @@ CHAT_BODY = {
     "object": "chat.completion",
     "created": 1700000000,
     "model": "mistralai/Devstral-Small-2507",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! " * 40, "tool_calls": []}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! " * 40, "tool_calls": []},
+            "logprobs": None,
+            "finish_reason": "stop",
+            "stop_reason": None,
+        }
+    ],
     "usage": {"prompt_tokens": 60, "total_tokens": 140, "completion_tokens": 80},
 }
 
@@ -37,7 +45,14 @@ def sse_body(frames: int = 40) -> str:
     out = []
     for i in range(frames):
         delta = {"content": f"word{i} "}
-        out.append("data: " + json.dumps({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None if i < frames - 1 else "stop"}]}, separators=(",", ":")) + "\n\n")
+        out.append(
+            "data: "
+            + json.dumps(
+                {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None if i < frames - 1 else "stop"}]},
+                separators=(",", ":"),
+            )
+            + "\n\n"
+        )
     return "".join(out) + "data: [DONE]\n\n"
 
 
@@ -260,7 +275,9 @@ def main(argv=None) -> None:
     p.add_argument("--no-stream", action="store_true", help="skip the streaming load")
     p.add_argument("--access-log", action="store_true", help="devstral-proxy writes its JSON access lines (to a file)")
     p.add_argument("--agent", action="store_true", help="also a 201-message, 92 KiB agent conversation at 1 connection")
-    p.add_argument("--pin", action="store_true", help="one worker only: the proxies (nginx, relay, devstral-proxy) on CPU 0; wrk, the backend and this script on CPU 1")
+    p.add_argument(
+        "--pin", action="store_true", help="one worker only: the proxies (nginx, relay, devstral-proxy) on CPU 0; wrk, the backend and this script on CPU 1"
+    )
     args = p.parse_args(argv)
     if args.pin:
         if args.workers != 1 or os.cpu_count() < 2:
@@ -284,7 +301,10 @@ def main(argv=None) -> None:
             procs.append(proc)
             proxies[name] = (port, proc)
         # The floor: a Python byte relay on uvloop (bench/floor.py), one process per worker.
-        floors = [subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port), "--upstream", f"127.0.0.1:{backend_port}"]) for _ in range(args.workers)]
+        floors = [
+            subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port), "--upstream", f"127.0.0.1:{backend_port}"])
+            for _ in range(args.workers)
+        ]
         procs += floors
         for port in (backend_port, nginx_port, openai_port, mistral_port, floor_port):
             wait_port(port)
@@ -295,7 +315,11 @@ def main(argv=None) -> None:
         stream_script = wrk_script(work / "stream.lua", json.dumps({**REQUEST, "stream": True}), stream=True)
 
         time.sleep(0.5)  # workers up
-        targets = [("direct to backend", backend_port, None), ("nginx pass-through", nginx_port, nginx_workers), ("python byte relay (floor)", floor_port, [f.pid for f in floors])]
+        targets = [
+            ("direct to backend", backend_port, None),
+            ("nginx pass-through", nginx_port, nginx_workers),
+            ("python byte relay (floor)", floor_port, [f.pid for f in floors]),
+        ]
         targets += [(name, port, workers_of(proc.pid, args.workers)) for name, (port, proc) in proxies.items()]
         if args.pin:
             for _, _, pids in targets[1:]:
@@ -312,7 +336,11 @@ def main(argv=None) -> None:
         if args.only:
             keep = ["direct", "nginx", "floor", *args.only.split(",")]
             targets = [t for t in targets if any(k in t[0] for k in keep)]
-        print(f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s){'; proxies pinned to CPU 0, wrk and backend to CPU 1' if args.pin else ''}\n")
+        print(
+            f"request body {len(body)} bytes; reply {len(chat)} bytes; stream {len(stream)} bytes; "
+            f"median of {args.repeat} runs of {args.seconds:g} s per cell; {args.workers} worker(s)"
+            f"{'; proxies pinned to CPU 0, wrk and backend to CPU 1' if args.pin else ''}\n"
+        )
         print("| load | target | req/s | p50 µs | p99 µs | added p50 µs | proxy CPU µs/req | RSS MB | req/s vs nginx | added p50 vs nginx |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for label, c, scr in loads:
@@ -332,7 +360,10 @@ def main(argv=None) -> None:
                 ratio = f"{r['rps'] / ngx['rps']:.2f}x"
                 added_ratio = f"{added / nginx_added:.2f}x" if name != "direct to backend" and nginx_added > 0 else "-"
                 errs = f" ({r['errors']} errors)" if r["errors"] else ""
-                print(f"| {label} | {name}{errs} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {cpu} | {rss} | {ratio} | {added_ratio} |", flush=True)
+                print(
+                    f"| {label} | {name}{errs} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {added:.0f} | {cpu} | {rss} | {ratio} | {added_ratio} |",
+                    flush=True,
+                )
         if not args.no_stream:
             stream_body = json.dumps({**REQUEST, "stream": True}).encode()
             runs = {name: [] for name, _, _ in targets}

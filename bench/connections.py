@@ -33,7 +33,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sim = SimThread()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--dialect", args.dialect, "--port", str(port), "--log-level", "WARNING"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--dialect", args.dialect, "--port", str(port), "--log-level", "WARNING"]
+    )
     socks = []
     try:
         wait_port(port)
@@ -49,7 +51,10 @@ def main(argv=None) -> None:
             socks.append(s)
         time.sleep(1.0)
         after = rss_mb(proc.pid)
-        print(f"| {args.dialect} dialect | RSS at start {before:.1f} MB | with {len(socks)} open keep-alive connections {after:.1f} MB | {(after - before) * 1024 / len(socks):.1f} KB per connection |")
+        print(
+            f"| {args.dialect} dialect | RSS at start {before:.1f} MB | "
+            f"with {len(socks)} open keep-alive connections {after:.1f} MB | {(after - before) * 1024 / len(socks):.1f} KB per connection |"
+        )
     finally:
         for s in socks:
             s.close()

@@ -32,7 +32,9 @@ def main(argv=None) -> None:
         targets = []
         for spin in (float(s) for s in args.spins.split(",")):
             port = free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", f"127.0.0.1:{backend_port}", "--spin-us", str(spin)])
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", f"127.0.0.1:{backend_port}", "--spin-us", str(spin)]
+            )
             procs.append(proc)
             targets.append((f"byte relay + {spin:g} µs/request", port, [proc.pid]))
         for port in (backend_port, nginx_port, *(t[1] for t in targets)):

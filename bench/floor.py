@@ -18,7 +18,7 @@ class _Side(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport = None
-        self.peer: "_Side | None" = None
+        self.peer: _Side | None = None
         self.pending: list[bytes] = []
 
     def connection_made(self, transport) -> None:

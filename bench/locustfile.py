@@ -11,17 +11,37 @@ from locust import HttpUser, between, task
 
 MODEL = os.environ.get("MODEL", "mistral-sim")
 TOOLS = [
-    {"type": "function", "function": {"name": "fs.read_file", "description": "Read a file", "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}},
-    {"type": "function", "function": {"name": "shell.run", "description": "Run a command", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "fs.read_file",
+            "description": "Read a file",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {"name": "shell.run", "description": "Run a command", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
+    },
 ]
 
 
 def agent_turns(n: int) -> list[dict]:
     """A coding-agent history of n tool round trips, with the ids and shapes real clients send."""
-    messages = [{"role": "system", "content": "You are a coding agent."}, {"role": "user", "content": [{"type": "text", "text": "<task>fix the bug</task>", "cache_control": {"type": "ephemeral"}}]}]
+    messages = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": [{"type": "text", "text": "<task>fix the bug</task>", "cache_control": {"type": "ephemeral"}}]},
+    ]
     for i in range(n):
         call_id = f"call_{i:03d}_{'x' * 16}"
-        messages.append({"role": "assistant", "content": None, "refusal": None, "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "fs.read_file", "arguments": json.dumps({"path": f"src/m{i}.py"})}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "fs.read_file", "arguments": json.dumps({"path": f"src/m{i}.py"})}}],
+            }
+        )
         messages.append({"role": "tool", "tool_call_id": call_id, "content": "def f():\n    return 1\n" * 8})
     messages.append({"role": "user", "content": "Continue."})
     return messages

@@ -54,7 +54,9 @@ def tokenizers() -> dict[str, list[tuple[str, MistralTokenizer]]]:
 @functools.cache
 def legacy_tokenizers() -> list[tuple[str, MistralTokenizer]]:
     """v1 and v2, from before tool calling (v1) and parallel tool calls (v2)."""
-    return [(n, MistralTokenizer.from_file(str(_DATA / n), mode=ValidationMode.test)) for n in ("tokenizer.model.v1", "mistral_instruct_tokenizer_240216.model.v2")]
+    return [
+        (n, MistralTokenizer.from_file(str(_DATA / n), mode=ValidationMode.test)) for n in ("tokenizer.model.v1", "mistral_instruct_tokenizer_240216.model.v2")
+    ]
 
 
 def judge(body: dict, generation: str | None = None) -> None:

@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 
 import uvloop
-
-from bench.compare import REQUEST, free_port, proxy_config, start_backend, stop_all, wait_port, wrk_script
 from devstral_proxy.app import Proxy
 from devstral_proxy.config import build
+
+from bench.compare import REQUEST, free_port, proxy_config, start_backend, stop_all, wait_port, wrk_script
 
 
 def main(argv=None) -> None:
@@ -45,8 +45,22 @@ def main(argv=None) -> None:
             await proxy.start()
             loop = asyncio.get_running_loop()
             done = loop.create_future()
-            cmd = ["wrk", "-t", "2", "-c", str(args.conns), "-d", f"{args.seconds:g}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"]
-            threading.Thread(target=lambda: loop.call_soon_threadsafe(done.set_result, subprocess.run(cmd, capture_output=True, text=True).stdout), daemon=True).start()
+            cmd = [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(args.conns),
+                "-d",
+                f"{args.seconds:g}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+            ]
+            threading.Thread(
+                target=lambda: loop.call_soon_threadsafe(done.set_result, subprocess.run(cmd, capture_output=True, text=True).stdout), daemon=True
+            ).start()
             profiler.enable()
             out = await done
             profiler.disable()

@@ -76,7 +76,10 @@ def main(argv=None) -> None:
     p.add_argument("--prefill-us", type=float, default=40.0, help="prefill time per uncached prompt token, µs")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
-    print(f"{args.backends} backends, {args.conversations} concurrent conversations x {args.turns} turns; cache {args.cache_blocks} blocks/backend; prefill {args.prefill_us:g} µs/token\n")
+    print(
+        f"{args.backends} backends, {args.conversations} concurrent conversations x {args.turns} turns; "
+        f"cache {args.cache_blocks} blocks/backend; prefill {args.prefill_us:g} µs/token\n"
+    )
     print("| strategy | requests | mean TTFT ms | p99 TTFT ms | prefix-cache hit rate | busiest backend / mean |")
     print("|---|---|---|---|---|---|")
     for strategy in STRATEGIES:

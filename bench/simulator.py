@@ -284,10 +284,7 @@ class Simulator:
         inputs = doc.get("input")
         inputs = inputs if isinstance(inputs, list) else [inputs]
         n = self.behavior.embedding_size
-        data = [
-            {"index": i, "object": "embedding", "embedding": [((hash(str(x)) >> k) % 1000) / 1000.0 for k in range(n)]}
-            for i, x in enumerate(inputs)
-        ]
+        data = [{"index": i, "object": "embedding", "embedding": [((hash(str(x)) >> k) % 1000) / 1000.0 for k in range(n)]} for i, x in enumerate(inputs)]
         await self._first_token()
         body = {
             "id": f"embd-{uuid.uuid4().hex}",

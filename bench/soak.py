@@ -35,7 +35,11 @@ def main(argv=None) -> None:
         wait_port(port)
         script = wrk_script(work / "chat.lua", json.dumps(REQUEST))
         seconds = int(args.minutes * 60)
-        wrk = subprocess.Popen(["wrk", "-t", "2", "-c", str(args.conns), "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"], stdout=subprocess.PIPE, text=True)
+        wrk = subprocess.Popen(
+            ["wrk", "-t", "2", "-c", str(args.conns), "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         print("| elapsed s | proxy RSS MB |\n|---|---|")
         start = time.time()
         while wrk.poll() is None:

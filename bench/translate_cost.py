@@ -8,10 +8,11 @@ import json
 import statistics
 import time
 
-from tests.conversations import READ, WRITE, agent_history
+from devstral_translate.ids import derive_id
 from devstral_translate.mistral import MistralDialect
 from devstral_translate.openai import OpenAIDialect
-from devstral_translate.ids import derive_id
+
+from tests.conversations import READ, WRITE, agent_history
 
 
 def measure(fn, runs: int = 300) -> float:
@@ -31,11 +32,15 @@ def main() -> None:
     mapping = {"gpt-4": "mistralai/Devstral-Small-2507"}
     mistral, openai = MistralDialect(), OpenAIDialect()
     reply = mistral.prepare("/v1/chat/completions", body, mapping).response
-    frame = b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"mistralai/Devstral-Small-2507","choices":[{"index":0,"delta":{"content":"word"},"logprobs":null,"finish_reason":null}]}\n\n'
+    frame = (
+        b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"mistralai/Devstral-Small-2507",'
+        b'"choices":[{"index":0,"delta":{"content":"word"},"logprobs":null,"finish_reason":null}]}\n\n'
+    )
     stream = reply.stream()
     print(f"request: {len(history)} messages, {len(body) / 1024:.0f} KiB\n")
     print("| case | median CPU time |")
     print("|---|---|")
+
     def cold():
         derive_id.cache_clear()
         mistral.prepare("/v1/chat/completions", body, mapping)

@@ -12,7 +12,6 @@ import os
 import time
 
 import msgspec
-
 from devstral_translate.dialect import ROUTES
 from devstral_translate.errors import RequestError
 
@@ -151,6 +150,7 @@ class Proxy:
         self._start_discovery()
         self._tick = min(0.5, self._shortest_timeout() / 3)
         log.info("configuration reloaded")
+
     # ---- lifecycle
     async def start(self, sock=None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -495,8 +495,7 @@ class Proxy:
         router = self.router
         results = await asyncio.gather(*(self._probe(b) for b in router.backends))
         backends = {
-            b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)}
-            for b, state in zip(router.backends, results)
+            b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)} for b, state in zip(router.backends, results)
         }
         healthy = any(r == "healthy" for r in results)
         body = {"status": "healthy" if healthy else "unhealthy", "backends": backends, "uptime_s": round(time.time() - self.started, 1)}

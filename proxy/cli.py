@@ -25,7 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to listen on (env: DEVSTRAL_PROXY_HOST)")
     p.add_argument("--port", type=int, help="port to listen on (env: DEVSTRAL_PROXY_PORT)")
     p.add_argument("--workers", type=int, help="worker processes sharing the port (env: DEVSTRAL_PROXY_WORKERS)")
-    p.add_argument("--map", action="append", metavar="CLIENT=BACKEND", help="map a model name clients send to the backend's; repeatable, added to the config's model_mapping (env: DEVSTRAL_PROXY_MODEL_MAP=a=b,c=d)")
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="CLIENT=BACKEND",
+        help="map a model name clients send to the backend's; repeatable, added to the config's model_mapping (env: DEVSTRAL_PROXY_MODEL_MAP=a=b,c=d)",
+    )
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--version", action="version", version=f"devstral-proxy {__version__}")
     return p.parse_args(argv)
@@ -71,7 +76,16 @@ async def _reload(proxy: Proxy, load_config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {"upstream": args.upstream, "dialect": args.dialect, "host": args.host, "port": args.port, "log_level": args.log_level, "workers": args.workers, "model_map": args.map}
+    overrides = {
+        "upstream": args.upstream,
+        "dialect": args.dialect,
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "workers": args.workers,
+        "model_map": args.map,
+    }
+
     def load_config():
         return load(args.config, overrides=overrides)
 

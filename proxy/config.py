@@ -185,7 +185,17 @@ def _check(config: Config) -> None:
     s = config.server
     if not 0 <= s.port <= 65535:
         raise ConfigError(f"server.port: must be 0..65535, got {s.port}")
-    for attr in ("max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "workers", "max_connections", "request_timeout"):
+    for attr in (
+        "max_body_bytes",
+        "max_header_bytes",
+        "header_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "max_pipeline",
+        "workers",
+        "max_connections",
+        "request_timeout",
+    ):
         if getattr(s, attr) <= 0:
             raise ConfigError(f"server.{attr}: must be positive, got {getattr(s, attr)}")
     rl = config.rate_limit

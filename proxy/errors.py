@@ -4,7 +4,6 @@
 """
 
 import msgspec
-
 from devstral_translate.wire import DECODE_ERRORS
 
 _TYPES = {

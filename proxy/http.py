@@ -81,4 +81,3 @@ def _relay_named(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
 
 JSON = b"content-type: application/json\r\n"
 CHUNK_END = b"0\r\n\r\n"
-

@@ -54,7 +54,9 @@ class Metrics:
         self._models.add(model)
         return model
 
-    def observe(self, route: str, model: str | None, backend: str, status: int, duration: float, overhead: float | None, first_byte: float | None, usage) -> None:
+    def observe(
+        self, route: str, model: str | None, backend: str, status: int, duration: float, overhead: float | None, first_byte: float | None, usage
+    ) -> None:
         label = self.model_label(model)
         key = (route, label, backend, status)
         self.requests[key] = self.requests.get(key, 0) + 1
@@ -85,14 +87,25 @@ class Metrics:
             out.append(f"devstral_requests_total{{{_labels((('route', route), ('model', model), ('backend', backend), ('status', status)))}}} {n}")
         for name, text, hists in (
             ("devstral_request_duration_seconds", "Whole request, from the last byte received to the last byte sent.", self.duration),
-            ("devstral_proxy_overhead_seconds", "The proxy's own time: before the backend got the request, and after it answered (whole replies).", self.overhead),
+            (
+                "devstral_proxy_overhead_seconds",
+                "The proxy's own time: before the backend got the request, and after it answered (whole replies).",
+                self.overhead,
+            ),
         ):
             out += [f"# HELP {name} {text}", f"# TYPE {name} histogram"]
             for route, hist in sorted(hists.items()):
                 out += _histogram(name, hist, (("route", route),))
-        out += ["# HELP devstral_stream_first_byte_seconds Streams: request received to first byte sent.", "# TYPE devstral_stream_first_byte_seconds histogram"]
+        out += [
+            "# HELP devstral_stream_first_byte_seconds Streams: request received to first byte sent.",
+            "# TYPE devstral_stream_first_byte_seconds histogram",
+        ]
         out += _histogram("devstral_stream_first_byte_seconds", self.first_byte, ())
-        out += ["# HELP devstral_requests_in_flight Requests being answered.", "# TYPE devstral_requests_in_flight gauge", f"devstral_requests_in_flight {self.in_flight}"]
+        out += [
+            "# HELP devstral_requests_in_flight Requests being answered.",
+            "# TYPE devstral_requests_in_flight gauge",
+            f"devstral_requests_in_flight {self.in_flight}",
+        ]
         out += ["# HELP devstral_backend_up Whether the last connection attempt to a backend worked.", "# TYPE devstral_backend_up gauge"]
         out += [f'devstral_backend_up{{backend="{_escape(b)}"}} {up}' for b, up in sorted(self.backend_up.items())]
         out += ["# HELP devstral_tokens_total Tokens reported in usage, by client model.", "# TYPE devstral_tokens_total counter"]

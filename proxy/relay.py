@@ -8,7 +8,6 @@ import asyncio
 from time import perf_counter
 
 import msgspec
-
 from devstral_translate.sse import WholeFrames
 from devstral_translate.usage import HideUsage, usage_counts
 from devstral_translate.wire import DECODE_ERRORS, is_json_object
@@ -58,7 +57,9 @@ class Exchange:
         "failover",
     )
 
-    def __init__(self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False, on_tokens=None, hide_usage: bool = False) -> None:
+    def __init__(
+        self, client, backend, head: bytes, body: bytes, translator, timeout: float, raw: bool = False, on_tokens=None, hide_usage: bool = False
+    ) -> None:
         self.client = client
         self.backend = backend
         self.head = head

@@ -22,7 +22,7 @@ def chunk(data: bytes) -> bytes:
 # mode -> what the backend writes after reading a request head (None: stall there)
 FAULTS = {
     "closes before answering": [],
-    "closes mid-body": [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"id\": \"x\""],
+    "closes mid-body": [b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"id": "x"'],
     "sends garbage": [b"\x00\x01 this is not HTTP at all\r\n\r\n"],
     "partial chunk then stall": [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel", None],
     "500 with HTML": [b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\ncontent-length: 39\r\n\r\n<html><h1>Upstream exploded</h1></html>"],
@@ -125,7 +125,9 @@ def test_a_reply_nobody_asked_for_retires_the_connection(start_proxy):
     connections = []
 
     def reply(text: str) -> bytes:
-        body = json.dumps({"id": "x", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}).encode()
+        body = json.dumps(
+            {"id": "x", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        ).encode()
         return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
     async def serve(reader, writer) -> None:

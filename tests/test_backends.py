@@ -71,7 +71,11 @@ def test_weights_and_affinity(start_proxy):
 def test_a_backend_dies_under_load_and_rejoins(start_proxy):
     port = free_port()
     steady, flaky = SimThread(), SimThread(port=port)
-    p = start_proxy(backends={"steady": {"url": steady.url}, "flaky": {"url": flaky.url}}, routing={"eject_after": 1, "cooldown": 0.5, "health_interval": 0.2}, model_mapping={})
+    p = start_proxy(
+        backends={"steady": {"url": steady.url}, "flaky": {"url": flaky.url}},
+        routing={"eject_after": 1, "cooldown": 0.5, "health_interval": 0.2},
+        model_mapping={},
+    )
     results, stop = [], threading.Event()
 
     def load() -> None:

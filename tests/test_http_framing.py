@@ -125,7 +125,12 @@ def test_malformed_request_gets_400_while_another_connection_is_served(proxy):
         reader = H11Reader(good)
         good.sendall(request_bytes())
         assert reader.response()[0] == 200
-        for garbage in (b"GARBAGE\r\n\r\n", b"POST /v1/x HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", b"\x00\x01\x02\r\n\r\n"):
+        for garbage in (
+            b"GARBAGE\r\n\r\n",
+            b"POST /v1/x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+            b"\x00\x01\x02\r\n\r\n",
+        ):
             out = raw_exchange(proxy.port, garbage)
             assert out.startswith(b"HTTP/1.1 400 "), (garbage, out[:80])
             assert b"connection: close" in out

@@ -45,7 +45,17 @@ def mutate(rng: random.Random) -> bytes:
     if kind == 7:
         return b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     if kind == 8:
-        line = rng.choice([b"GET", b"G\x00T /", b"GET / HTTP/9.9", b"GET  HTTP/1.1", b"\r\n\r\nGET / HTTP/1.1", b"POST /v1/" + b"a" * 70000 + b" HTTP/1.1", b"BREW /v1/models HTTP/1.1"])
+        line = rng.choice(
+            [
+                b"GET",
+                b"G\x00T /",
+                b"GET / HTTP/9.9",
+                b"GET  HTTP/1.1",
+                b"\r\n\r\nGET / HTTP/1.1",
+                b"POST /v1/" + b"a" * 70000 + b" HTTP/1.1",
+                b"BREW /v1/models HTTP/1.1",
+            ]
+        )
         return line + b"\r\nHost: x\r\n\r\n"
     if kind == 9:
         return base + bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))) + base

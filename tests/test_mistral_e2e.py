@@ -5,11 +5,11 @@ import json
 
 import openai
 import pytest
+from devstral_translate.mistral.names import VALID_ID
 
 from bench.simulator import Behavior
 from tests.conversations import READ, TABLE, WRITE
 from tests.support import SimThread, http
-from devstral_translate.mistral.names import VALID_ID
 
 # (served model, the generation the backend judges with): a model whose name tells the
 # proxy its generation, and one it knows nothing about (then every generation must accept).
@@ -115,7 +115,13 @@ def test_tool_calls_come_back_structured_with_client_names(client, sim_behavior,
 
     # the reply, replayed as the next turn with results, passes the strict backend
     sim_behavior.tool_mode = None
-    turn = [{"role": "assistant", "content": content or None, "tool_calls": [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]}]
+    turn = [
+        {
+            "role": "assistant",
+            "content": content or None,
+            "tool_calls": [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls],
+        }
+    ]
     turn += [{"role": "tool", "tool_call_id": c["id"], "content": "ok"} for c in calls]
     again = create(client, messages + turn + [{"role": "user", "content": "thanks"}], {"tools": [READ, WRITE]}, False)
     assert again.choices[0].message.content == sim_behavior.reply

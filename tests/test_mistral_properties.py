@@ -5,14 +5,14 @@ import base64
 import io
 import json
 
+from devstral_translate.errors import RequestError
+from devstral_translate.mistral import MistralDialect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from bench.mistral_judge import problem
 from tests.conversations import all_text, texts_sent
-from devstral_translate.errors import RequestError
-from devstral_translate.mistral import MistralDialect
 
 text = st.text(max_size=30)
 _png = io.BytesIO()
@@ -47,7 +47,15 @@ def message(draw):
     return msg
 
 
-tools = st.lists(st.fixed_dictionaries({"type": st.just("function"), "function": st.fixed_dictionaries({"name": names}, optional={"parameters": st.just({"type": "object", "properties": {}}), "strict": st.booleans()})}), max_size=3)
+tools = st.lists(
+    st.fixed_dictionaries(
+        {
+            "type": st.just("function"),
+            "function": st.fixed_dictionaries({"name": names}, optional={"parameters": st.just({"type": "object", "properties": {}}), "strict": st.booleans()}),
+        }
+    ),
+    max_size=3,
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,7 +74,11 @@ def test_random_conversations_translate_or_get_a_clear_400(messages, tool_list):
         assert t in contents
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text, lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4), max_leaves=20)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+    max_leaves=20,
+)
 top_keys = st.sampled_from(["model", "messages", "tools", "tool_choice", "functions", "function_call", "stream", "stream_options", "reasoning_effort", "x"])
 
 
@@ -82,7 +94,11 @@ def test_arbitrary_json_only_ever_raises_the_defined_error(doc, model):
 
 
 @settings(max_examples=500, deadline=None)
-@given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps({"model": "m", "messages": [v]}).encode()).map(lambda b: b[:-3] + bytes([0xE5]) + b[-3:])))
+@given(
+    body=st.one_of(
+        st.binary(max_size=300), json_values.map(lambda v: json.dumps({"model": "m", "messages": [v]}).encode()).map(lambda b: b[:-3] + bytes([0xE5]) + b[-3:])
+    )
+)
 def test_arbitrary_bytes_only_ever_raise_the_defined_error(body):
     from devstral_translate.openai import OpenAIDialect
 

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from devstral_translate.mistral.reply import MistralResponse
-from devstral_translate.modelname import encoded_name
 from devstral_translate.markers import parse_raw_calls, split_think
 from devstral_translate.mistral.names import VALID_ID, NameMap
+from devstral_translate.mistral.reply import MistralResponse
+from devstral_translate.modelname import encoded_name
 
 
 def names() -> NameMap:
@@ -65,7 +64,7 @@ def test_think_becomes_reasoning_and_no_control_token_leaks():
 
 
 def test_parsers():
-    assert parse_raw_calls(" [{\"name\": \"f\", \"arguments\": {\"a\": 1}}]") == [(None, "f", '{"a":1}')]
+    assert parse_raw_calls(' [{"name": "f", "arguments": {"a": 1}}]') == [(None, "f", '{"a":1}')]
     assert parse_raw_calls("f[ARGS]{}") == [(None, "f", "{}")]
     assert parse_raw_calls("no args here") is None
     assert split_think("a[THINK]b[/THINK]c") == ("ac", "b")
@@ -74,7 +73,13 @@ def test_parsers():
 
 # ---- streaming
 def sse(delta, finish=None, index=0):
-    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "backend", "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "backend",
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -115,8 +120,22 @@ def pieces(text, n=4):
     return [text[i : i + n] for i in range(0, len(text), n)]
 
 
-V11_DELTAS = ["Sure. ", "[TOOL_CALLS]", *pieces("fs_read_file"), "[ARGS]", *pieces('{"path": "a.py"}'), "[TOOL_CALLS]", *pieces("fs_write_file"), "[ARGS]", *pieces('{"path": "b.py"}')]
-V3_DELTAS = ["Sure. ", "[TOOL_CALLS]", *pieces(' [{"name": "fs_read_file", "arguments": {"path": "a.py"}}, {"name": "fs_write_file", "arguments": {"path": "b.py"}}]')]
+V11_DELTAS = [
+    "Sure. ",
+    "[TOOL_CALLS]",
+    *pieces("fs_read_file"),
+    "[ARGS]",
+    *pieces('{"path": "a.py"}'),
+    "[TOOL_CALLS]",
+    *pieces("fs_write_file"),
+    "[ARGS]",
+    *pieces('{"path": "b.py"}'),
+]
+V3_DELTAS = [
+    "Sure. ",
+    "[TOOL_CALLS]",
+    *pieces(' [{"name": "fs_read_file", "arguments": {"path": "a.py"}}, {"name": "fs_write_file", "arguments": {"path": "b.py"}}]'),
+]
 
 
 @pytest.mark.parametrize("deltas", [V11_DELTAS, V3_DELTAS], ids=["v11", "v3"])
@@ -135,7 +154,7 @@ def test_plain_text_and_argument_pieces_pass_at_once():
     assert json.loads(out[6:])["choices"][0]["delta"]["content"] == "Hel"
     assert s.feed(sse({"content": "[TOOL_CALLS]"})) == b""  # held: the name is not known yet
     assert s.feed(sse({"content": "fs_read"})) == b""
-    first = json.loads(s.feed(sse({"content": "_file[ARGS]{\"pa"}))[6:])["choices"][0]["delta"]["tool_calls"]
+    first = json.loads(s.feed(sse({"content": '_file[ARGS]{"pa'}))[6:])["choices"][0]["delta"]["tool_calls"]
     assert first[0]["function"]["name"] == "fs.read_file" and first[1]["function"]["arguments"] == '{"pa'
     piece = json.loads(s.feed(sse({"content": 'th": 1}'}))[6:])["choices"][0]["delta"]["tool_calls"]
     assert piece == [{"index": 0, "function": {"arguments": 'th": 1}'}}]

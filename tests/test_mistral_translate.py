@@ -3,12 +3,12 @@
 import json
 
 import pytest
-
-from bench.mistral_judge import problem
-from tests.conversations import TABLE, agent_history, all_text, texts_sent
 from devstral_translate.errors import RequestError, TranslationError
 from devstral_translate.mistral import MistralDialect, MistralOptions, guess_generation
 from devstral_translate.mistral.names import VALID_ID, VALID_NAME
+
+from bench.mistral_judge import problem
+from tests.conversations import TABLE, agent_history, all_text, texts_sent
 
 GENERATIONS = [None, "v3", "v7", "v11", "v13"]
 
@@ -84,7 +84,11 @@ def test_valid_ids_are_kept_and_a_prefix_translates_to_a_prefix():
     shorter, _ = translate(history[:-3] + [{"role": "user", "content": "go on"}])
     common = shorter["messages"][:-2]  # all but the bridge and the new user turn
     assert len(common) > 30 and full["messages"][: len(common)] == common  # prefix-cache friendly
-    keep = [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "aB3dE5gH9", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "aB3dE5gH9", "content": "r"}]
+    keep = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "aB3dE5gH9", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "aB3dE5gH9", "content": "r"},
+    ]
     sent, _ = translate(keep)
     assert sent["messages"][1]["tool_calls"][0]["id"] == "aB3dE5gH9"
 
@@ -135,7 +139,9 @@ def test_top_level_rules():
     for gone in ("chat_template_kwargs", "stream_options", "reasoning_effort", "tools", "tool_choice"):
         assert gone not in sent
     assert sent["temperature"] == 0.1 and sent["parallel_tool_calls"] is True
-    sent, _ = translate([{"role": "user", "content": "x"}], {"reasoning_effort": "low", "stream": True, "stream_options": {"include_usage": True}}, generation="v15")
+    sent, _ = translate(
+        [{"role": "user", "content": "x"}], {"reasoning_effort": "low", "stream": True, "stream_options": {"include_usage": True}}, generation="v15"
+    )
     assert sent["reasoning_effort"] == "high" and sent["stream_options"] == {"include_usage": True}
 
 

@@ -8,8 +8,8 @@ import time
 
 import openai
 import pytest
-
 from devstral_proxy.ratelimit import LocalLimiter
+
 from tests.support import free_port, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
@@ -38,7 +38,11 @@ def test_tokens_per_minute_counts_usage_also_from_streams_the_client_did_not_ask
     client.chat.completions.create(**CHAT)  # whole reply: usage in the body
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(**CHAT)
-    shown = list(openai.OpenAI(base_url=p.url + "/v1", api_key="sk-bob", max_retries=0).chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True}))
+    shown = list(
+        openai.OpenAI(base_url=p.url + "/v1", api_key="sk-bob", max_retries=0).chat.completions.create(
+            **CHAT, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert shown[-1].usage is not None  # a client that asks for usage still gets it
 
 
@@ -60,7 +64,9 @@ def redis_url(tmp_path):
             pytest.fail("redis-server is missing: .ci/run installs it")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
+    )
     deadline = time.time() + 10
     while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
         assert time.time() < deadline, "redis-server did not start"

@@ -27,7 +27,9 @@ def test_unmapped_model_passes_through(client, sim):
 
 
 def test_streaming_chat(client, sim):
-    chunks = list(client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True})
+    )
     assert {c.model for c in chunks} == {"gpt-3.5-turbo"}
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == sim.behavior.reply

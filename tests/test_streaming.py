@@ -115,7 +115,7 @@ def test_backend_not_reading_pauses_reading_from_the_client(start_proxy):
     conn = list(p.proxy.connections)[0]
     assert conn._held and not conn.transport.is_reading()
     backend.loop.loop.call_soon_threadsafe(reading.set)
-    assert read_until(s, b"\"choices\":[]}").startswith(b"HTTP/1.1 200 ")
+    assert read_until(s, b'"choices":[]}').startswith(b"HTTP/1.1 200 ")
     assert not conn._held
     s.close()
     backend.stop()

@@ -3,13 +3,12 @@
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from devstral_translate.errors import RequestError
 from devstral_translate.modelname import encoded_name, set_model
 from devstral_translate.openai import prepare
 from devstral_translate.sse import FrameSplitter, data_payload
+from hypothesis import given
+from hypothesis import strategies as st
 
 NEW = encoded_name("gpt-4")
 
@@ -88,7 +87,11 @@ def test_prepare_mapped_rewrites_model_only_and_maps_back_in_stream():
     sent = json.loads(p.body)
     assert sent == {**json.loads(body), "model": "m"} and p.stream
     s = p.response.stream()
-    out = s.feed(b'data: {"id":"1","model":"m","choices":[{"delta":{"content":"m"}}]}\n\ndata: {"id":"2","mod') + s.feed(b'el":"m"}\n\ndata: [DONE]\n\n') + s.close()
+    out = (
+        s.feed(b'data: {"id":"1","model":"m","choices":[{"delta":{"content":"m"}}]}\n\ndata: {"id":"2","mod')
+        + s.feed(b'el":"m"}\n\ndata: [DONE]\n\n')
+        + s.close()
+    )
     frames = out.split(b"\n\n")
     assert json.loads(frames[0][6:]) == {"id": "1", "model": "gpt-4", "choices": [{"delta": {"content": "m"}}]}
     assert json.loads(frames[1][6:])["model"] == "gpt-4"

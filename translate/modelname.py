@@ -18,9 +18,7 @@ _encode = msgspec.json.encode
 
 # The top-level "model" string, reachable by a byte match when every member before it is a
 # plain string or scalar (no nesting, no escapes): group 1 is the value's quoted span.
-_TOP_MODEL = re.compile(
-    rb'\s*+\{\s*+(?:(?!"model"\s*:)"[^"\\]*+"\s*+:\s*+(?:"[^"\\]*+"|[^"\\{}\[\],\s]++)\s*+,\s*+)*+"model"\s*+:\s*+("[^"\\]*+")'
-)
+_TOP_MODEL = re.compile(rb'\s*+\{\s*+(?:(?!"model"\s*:)"[^"\\]*+"\s*+:\s*+(?:"[^"\\]*+"|[^"\\{}\[\],\s]++)\s*+,\s*+)*+"model"\s*+:\s*+("[^"\\]*+")')
 
 
 def _splice(payload: bytes, value: bytes) -> bytes | None:

@@ -74,4 +74,3 @@ def _usage_only(frame: bytes) -> bool:
     except RequestError:
         return False
     return isinstance(doc, dict) and doc.get("choices") == [] and isinstance(doc.get("usage"), dict)
-

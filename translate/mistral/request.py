@@ -10,9 +10,10 @@ from msgspec import Raw
 
 from ..errors import RequestError, TranslationError
 from ..markers import arguments_text
-from ..wire import MessageIn, ToolCallIn, decode_any, decode_messages, raw
+from ..wire import MessageIn, ToolCallIn, decode_any, raw
 from .generation import MistralOptions
 from .names import IdMap, NameMap
+
 
 class _Call:
     __slots__ = ("original_id", "name", "arguments", "id")
@@ -68,25 +69,25 @@ def _text(content: Raw, index: int, role: str) -> str | Raw:
     if first == _NULL:
         return ""
     if first == _ARRAY:
-        return "\n\n".join(_part_text(p, k, index, role) for k, p in enumerate(decode_any(content)))
+        return "\n\n".join(_part_text(p, k, index, role) or "" for k, p in enumerate(decode_any(content)))
     raise TranslationError(index, "content must be a string, an array of content parts, or null")
 
 
 def _str(text: str | Raw) -> str:
-    return text if text.__class__ is str else decode_any(text)
+    return text if isinstance(text, str) else decode_any(text)
 
 
 def _user_content(content: Raw, index: int, images: bool) -> str | Raw | list[dict]:
     if memoryview(content)[0] != _ARRAY:
         return _text(content, index, "user")
-    content = decode_any(content)
-    texts = [_part_text(p, k, index, "user") for k, p in enumerate(content)]
+    parts: list[Any] = decode_any(content)
+    texts = [_part_text(p, k, index, "user") for k, p in enumerate(parts)]
     if all(t is not None for t in texts):
-        return "\n\n".join(texts)
+        return "\n\n".join(t or "" for t in texts)
     if not images:
         raise TranslationError(index, "this backend's model does not take images")
-    chunks = []
-    for k, (part, text) in enumerate(zip(content, texts)):
+    chunks: list[dict] = []
+    for k, (part, text) in enumerate(zip(parts, texts)):
         if text is not None:
             chunks.append({"type": "text", "text": text})
             continue
@@ -187,7 +188,7 @@ def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], 
             if r.call_id is None or r.call_id != c.original_id:
                 break
         else:
-            return results, []  # the usual case: every call answered, in order
+            return list[_Msg | None](results), []  # the usual case: every call answered, in order
     answers: list[_Msg | None] = [None] * len(calls)
     unmatched = []
     for r in results:
@@ -197,11 +198,11 @@ def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], 
                 break
         else:
             unmatched.append(r)
-    leftovers = []
+    leftovers: list[_Msg] = []
     for r in unmatched:
         free = [k for k in range(len(calls)) if answers[k] is None]
         same_name = [k for k in free if calls[k].name == r.name]
-        pick = (same_name or free or [None])[0]
+        pick = same_name[0] if same_name else free[0] if free else None
         if pick is None:
             leftovers.append(r)
         else:

@@ -106,7 +106,9 @@ class MistralStream(RenameStream):
         state = self.choices.get(index)
         if state is None:
             state = self.choices[index] = _Choice()
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
         new: dict = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
         calls = []
         for call in delta.get("tool_calls") or ():
@@ -117,7 +119,8 @@ class MistralStream(RenameStream):
                 if call.get("id"):
                     state.calls += 1
                 calls.append(call)
-        text, reasoning = [], []
+        text: list[str] = []
+        reasoning: list[str] = []
         content = delta.get("content")
         if isinstance(content, str) and content:
             self._text(state, content, text, reasoning, calls)
