@@ -17,18 +17,19 @@ class AccessLog:
         self.lines: list[bytes] = []
 
     def log(self, req, duration: float, first_byte: float | None) -> None:
+        """`req`: the request's Record."""
         line = {
             "ts": round(time.time(), 3),
             "request_id": req.rid,
             "client": req.client,
             "method": req.method.decode("latin-1"),
-            "route": req.path,
+            "route": req.route,
             "status": req.status,
             "model": req.model,
             "backend_model": req.backend_model,
             "backend": req.backend,
             "duration_ms": round(duration * 1000, 3),
-            "bytes_in": len(req.body),
+            "bytes_in": req.bytes_in,
             "bytes_out": req.bytes_out,
         }
         if first_byte is not None:

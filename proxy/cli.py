@@ -15,6 +15,7 @@ from . import __version__
 from .app import Proxy
 from .config import ConfigError, load
 from .notify import notify, start_watchdog
+from .tasks import background
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +55,7 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if load_config is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(proxy, load_config)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: background(_reload(proxy, load_config)))
     watchdog = start_watchdog(loop) if ready else None
     await stop.wait()
     if watchdog is not None:

@@ -1,6 +1,7 @@
-"""OpenAI-shaped error bodies, and turning a backend's error reply into one.
+"""The one failure type of the I/O half, and OpenAI-shaped error bodies.
 
-`{"error": {"message", "type", "param", "code"}}` is what every OpenAI SDK knows how to read.
+`Failure(status, message, code)` means "answer this request with that error"; every refusal
+is one. `{"error": {"message", "type", "param", "code"}}` is what every OpenAI SDK reads.
 """
 
 import msgspec
@@ -19,6 +20,22 @@ _TYPES = {
 }
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.encode
+
+
+class Failure(Exception):
+    """Answer the request with status `status`, error code `code` and `message`; `param`
+    names the offending field, `headers` (pre-joined lines) go on the reply."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None, headers: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers
+
+    def body(self) -> bytes:
+        return error_body(self.status, self.message, self.code, self.param)
 
 
 def error_type(status: int) -> str:
@@ -59,8 +76,8 @@ def _code(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def backend_failure(name: str, exc: OSError) -> tuple[int, str, str]:
-    """(status, message, code) for a backend that could not be reached or did not answer."""
+def backend_failure(name: str, exc: OSError) -> Failure:
+    """A backend that could not be reached or did not answer."""
     if isinstance(exc, TimeoutError):
-        return 504, f"Backend '{name}' did not answer in time.", "backend_timeout"
-    return 502, f"Cannot reach backend '{name}': {exc.strerror or exc}.", "backend_unreachable"
+        return Failure(504, f"Backend '{name}' did not answer in time.", "backend_timeout")
+    return Failure(502, f"Cannot reach backend '{name}': {exc.strerror or exc}.", "backend_unreachable")

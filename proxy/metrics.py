@@ -40,7 +40,6 @@ class Metrics:
         self.overhead: dict[str, Histogram] = {}  # route -> the proxy's own time
         self.first_byte = Histogram()  # streams: request received -> first byte to the client
         self.tokens: dict[tuple, int] = {}  # (model, "prompt"|"completion") -> count
-        self.backend_up: dict[str, int] = {}
         self.in_flight = 0
         self._models: set[str] = set()
 
@@ -78,7 +77,8 @@ class Metrics:
             key = (label, "completion")
             tokens[key] = tokens.get(key, 0) + usage[1]
 
-    def render(self) -> bytes:
+    def render(self, backends=()) -> bytes:
+        """The text exposition; `backends` (objects with `name` and `up`) give backend_up."""
         out = [
             "# HELP devstral_requests_total Requests answered, by route, client model, backend and status.",
             "# TYPE devstral_requests_total counter",
@@ -107,7 +107,7 @@ class Metrics:
             f"devstral_requests_in_flight {self.in_flight}",
         ]
         out += ["# HELP devstral_backend_up Whether the last connection attempt to a backend worked.", "# TYPE devstral_backend_up gauge"]
-        out += [f'devstral_backend_up{{backend="{_escape(b)}"}} {up}' for b, up in sorted(self.backend_up.items())]
+        out += [f'devstral_backend_up{{backend="{_escape(b.name)}"}} {int(b.up)}' for b in sorted(backends, key=lambda b: b.name) if b.up is not None]
         out += ["# HELP devstral_tokens_total Tokens reported in usage, by client model.", "# TYPE devstral_tokens_total counter"]
         out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for (m, k), n in sorted(self.tokens.items())]
         return ("\n".join(out) + "\n").encode()

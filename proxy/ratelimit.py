@@ -9,6 +9,9 @@ import logging
 import math
 import time
 
+from .errors import Failure
+from .tasks import background, spawn
+
 log = logging.getLogger("devstral_proxy")
 WINDOW = 60.0
 
@@ -85,7 +88,7 @@ class RedisLimiter:
     If Redis cannot be reached, requests go through (fail open) and it is logged."""
 
     def __init__(self, rpm: int, tpm: int, url: str, prefix: str) -> None:
-        import redis.asyncio
+        import redis.asyncio  # the [redis] extra; config.py checks it is installed
 
         self.rpm = rpm
         self.tpm = tpm
@@ -131,3 +134,66 @@ def identity(key: bytes | None, client: str) -> str:
     if key:
         return "k" + hashlib.sha256(key).hexdigest()[:24]
     return "a" + client
+
+
+class RateLimits:
+    """The configured limits, local or shared, behind one front: `check` admits a request (at
+    once, or when Redis has answered) or answers it 429; `token_counter` counts its usage."""
+
+    def __init__(self, config) -> None:
+        self.config = config  # RateLimitConfig
+        self.limiter: LocalLimiter | RedisLimiter | None = None
+        if config.requests_per_minute or config.tokens_per_minute:
+            if config.redis_url:
+                self.limiter = RedisLimiter(config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix)
+            else:
+                self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute)
+        self.counts_tokens = config.tokens_per_minute > 0
+
+    def check(self, conn, req, key: bytes | None, admitted, log_error) -> None:
+        """Call `admitted(conn, req, who)` if the request is within the limits (who: the
+        identity counted, None without limits), else answer it 429."""
+        limiter = self.limiter
+        if limiter is None:
+            admitted(conn, req, None)
+            return
+        who = identity(key, req.client)
+        if isinstance(limiter, LocalLimiter):
+            wait = limiter.admit(who)
+            if wait is None:
+                admitted(conn, req, who)
+            else:
+                conn.fail(self.too_many(wait))
+            return
+        spawn(conn, self._shared(limiter, conn, req, who, admitted), log_error)
+
+    async def _shared(self, limiter: RedisLimiter, conn, req, who: str, admitted) -> None:
+        wait = await limiter.admit(who)
+        if conn.current is not req or conn.closed:
+            return
+        conn.active = None
+        if wait is None:
+            admitted(conn, req, who)
+        else:
+            conn.fail(self.too_many(wait))
+
+    def too_many(self, wait: int) -> Failure:
+        rl = self.config
+        limits = ", ".join(f"{n} {what} per minute" for n, what in ((rl.requests_per_minute, "requests"), (rl.tokens_per_minute, "tokens")) if n)
+        return Failure(429, f"Rate limit reached ({limits}); retry in {wait} s.", "rate_limit_exceeded", headers=b"retry-after: %d\r\n" % wait)
+
+    def token_counter(self, who: str):
+        """A function of a token count that adds it to `who`'s tokens."""
+        limiter = self.limiter
+        if isinstance(limiter, LocalLimiter):
+            return lambda tokens: limiter.add_tokens(who, tokens)
+        assert limiter is not None
+        return lambda tokens: background(limiter.add_tokens(who, tokens))
+
+    def prune(self, now: float) -> None:
+        if isinstance(self.limiter, LocalLimiter):
+            self.limiter.prune(now)
+
+    async def close(self) -> None:
+        if isinstance(self.limiter, RedisLimiter):
+            await self.limiter.close()

@@ -1,7 +1,8 @@
 """Backends and the choice of one for a request.
 
 A Backend holds its config, dialect, connection pool and health; the Router picks one for a
-request by model, availability and the model's strategy (see balance.py).
+request by model, availability and the model's strategy (see balance.py), and is the sink
+for what exchanges and health checks learn of backends (outcome, connected).
 """
 
 import random
@@ -48,6 +49,7 @@ class Backend:
         self.failures = 0  # consecutive connect failures or 5xx
         self.ejected_until = 0.0  # monotonic time; 0: in service
         self.trial = False  # after a cooldown, one request tries it before it takes more
+        self.up: bool | None = None  # whether the last connection attempt worked (None: none yet)
 
     def serves(self, model: str | None) -> bool:
         return not self.models or model is None or model in self.models
@@ -117,6 +119,10 @@ class Router:
         if chosen.ejected_until:
             chosen.trial = True
         return chosen
+
+    def connected(self, backend: Backend, up: bool) -> None:
+        """Whether a connection to the backend could be opened."""
+        backend.up = up
 
     def outcome(self, backend: Backend, ok: bool) -> None:
         """What a request (or a health check) learnt of a backend."""

@@ -2,6 +2,7 @@
 
 import openai
 import pytest
+from devstral_proxy.local import LocalEndpoints
 
 from tests.support import http
 
@@ -98,10 +99,10 @@ def test_other_v1_paths_are_relayed(proxy, sim):
 
 
 def test_a_failing_task_handler_still_answers_500(proxy, monkeypatch):
-    async def broken(conn):
+    async def broken(self, conn):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(proxy.proxy, "_models", broken)
+    monkeypatch.setattr(LocalEndpoints, "_models", broken)
     r = http("GET", proxy.url + "/v1/models")
     assert r.status == 500 and r.json()["error"]["code"] == "internal_error"
     assert http("GET", proxy.url + "/health").status == 200

@@ -1,0 +1,153 @@
+"""The inference service: a request on an inference route goes through the rate limits, gets
+a backend (by model, session and strategy), is prepared by that backend's dialect and relayed;
+a backend that cannot be connected to hands the request to the next one.
+
+Other /v1/* paths are relayed to a backend unchanged (`relay`).
+"""
+
+import msgspec
+from devstral_translate.errors import RequestError
+
+from .errors import Failure
+from .relay import Exchange
+from .router import forward_headers
+
+
+class _RoutingHead(msgspec.Struct):
+    """What routing reads of a request body before a dialect translates it."""
+
+    model: object = None
+    user: object = None
+    messages: msgspec.Raw = msgspec.Raw(b"null")  # left encoded: only its first bytes matter
+    prompt: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_routing_head = msgspec.json.Decoder(_RoutingHead)
+
+
+class _Role(msgspec.Struct):
+    role: object = None
+
+
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_role = msgspec.json.Decoder(_Role)
+
+
+def conversation_start(head: _RoutingHead, limit: int) -> bytes:
+    """What identifies a conversation in every one of its turns: its messages up to and
+    including the first user message (or a completion's prompt), at most `limit` bytes."""
+    if memoryview(head.messages)[:1] == b"n":
+        return memoryview(head.prompt)[:limit].tobytes()
+    try:
+        messages = _raw_list.decode(head.messages)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return b""
+    parts = []
+    for raw in messages:
+        parts.append(memoryview(raw)[:limit].tobytes())
+        try:
+            if _role.decode(raw).role == "user":
+                break
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            break
+    return b"".join(parts)[:limit]
+
+
+def target(req) -> bytes:
+    """The request target to send on: path and query."""
+    path = req.path.encode("latin-1")
+    return path + b"?" + req.query if req.query else path
+
+
+def upstream_headers(req) -> bytes:
+    """The client's headers for the backend, with the request id when the proxy made it."""
+    headers = forward_headers(req.headers)
+    record = req.record
+    return headers + b"x-request-id: %s\r\n" % record.rid.encode() if record.rid_made else headers
+
+
+class _Failover:
+    """Sends a request whose backend could not be connected to (nothing written) elsewhere."""
+
+    __slots__ = ("service", "conn", "req", "who", "tried")
+
+    def __init__(self, service: "InferenceService", conn, req, who: str | None, tried: tuple) -> None:
+        self.service = service
+        self.conn = conn
+        self.req = req
+        self.who = who
+        self.tried = tried
+
+    def __call__(self, failed) -> None:
+        self.service.route(self.conn, self.req, self.who, (*self.tried, failed))
+
+
+class InferenceService:
+    def __init__(self, config, router, rate_limits, log_error) -> None:
+        self.router = router
+        self.model_map = dict(config.model_mapping)
+        self.affinity_bytes = config.routing.affinity_bytes
+        self.rate_limits = rate_limits
+        self.log_error = log_error
+
+    def handle(self, conn, req, key: bytes | None) -> None:
+        """An inference route: under the rate limits, then routed."""
+        self.rate_limits.check(conn, req, key, self.route, self.log_error)
+
+    def routing_keys(self, req) -> tuple[str | None, str | None, bytes | None]:
+        """(client model, backend model, session) of a request, read before any dialect
+        translates it: a choice of backend is needed first."""
+        try:
+            head = _routing_head.decode(req.body)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None, None, None  # the dialect will refuse it with a clear 400
+        model = head.model if isinstance(head.model, str) else None
+        session = req.header(b"x-session-id")
+        if session is None and self.router.strategy(model) == "affinity":
+            if isinstance(head.user, str) and head.user:
+                session = head.user.encode()
+            else:
+                session = conversation_start(head, self.affinity_bytes)
+        return model, self.model_map.get(model, model) if model else None, session
+
+    def route(self, conn, req, who: str | None, tried: tuple = ()) -> None:
+        router = self.router
+        if len(router.backends) == 1 and not tried:
+            backend = router.pick(None)
+            if backend is None:
+                conn.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available"))
+                return
+        else:
+            client_model, model, session = self.routing_keys(req)
+            backend = router.pick(model, client_model, session, tried)
+            if backend is None:
+                if tried:
+                    conn.fail(Failure(502, "No backend could be reached.", "backend_unreachable"))
+                elif model is not None and not router.serving(model):
+                    conn.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
+                else:
+                    conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available"))
+                return
+        counting = who is not None and self.rate_limits.counts_tokens
+        try:
+            prepared = backend.prepare(req.path, req.body, self.model_map, counting)
+        except RequestError as exc:
+            conn.fail(Failure(400, exc.message, exc.code, exc.param))
+            return
+        record = req.record
+        record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
+        head = backend.request_head(b"POST", target(req), upstream_headers(req), len(prepared.body))
+        exchange = Exchange(conn, record, router, backend, head, prepared.body, prepared.response)
+        if counting:
+            exchange.on_tokens = self.rate_limits.token_counter(who)
+            exchange.hide_usage = prepared.usage_added
+        if len(router.backends) > 1:
+            exchange.failover = _Failover(self, conn, req, who, tried)
+        exchange.start()
+
+    def relay(self, conn, req, key: bytes | None) -> None:
+        """A /v1/* path the proxy does not translate: to a backend as it is."""
+        backend = self.router.pick(None) or self.router.backends[0]
+        req.record.backend = backend.name
+        head = backend.request_head(req.method, target(req), upstream_headers(req), len(req.body))
+        Exchange(conn, req.record, self.router, backend, head, req.body, head_only=req.method == b"HEAD", raw=True).start()

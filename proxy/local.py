@@ -1,0 +1,92 @@
+"""The proxy's own answers: the model list (every backend's models plus the aliases of
+model_mapping), the health of the backends, and the Prometheus metrics.
+"""
+
+import asyncio
+import time
+
+import msgspec
+
+from .errors import Failure, backend_failure, normalize_backend_error
+from .http import JSON
+from .monitor import BadModelList
+from .tasks import spawn
+
+_encode = msgspec.json.encode
+_PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
+
+
+class LocalEndpoints:
+    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error) -> None:
+        self.router = router
+        self.monitor = monitor
+        self.metrics = metrics
+        self.model_map = model_map
+        self.started = started
+        self.log_error = log_error
+
+    def models(self, conn, req, key) -> None:
+        spawn(conn, self._models(conn), self.log_error)
+
+    def health(self, conn, req, key) -> None:
+        spawn(conn, self._health(conn), self.log_error)
+
+    def metrics_text(self, conn, req, key) -> None:
+        conn.respond(200, _PROMETHEUS, self.metrics.render(self.router.backends))
+
+    async def _models(self, conn) -> None:
+        """Every reachable backend's models, once each, plus the aliases."""
+        now = time.monotonic()
+        backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
+        results = await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+        data, seen, failure = [], set(), None
+        for backend, result in zip(backends, results):
+            if isinstance(result, BaseException):
+                failure = failure or (backend, result)
+                continue
+            for m in result:
+                if m.get("id") not in seen:
+                    seen.add(m.get("id"))
+                    data.append(m)
+        if not data and failure is not None:
+            backend, exc = failure
+            if isinstance(exc, OSError):
+                conn.fail(backend_failure(backend.name, exc))
+            elif isinstance(exc, BadModelList) and exc.status != 200:
+                conn.respond(exc.status, JSON, normalize_backend_error(exc.status, exc.body))
+            else:
+                conn.fail(Failure(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response"))
+            return
+        conn.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
+
+    async def _health(self, conn) -> None:
+        """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
+        router = self.router
+        results = await asyncio.gather(*(self.monitor.probe(b) for b in router.backends))
+        backends = {
+            b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)} for b, state in zip(router.backends, results)
+        }
+        healthy = any(r == "healthy" for r in results)
+        body = {"status": "healthy" if healthy else "unhealthy", "backends": backends, "uptime_s": round(time.time() - self.started, 1)}
+        conn.respond(200 if healthy else 503, JSON, _encode(body))
+
+
+def with_aliases(doc: dict, model_map: dict[str, str]) -> dict:
+    """The backend's model list plus an entry for each alias the proxy answers to."""
+    data = doc["data"]
+    listed = {m.get("id"): m for m in data if isinstance(m, dict)}
+    for alias, target in model_map.items():
+        if alias in listed:
+            continue
+        base = listed.get(target, {})
+        data.append(
+            {
+                "id": alias,
+                "object": "model",
+                "created": base.get("created", 0),
+                "owned_by": "devstral-proxy",
+                "root": target,
+                "parent": target,
+            }
+        )
+    return doc

@@ -1,0 +1,41 @@
+"""The route table: (path, method) to handler, prefixes for relayed paths, and one rule for
+what matches nothing (404) or matches a path with another method (405 with Allow).
+
+A handler is called with (connection, request, API key or None).
+"""
+
+from .errors import Failure
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.paths: dict[str, dict[bytes, object]] = {}
+        self.prefixes: list[tuple[str, object]] = []
+
+    def add(self, methods: tuple[bytes, ...], path: str, handler) -> None:
+        self.paths.setdefault(path, {}).update(dict.fromkeys(methods, handler))
+
+    def add_prefix(self, prefix: str, handler) -> None:
+        """Any method on a path under `prefix` that no exact route matches."""
+        self.prefixes.append((prefix, handler))
+
+    def known(self, path: str) -> bool:
+        return path in self.paths
+
+    def dispatch(self, conn, req, key: bytes | None) -> None:
+        path = req.path
+        methods = self.paths.get(path)
+        if methods is not None:
+            handler = methods.get(req.method)
+            if handler is not None:
+                handler(conn, req, key)  # type: ignore[operator]
+                return
+            shown = [m.decode() for m in methods if m != b"HEAD"]
+            allow = b"allow: %s\r\n" % ", ".join(shown).encode()
+            conn.fail(Failure(405, f"Method {req.method.decode()} not allowed on {path}; use {' or '.join(shown)}.", "method_not_allowed", headers=allow))
+            return
+        for prefix, handler in self.prefixes:
+            if path.startswith(prefix):
+                handler(conn, req, key)  # type: ignore[operator]
+                return
+        conn.fail(Failure(404, f"Unknown route: {req.method.decode()} {path}.", "not_found"))
