@@ -50,6 +50,9 @@ class _Transport:
     def close(self) -> None:
         pass
 
+    def is_closing(self) -> bool:
+        return False
+
     def abort(self) -> None:
         pass
 

@@ -56,6 +56,7 @@ class BackendConfig(_Section):
     health_path: str = "/health"
     weight: float = 1.0  # share of requests, relative to the other backends
     models: list[str] = []  # the (backend) model names it serves; empty: any, or discovered
+    max_reply_bytes: int = 64 << 20  # a whole (non-streamed) reply buffered for translation; 502 above
 
 
 class RoutingConfig(_Section):
@@ -178,7 +179,7 @@ def _check(config: Config) -> None:
         names.add(b.name)
         if b.weight <= 0:
             raise ConfigError(f"{key}.weight: must be positive, got {b.weight}")
-        for attr in ("timeout", "connect_timeout", "pool_idle_seconds"):
+        for attr in ("timeout", "connect_timeout", "pool_idle_seconds", "max_reply_bytes"):
             value = getattr(b, attr)
             if value is not None and value <= 0:
                 raise ConfigError(f"{key}.{attr}: must be positive, got {value}")

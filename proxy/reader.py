@@ -5,6 +5,7 @@ Limits: 414/431 for the head, 413 for the body (before upload when Content-Lengt
 400 for malformed HTTP, 417 for an unknown expectation.
 """
 
+from enum import IntEnum
 from time import perf_counter
 
 import httptools
@@ -13,6 +14,16 @@ from .errors import Failure
 from .record import Record
 
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
+
+
+class Rx(IntEnum):
+    """The reading side of a connection. IDLE -> HEAD -> BODY -> IDLE for each request;
+    DONE (from any state) when no more requests will be read."""
+
+    IDLE = 0  # between requests
+    HEAD = 1  # reading a request line and headers
+    BODY = 2  # reading a body (and, for chunked bodies, trailers, which are dropped)
+    DONE = 3  # refused, half-closed, upgraded or draining: nothing more is read
 
 
 class Request:
@@ -42,7 +53,7 @@ class RequestReader:
     """The parser's callback object for one connection (`conn`): it sets the connection's
     read deadlines and calls `conn.received(request)` for each complete request."""
 
-    __slots__ = ("conn", "limits", "parser", "_url", "_headers", "_body", "_head_size", "_body_size", "in_headers", "parsing")
+    __slots__ = ("conn", "limits", "parser", "_url", "_headers", "_body", "_head_size", "_body_size", "rx")
 
     def __init__(self, conn, limits) -> None:
         self.conn = conn
@@ -53,11 +64,16 @@ class RequestReader:
         self._body: list[bytes] = []
         self._head_size = 0
         self._body_size = 0
-        self.in_headers = False
-        self.parsing = False  # inside a request (its head or its body)
+        self.rx = Rx.IDLE
+
+    @property
+    def parsing(self) -> bool:
+        """Inside a request (its head or its body)."""
+        return self.rx == Rx.HEAD or self.rx == Rx.BODY
 
     def feed(self, data: bytes):
         """None, a Failure that ends reading, or UPGRADE."""
+        inside_head = self.rx == Rx.HEAD  # every byte of this read is head, if it stays so
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -70,16 +86,17 @@ class RequestReader:
             return UPGRADE
         except httptools.HttpParserError as exc:
             return Failure(400, f"Malformed HTTP request: {str(exc) or 'malformed request'}.", "bad_request")
-        if self.in_headers:
-            # Everything fed while the head is incomplete is head: a giant header value that
-            # httptools is still accumulating must not grow without bound.
+        if inside_head and self.rx == Rx.HEAD:
+            # A read that began and ended inside one head is all head: a giant header value
+            # that httptools is still accumulating must not grow without bound. (A read in
+            # which the head began also holds the request before it: not counted here.)
             self._head_size += len(data)
             if self._head_size > self.limits.max_header * 2:
                 return Failure(431, "Request header fields too large.", "headers_too_large")
         return None
 
     def stop(self) -> None:
-        self.in_headers = self.parsing = False
+        self.rx = Rx.DONE
 
     # ---- httptools callbacks
     def on_message_begin(self) -> None:
@@ -88,8 +105,7 @@ class RequestReader:
         self._body = []
         self._head_size = 0
         self._body_size = 0
-        self.in_headers = True
-        self.parsing = True
+        self.rx = Rx.HEAD
         self.conn.reading_started()
 
     def on_url(self, url: bytes) -> None:
@@ -99,13 +115,15 @@ class RequestReader:
             raise Failure(414 if len(self._url) > self.limits.max_header else 431, "Request line or headers too large.", "headers_too_large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.rx != Rx.HEAD:
+            return  # a trailer of a chunked body: never merged into the headers
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.limits.max_header:
             raise Failure(431, "Request header fields too large.", "headers_too_large")
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.in_headers = False
+        self.rx = Rx.BODY
         limits = self.limits
         self.conn.deadline = self.conn.loop.time() + limits.body_timeout
         expect = None
@@ -131,7 +149,7 @@ class RequestReader:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self.parsing = False
+        self.rx = Rx.IDLE
         parser = self.parser
         url = self._url
         q = url.find(b"?")
@@ -143,7 +161,8 @@ class RequestReader:
             query,
             self._headers,
             body,
-            parser.should_keep_alive(),
+            # a request that switches protocols (Upgrade, CONNECT) is the connection's last
+            parser.should_keep_alive() and not parser.should_upgrade(),
             parser.get_http_version() == "1.1",
             self.conn.client,
         )

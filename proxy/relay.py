@@ -6,6 +6,7 @@ The exchange is handed what it needs: the reply channel (the client connection),
 request's record, and a feedback sink for what it learns of the backend.
 """
 
+from enum import IntEnum
 from time import perf_counter
 
 from devstral_translate.sse import WholeFrames
@@ -14,9 +15,22 @@ from devstral_translate.wire import is_json_object
 
 from .errors import Failure, backend_failure, normalize_backend_error
 from .http import HOP_BY_HOP, JSON, relay_headers
+from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
-_BUFFER, _STREAM, _RAW = 0, 1, 2
+
+
+class Ex(IntEnum):
+    """An exchange's states. CONNECTING -> SENT -> BUFFERING | STREAMING | RAW -> DONE;
+    any state -> DONE (client gone, timeout, failure). A stale pooled connection sends it
+    back to CONNECTING once."""
+
+    CONNECTING = 0  # waiting for a connection to the backend
+    SENT = 1  # the request is written; no reply head yet
+    BUFFERING = 2  # a whole reply gathered (JSON to translate, or an error)
+    STREAMING = 3  # SSE frames passed on as they come, through the dialect
+    RAW = 4  # a relayed body passed on as it comes
+    DONE = 5
 
 
 def reply_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -28,12 +42,91 @@ def stream_error_event(failure: Failure) -> bytes:
     return b"data: " + failure.body() + b"\n\n"
 
 
-class Exchange:
+def buffered_reply(status: int, headers: bytes, body: bytes, translator, raw: bool, backend: str) -> tuple[int, bytes, bytes]:
+    """(status, headers, body) for the client from a whole reply of the backend."""
+    if status >= 400:
+        return status, JSON, normalize_backend_error(status, body)
+    bad = Failure(502, f"Backend '{backend}' sent a reply that is not a JSON object.", "bad_backend_response")
+    if not raw and not is_json_object(body):
+        return bad.status, JSON, bad.body()
+    if translator is not None and status == 200:
+        try:
+            body = translator.body(body)
+        except Exception:  # a reply the dialect cannot read is the backend's fault
+            return bad.status, JSON, bad.body()
+    return status, headers, body
+
+
+class _Handler:
+    """The exchange as its client connection's active handler (the client leaves, stops
+    reading, reads again; the sweep's deadlines), and the ways it ends."""
+
+    __slots__ = ()
+    state: Ex
+    up: object
+    task: object
+
+    def cancel(self) -> None:
+        """The client went away: stop the backend's work at once."""
+        if self.state == Ex.DONE:
+            return
+        self._end()
+        if self.task is not None:
+            self.task.cancel()
+        if self.up is not None:
+            self.up.detach()
+
+    def pause(self) -> None:
+        if self.up is not None and self.state != Ex.DONE:
+            self.up.pause()
+
+    def resume(self) -> None:
+        if self.up is not None and self.state != Ex.DONE:
+            self.up.resume()
+
+    # ---- endings
+    def expire(self, now: float) -> None:
+        """Called by the server's sweep: no byte from the backend within `timeout`."""
+        if self.state == Ex.DONE or self.up is None:
+            return
+        if now >= self.deadline:
+            self.up.detach()
+            self._broken(Failure(504, f"The request did not finish within {self.request_timeout:g} s.", "request_timeout"))
+        elif now >= self.last + self.timeout:
+            self.feedback.outcome(self.backend, False)
+            self.up.detach()
+            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout"))
+
+    def _broken(self, failure: Failure) -> None:
+        """The backend failed: answer with an error if nothing was sent yet, else end what was."""
+        state = self.state
+        if state == Ex.STREAMING:
+            self._end()
+            self.reply.write_chunk(stream_error_event(failure))
+            self.reply.end_stream()
+        elif state == Ex.RAW:
+            self._end()
+            self.reply.abort()
+        else:
+            self._fail(failure)
+
+    def _fail(self, failure: Failure) -> None:
+        if self.state != Ex.DONE:
+            self._end()
+            self.reply.fail(failure)
+
+    def _end(self) -> None:
+        if self.state != Ex.DONE:
+            self.state = Ex.DONE
+            self.backend.outstanding -= 1
+
+
+class Exchange(_Handler):
     """One client request relayed to one backend. It is the upstream connection's sink, and
     the client connection's `active` handler (cancel, pause, resume, expire)."""
 
     __slots__ = tuple(
-        "reply backend head body translator timeout raw loop up status mode parts stream headers done retried last task deadline"
+        "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
         " request_timeout on_tokens hide_usage record head_only feedback failover".split()
     )
 
@@ -49,13 +142,13 @@ class Exchange:
         self.raw = raw  # relay any successful reply as it comes (pass-through routes)
         self.timeout = backend.timeout
         self.loop = reply.loop
+        self.state = Ex.CONNECTING
         self.up = None
         self.status = 0
-        self.mode = _BUFFER
         self.parts: list[bytes] = []
+        self.size = 0  # bytes of a buffered reply
         self.stream = None
         self.headers = b""
-        self.done = False
         self.retried = False
         self.last = 0.0
         self.task = None
@@ -70,7 +163,7 @@ class Exchange:
         self.backend.outstanding += 1
         up = self.backend.pool.acquire()
         if up is None:
-            self.task = self.loop.create_task(self._open())
+            self.task = background(self._open())
         else:
             self._send(up)
 
@@ -81,7 +174,7 @@ class Exchange:
         except OSError as exc:  # refused, unreachable, or TimeoutError
             self.feedback.connected(backend, False)
             self.feedback.outcome(backend, False)
-            if self.failover is not None and not self.done:  # nothing was written: try another
+            if self.failover is not None and self.state != Ex.DONE:  # nothing was written: try another
                 self._end()
                 self.failover(backend)
                 return
@@ -90,15 +183,18 @@ class Exchange:
         finally:
             self.task = None
         self.feedback.connected(backend, True)
-        if self.done:
+        if self.state == Ex.DONE:
             backend.pool.release(up)
         else:
             self._send(up)
 
     def _send(self, up) -> None:
         self.up = up
+        self.state = Ex.SENT
         self.last = self.loop.time()
         self.record.t_sent = perf_counter()
+        if self.reply.flow.write_paused:  # the client is not reading: neither does the backend
+            up.pause()
         up.send(self, self.head, self.body)
 
     # ---- upstream sink
@@ -114,26 +210,29 @@ class Exchange:
             length = next((v for k, v in headers if k == b"content-length"), b"")
             self.reply.respond(status, reply_headers(headers), b"", int(length) if length.isdigit() else 0)
             return
-        ctype = b""
-        for k, v in headers:
-            if k == b"content-type":
-                ctype = v
-                break
+        ctype = next((v for k, v in headers if k == b"content-type"), b"")
         if status < 300 and ctype.startswith(b"text/event-stream"):
-            self.mode = _STREAM
+            self.state = Ex.STREAMING
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
             if self.hide_usage:
                 self.stream = HideUsage(self.stream)
             self.reply.start_stream(status, reply_headers(headers))
         elif self.raw and status < 400:
-            self.mode = _RAW
+            self.state = Ex.RAW
             self.reply.start_stream(status, reply_headers(headers))
         else:
+            self.state = Ex.BUFFERING
             self.headers = reply_headers(headers)
 
     def on_body(self, data: bytes) -> None:
         self.last = self.loop.time()
-        if self.mode == _BUFFER:
+        if self.state == Ex.BUFFERING:
+            self.size += len(data)
+            if self.size > self.backend.max_reply_bytes:
+                self.up.detach()
+                limit = self.backend.max_reply_bytes
+                self._fail(Failure(502, f"Backend '{self.backend.name}' sent a reply over {limit} bytes (max_reply_bytes).", "reply_too_large"))
+                return
             self.parts.append(data)
             return
         if b'"prompt_tokens"' in data:
@@ -146,36 +245,31 @@ class Exchange:
             self.reply.write_chunk(data)
 
     def on_end(self) -> None:
-        if self.done:
+        state = self.state
+        if state == Ex.DONE:
             return
         self._end()
         reply = self.reply
-        if self.mode == _BUFFER:
+        if state == Ex.BUFFERING:
             body = b"".join(self.parts)
-            status = self.status
-            if status >= 400:
-                reply.respond(status, JSON, normalize_backend_error(status, body))
-            elif not self.raw and not is_json_object(body):
-                reply.fail(Failure(502, f"Backend '{self.backend.name}' sent a reply that is not a JSON object.", "bad_backend_response"))
-            else:
+            if self.status < 400:
                 self.record.t_upstream_end = perf_counter()
                 self._count(body)
-                if self.translator is not None and status == 200:
-                    body = self.translator.body(body)
-                reply.respond(status, self.headers, body)
+            reply.respond(*buffered_reply(self.status, self.headers, body, self.translator, self.raw, self.backend.name))
             return
         if self.stream is not None:
             reply.write_chunk(self.stream.close())
         reply.end_stream()
 
-    def on_lost(self, up, exc: Exception | None) -> None:
-        if self.done:
+    def on_lost(self, up, exc: BaseException | None) -> None:
+        if self.state == Ex.DONE:
             return
         if up.stale() and not self.retried:
             # A pooled connection the backend had closed: nothing reached it, so send again.
             self.retried = True
             self.up = None
-            self.task = self.loop.create_task(self._open())
+            self.state = Ex.CONNECTING
+            self.task = background(self._open())
             return
         if self.status == 0:
             self.feedback.outcome(self.backend, False)
@@ -191,58 +285,3 @@ class Exchange:
 
     def hold_client(self, held: bool) -> None:
         self.reply.hold_reading(held)
-
-    # ---- client side
-    def cancel(self) -> None:
-        """The client went away: stop the backend's work at once."""
-        if self.done:
-            return
-        self._end()
-        if self.task is not None:
-            self.task.cancel()
-        if self.up is not None:
-            self.up.detach()
-
-    def pause(self) -> None:
-        if self.up is not None:
-            self.up.pause()
-
-    def resume(self) -> None:
-        if self.up is not None:
-            self.up.resume()
-
-    # ---- endings
-    def expire(self, now: float) -> None:
-        """Called by the server's sweep: no byte from the backend within `timeout`."""
-        if self.done or self.up is None:
-            return
-        if now >= self.deadline:
-            self.up.detach()
-            self._broken(Failure(504, f"The request did not finish within {self.request_timeout:g} s.", "request_timeout"))
-        elif now >= self.last + self.timeout:
-            self.feedback.outcome(self.backend, False)
-            self.up.detach()
-            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout"))
-
-    def _broken(self, failure: Failure) -> None:
-        """The backend failed: answer with an error if nothing was sent yet, else end what was."""
-        if self.mode == _BUFFER:
-            self._fail(failure)
-            return
-        self._end()
-        if self.mode == _STREAM:
-            self.reply.write_chunk(stream_error_event(failure))
-            self.reply.end_stream()
-        else:
-            self.reply.abort()
-
-    def _fail(self, failure: Failure) -> None:
-        if self.done:
-            return
-        self._end()
-        self.reply.fail(failure)
-
-    def _end(self) -> None:
-        if not self.done:
-            self.done = True
-            self.backend.outstanding -= 1

@@ -37,6 +37,7 @@ class Backend:
         self.key = identity_of(cfg, config)
         self.name = cfg.name
         self.timeout = config.backend_timeout(cfg)
+        self.max_reply_bytes = cfg.max_reply_bytes
         self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
         self.dialect = make_dialect(cfg)
         self._fixed = b"host: " + self.pool.host_header + b"\r\n"

@@ -10,12 +10,15 @@ from collections import deque
 from time import perf_counter
 from typing import Protocol
 
+from . import flow
 from .errors import Failure
-from .http import CHUNK_END, JSON, close_delimited_head, response_head
-from .reader import UPGRADE, Request, RequestReader
+from .flow import FlowControl
+from .reader import UPGRADE, Request, RequestReader, Rx
 from .record import Record
+from .reply import ReplyChannel, Tx
 
-__all__ = ["Application", "HttpProtocol", "Limits", "Request"]
+__all__ = ["Application", "HttpProtocol", "Limits", "Request", "Tx"]
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Application(Protocol):
@@ -46,11 +49,12 @@ class Limits:
         self.request_timeout = server_config.request_timeout
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One client connection. `app.handle(self, request)` produces each reply through
-    respond() / fail() or start_stream()/write_chunk()/end_stream(); the handler in progress
-    sets `active` (an object with cancel(), pause(), resume(), expire()) to follow the
-    connection's fate."""
+class HttpProtocol(ReplyChannel, asyncio.Protocol):
+    """One client connection. `app.handle(self, request)` answers each request through
+    respond() / fail() or start_stream(), write_chunk(), end_stream(); the handler in
+    progress sets `active` (cancel(), pause(), resume(), expire()) to follow the connection.
+    Requests read while one is answered wait in `queue`; the next starts only when the
+    client reads what was written (flow.OUTPUT), so no producer can outrun a slow reader."""
 
     def __init__(self, app: Application, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
@@ -58,26 +62,23 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = loop
         self.reader = RequestReader(self, self.limits)
         self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
         self.client = ""
         self.refusal: Failure | None = None  # every request on this connection gets it
-        self.closed = False
+        self.tx = Tx.IDLE
         self.current: Request | None = None  # the request being answered
-        self.active = None  # its handler, when the answer is not written yet
+        self.active = None  # its handler, while the answer is not complete
         self.queue: deque = deque()  # requests (or a Failure) waiting for their turn
-        self.write_paused = False
-        self._reading = True
-        self._held = False  # the backend is not reading what the proxy writes to it
-        self._dead = False  # no more requests on this connection
+        self.draining = False  # answer the request being read, then close
         # One deadline at a time, checked by the server's sweep (no timer handle per request):
         # reading a request (header_timeout, then body_timeout) or idle (keepalive_timeout).
         self.deadline = 0.0
-        self._idle = False
         self._continue_pending = False
-        self._streaming = False  # the current reply is chunked / close-delimited
 
     # ---- asyncio.Protocol
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.flow = FlowControl(transport)
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         self.app.connections.add(self)
@@ -85,7 +86,9 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = self.loop.time() + self.limits.header_timeout
 
     def connection_lost(self, exc) -> None:
-        self.closed = True
+        streaming = self.tx == Tx.STREAMING
+        if self.tx != Tx.CLOSED:
+            self._to(Tx.CLOSED)
         self.app.connections.discard(self)
         self.deadline = 0.0
         self.queue.clear()
@@ -95,67 +98,72 @@ class HttpProtocol(asyncio.Protocol):
             active.cancel()
         if request is not None:  # the client left before its answer was complete
             record = request.record
-            if not record.status or self._streaming:
+            if not record.status or streaming:
                 record.status = 499  # nginx's "client closed request"
             self.app.finished(record, perf_counter())
 
     def data_received(self, data: bytes) -> None:
-        if self._dead:
+        if self.reader.rx == Rx.DONE:
             return
         failure = self.reader.feed(data)
         if failure is None:
             return
         if failure is UPGRADE:
-            # Upgrade (h2c, websocket) is not offered: the request that asked for it is
+            # Upgrade (h2c, websocket) and CONNECT are not offered: the request that asked is
             # answered over HTTP/1.1, and the connection closes after it.
-            self._dead = True
-            self._stop_reading()
+            self._no_more_requests()
         else:
             self._refuse(failure)
 
     def eof_received(self) -> bool:
         """The client half-closed: answer what it sent, then close; no more requests."""
-        self._dead = True
         if self.reader.parsing:  # a request cut short by the close
             self._refuse(Failure(400, "The client closed its side in the middle of a request.", "bad_request"))
-        elif self.current is None and not self.queue:
-            self._close()
+        else:
+            self._no_more_requests()
         return True  # keep the transport open for writing
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.write_paused = True
+        self.flow.hold(flow.OUTPUT)
         if self.active is not None:
             self.active.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
+        self.flow.write_paused = False
+        self.flow.release(flow.OUTPUT)
         if self.active is not None:
             self.active.resume()
+        elif self.tx == Tx.IDLE and self.queue:
+            self._next()
 
     # ---- from the reader
     def reading_started(self) -> None:
-        if self._idle or not self.deadline:
-            self._idle = False
+        if self.tx == Tx.IDLE and not self.queue or not self.deadline:
             self.deadline = self.loop.time() + self.limits.header_timeout
 
     def continue_wanted(self) -> None:
-        if self.current is None and not self.queue:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.tx == Tx.IDLE and not self.queue:
+            self.transport.write(_CONTINUE)
         else:
             self._continue_pending = True
 
     def received(self, request: Request) -> None:
         self.deadline = 0.0
         self._continue_pending = False
-        if self.current is None:
+        if self.draining:
+            request.keep_alive = False
+            self._no_more_requests(close_if_idle=False)
+        if self.tx == Tx.IDLE and not self.queue and not self.flow.write_paused:
             self._start(request)
-        else:
-            self.queue.append(request)
-            if len(self.queue) >= self.limits.max_pipeline:
-                self._stop_reading()
+            return
+        self.queue.append(request)
+        if len(self.queue) >= self.limits.max_pipeline:
+            self.flow.hold(flow.PIPELINE)
 
     # ---- answering
     def _start(self, item: Request | Failure) -> None:
+        self._to(Tx.WAITING)
         if isinstance(item, Failure):
             self.current = Request(b"", "", b"", [], b"", False, True, self.client)
             self.fail(item)
@@ -165,155 +173,79 @@ class HttpProtocol(asyncio.Protocol):
             self.app.handle(self, item)
         except Exception as exc:  # a bug must not take the connection down without an answer
             self.app.log_error("handler failed", exc)
-            if self.current is item and self.active is None and not self._streaming:
+            if self.current is item and self.active is None and self.tx == Tx.WAITING:
                 self.fail(Failure(500, "The proxy failed to handle the request.", "internal_error"))
 
     def _finish(self) -> None:
         request = self.current
-        if request is None:
-            return
         self.app.finished(request.record, perf_counter())
         self.current = None
         self.active = None
-        self._streaming = False
-        if self._held:
-            self.hold_reading(False)
-        if self.closed:
+        self.flow.release(flow.BACKEND)
+        if self.tx == Tx.CLOSED:
             return
         if not request.keep_alive:
             self._close()
             return
+        self._to(Tx.IDLE)
         if self.queue:
-            if not self._reading and len(self.queue) < self.limits.max_pipeline and not self._dead:
-                self._resume_reading()
-            self._start(self.queue.popleft())
+            if not self.flow.write_paused:  # else resume_writing starts it
+                self._next()
             return
-        if self._dead:
+        if self.reader.rx == Rx.DONE:
             self._close()
             return
         if self._continue_pending:
             self._continue_pending = False
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.transport.write(_CONTINUE)
         if not self.reader.parsing:  # not in the middle of reading the next request
-            self._idle = True
             self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
-    def respond(self, status: int, headers: bytes, body: bytes, head_length: int | None = None) -> None:
-        """A whole reply for the current request. `head_length`: for HEAD, the Content-Length
-        the GET would have."""
-        request = self.current
-        if request is None or self.closed:
-            return
-        record = request.record
-        record.status = status
-        record.bytes_out = len(body)
-        if record.rid:
-            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
-        head = response_head(status, headers, len(body) if head_length is None else head_length, self._keeps(request))
-        if request.method == b"HEAD":
-            self.transport.write(head)
+    def _next(self) -> None:
+        if len(self.queue) <= self.limits.max_pipeline:
+            self.flow.release(flow.PIPELINE)
+        self._start(self.queue.popleft())
+
+    def hold_reading(self, held: bool) -> None:
+        """Stop reading this client while the backend does not read (flow control)."""
+        if held:
+            self.flow.hold(flow.BACKEND)
         else:
-            self.transport.writelines((head, body))
-        self._finish()
-
-    def _keeps(self, request: Request) -> bool:
-        """Whether the connection stays open after this reply: answers still queued behind
-        it keep it open even when reading has stopped for good."""
-        return request.keep_alive and (not self._dead or bool(self.queue))
-
-    def fail(self, failure: Failure) -> None:
-        """Answer the current request with an error in OpenAI's shape."""
-        self.respond(failure.status, JSON + failure.headers, failure.body())
-
-    def start_stream(self, status: int, headers: bytes) -> None:
-        """Begin a reply whose body follows in write_chunk() calls."""
-        request = self.current
-        if request is None or self.closed:
-            return
-        self._streaming = True
-        record = request.record
-        record.status = status
-        if record.rid:
-            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
-        if request.http11:
-            self.transport.write(response_head(status, headers, None, self._keeps(request)))
-        else:  # HTTP/1.0 has no chunked encoding: the close ends the body
-            request.keep_alive = False
-            self.transport.write(close_delimited_head(status, headers))
-
-    def write_chunk(self, data: bytes) -> None:
-        request = self.current
-        if not data or self.closed or request is None:
-            return
-        record = request.record
-        if not record.t_first:
-            record.t_first = perf_counter()
-        record.bytes_out += len(data)
-        if request.http11:
-            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
-        else:
-            self.transport.write(data)
-
-    def end_stream(self) -> None:
-        if self.closed or self.current is None:
-            return
-        if self.current.http11:
-            self.transport.write(CHUNK_END)
-        self._finish()
-
-    def abort(self) -> None:
-        """Drop the connection: used when a reply already under way cannot be completed."""
-        if not self.closed:
-            self.closed = True
-            self.transport.abort()
+            self.flow.release(flow.BACKEND)
 
     # ---- reading, deadlines
     def _refuse(self, failure: Failure) -> None:
-        self._dead = True
-        self.reader.stop()
-        self._stop_reading()
+        self._no_more_requests(close_if_idle=False)
         self.deadline = 0.0
-        if self.current is None:
+        if self.tx == Tx.IDLE and not self.queue:
             self._start(failure)
         else:
             self.queue.append(failure)
 
-    def _stop_reading(self) -> None:
-        if self._reading and not self.closed:
-            self._reading = False
-            self.transport.pause_reading()
-
-    def hold_reading(self, held: bool) -> None:
-        """Stop reading this client while the backend does not read (flow control)."""
-        self._held = held
-        if held:
-            self._stop_reading()
-        elif not self._dead and len(self.queue) < self.limits.max_pipeline:
-            self._resume_reading()
-
-    def _resume_reading(self) -> None:
-        if not self._reading and not self.closed and not self._held:
-            self._reading = True
-            self.transport.resume_reading()
+    def _no_more_requests(self, close_if_idle: bool = True) -> None:
+        self.reader.stop()
+        self.flow.hold(flow.STOPPED)
+        if close_if_idle and self.tx == Tx.IDLE and not self.queue:
+            self._close()
 
     def _close(self) -> None:
-        if not self.closed:
-            self.closed = True
+        if self.tx != Tx.CLOSED:
+            self._to(Tx.CLOSED)
             self.transport.close()
 
     def expire(self, now: float) -> None:
         """Called by the server's sweep: act on a deadline that has passed."""
-        if now < self.deadline or not self.deadline or self.closed:
+        if now < self.deadline or not self.deadline or self.tx == Tx.CLOSED:
             return
         self.deadline = 0.0
         if self.reader.parsing:
             self._refuse(Failure(408, "Timed out reading the request.", "request_timeout"))
-        elif self.current is None and not self.queue:
+        elif self.tx == Tx.IDLE and not self.queue:
             self._close()  # idle keep-alive, or a connection that never sent a request
 
     def shutdown(self) -> None:
-        """Close now if idle; otherwise after the request in progress is answered."""
-        if self.current is None and not self.queue and not self.reader.parsing:
-            self._close()
-        else:
-            self._dead = True
+        """Drain: close now if idle; else answer what is being read or answered, then close."""
+        self.draining = True
+        if self.reader.parsing:
+            return  # received() answers it with Connection: close
+        self._no_more_requests()

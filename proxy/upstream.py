@@ -5,6 +5,7 @@ Idle connections retire before the backend's own keep-alive timeout would close 
 """
 
 import asyncio
+from enum import IntEnum
 from typing import Protocol as _Protocol
 from urllib.parse import urlsplit
 
@@ -26,57 +27,73 @@ class Sink(_Protocol):
         """The backend stopped (True) or resumed (False) reading what is written to it."""
 
 
+class Up(IntEnum):
+    """An upstream connection's states; transitions only through UpstreamConnection._to().
+
+    IDLE -> SENT (send) -> BODY (a final head; 1xx heads are skipped) -> IDLE (reply read
+    whole, kept alive) -> SENT ...; any state -> CLOSED. Only an IDLE connection that is
+    reading is pooled."""
+
+    IDLE = 0  # no request on it: pooled, or about to be
+    SENT = 1  # a request is written; no final reply head yet
+    BODY = 2  # the sink has the head; the body is coming
+    CLOSED = 3
+
+
+_UP_NEXT = {Up.IDLE: (Up.SENT, Up.CLOSED), Up.SENT: (Up.BODY, Up.CLOSED), Up.BODY: (Up.IDLE, Up.CLOSED), Up.CLOSED: ()}
+
+
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = (
-        "pool",
-        "transport",
-        "parser",
-        "sink",
-        "closed",
-        "idle_since",
-        "received",
-        "uses",
-        "_headers",
-        "_framed",
-        "_in_body",
-    )
+    __slots__ = ("pool", "transport", "parser", "sink", "state", "paused", "idle_since", "received", "uses", "_headers", "_framed", "_interim")
 
     def __init__(self, pool: "Pool") -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: Sink | None = None
-        self.closed = False
+        self.state = Up.IDLE
+        self.paused = False  # reading paused by the sink (flow control)
         self.idle_since = 0.0
         self.received = 0  # bytes of the current reply
         self.uses = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._framed = False
-        self._in_body = False
+        self._interim = False  # the message being parsed is a 1xx interim reply
+
+    @property
+    def closed(self) -> bool:
+        return self.state == Up.CLOSED
+
+    def _to(self, state: Up) -> None:
+        if state not in _UP_NEXT[self.state]:
+            raise RuntimeError(f"upstream connection: {self.state.name} -> {state.name}")
+        self.state = state
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.sink is None:  # bytes nobody asked for: the connection cannot be trusted
+        if self.state != Up.SENT and self.state != Up.BODY:  # bytes nobody asked for
             self.abort()
             return
         self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            # malformed HTTP, or a sink's callback failed (its exception is the context)
             sink, self.sink = self.sink, None
             self.abort()
             if sink is not None:
-                sink.on_lost(self, exc)
+                sink.on_lost(self, exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ else exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        body = self.state == Up.BODY
+        self.state = Up.CLOSED
         sink, self.sink = self.sink, None
         if sink is None:
             return
-        if self._in_body and not self._framed:  # a reply delimited by the close itself
+        if body and not self._framed:  # a reply delimited by the close itself
             sink.on_end()
         else:
             sink.on_lost(self, exc)
@@ -93,7 +110,6 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = []
         self._framed = False
-        self._in_body = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
@@ -103,25 +119,35 @@ class UpstreamConnection(asyncio.Protocol):
             self._framed = True
 
     def on_headers_complete(self) -> None:
-        self._in_body = True
+        status = self.parser.get_status_code()
+        if status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the reply follows
+            self._interim = True
+            return
+        self._to(Up.BODY)
         if self.sink is not None:
-            self.sink.on_head(self.parser.get_status_code(), self._headers)
+            self.sink.on_head(status, self._headers)
 
     def on_body(self, body: bytes) -> None:
         if self.sink is not None:
             self.sink.on_body(body)
 
     def on_message_complete(self) -> None:
-        self._in_body = False
+        if self._interim:
+            self._interim = False
+            return
         sink, self.sink = self.sink, None
-        if sink is None:  # a second reply in the same read: nobody asked for it
+        if sink is None:  # the exchange ended early (or a reply nobody asked for)
             self.abort()
-        elif self.parser.should_keep_alive() and not self.closed:
+            return
+        if self.parser.should_keep_alive():
+            # Read whole, so idle; reading again, whatever the sink had paused. The sink is
+            # done before it answers its client, so it cannot pause this connection again.
+            self._to(Up.IDLE)
+            self.resume()
             self.pool.release(self)
         else:
             self.close()
-        if sink is not None:
-            sink.on_end()
+        sink.on_end()
 
     # -- used by the exchange
     def stale(self) -> bool:
@@ -130,6 +156,7 @@ class UpstreamConnection(asyncio.Protocol):
         return self.received == 0 and self.uses > 1
 
     def send(self, sink: Sink, head: bytes, body: bytes) -> None:
+        self._to(Up.SENT)
         self.sink = sink
         self.received = 0
         self.uses += 1
@@ -139,11 +166,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(head)
 
     def pause(self) -> None:
-        if not self.closed:
+        if self.state != Up.CLOSED and not self.paused:
+            self.paused = True
             self.transport.pause_reading()
 
     def resume(self) -> None:
-        if not self.closed:
+        if self.state != Up.CLOSED and self.paused:
+            self.paused = False
             self.transport.resume_reading()
 
     def detach(self) -> None:
@@ -152,20 +181,25 @@ class UpstreamConnection(asyncio.Protocol):
         self.abort()
 
     def close(self) -> None:
-        self.closed = True
+        if self.state != Up.CLOSED:
+            self._to(Up.CLOSED)
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
-        self.closed = True
+        if self.state != Up.CLOSED:
+            self._to(Up.CLOSED)
         if self.transport is not None:
             self.transport.abort()
+
+    def reusable(self) -> bool:
+        return self.state == Up.IDLE and not self.paused and not self.transport.is_closing()
 
 
 class Pool:
     """Idle connections to one backend, most recently used first."""
 
-    def __init__(self, url: str, idle_seconds: float, connect_timeout: float) -> None:
+    def __init__(self, url: str, idle_seconds: float, connect_timeout: float, loop=None) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname
         self.port = parts.port or 80
@@ -175,7 +209,7 @@ class Pool:
         self.connect_timeout = connect_timeout
         self.idle: list[UpstreamConnection] = []
         self.closed = False  # retired: connections in use close when their reply ends
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop or asyncio.get_running_loop()
         self._sweeper = self.loop.call_later(idle_seconds / 2, self._sweep)
 
     def acquire(self) -> UpstreamConnection | None:
@@ -185,7 +219,8 @@ class Pool:
         limit = self.loop.time() - self.idle_seconds
         while self.idle:
             conn = self.idle.pop()
-            if conn.closed:
+            if not conn.reusable():
+                conn.close()
                 continue
             if conn.idle_since < limit:
                 conn.close()
@@ -201,7 +236,8 @@ class Pool:
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:
-        if self.closed:
+        """Take back a connection whose reply was read whole; anything else is closed."""
+        if self.closed or not conn.reusable():
             conn.close()
             return
         conn.idle_since = self.loop.time()

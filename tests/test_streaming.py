@@ -4,6 +4,8 @@ import json
 import socket
 import time
 
+from devstral_proxy import flow
+
 from tests.support import http
 
 STREAM = {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
@@ -80,7 +82,7 @@ def test_slow_reader_pauses_the_backend_not_the_proxy_memory(proxy, sim):
     s = open_stream(proxy.port, STREAM)
     time.sleep(1.0)
     conns = list(proxy.proxy.connections)
-    assert conns and conns[0].write_paused
+    assert conns and conns[0].flow.write_paused
     assert not conns[0].active.up.transport.is_reading()  # the backend is held back
     buffered = conns[0].transport.get_write_buffer_size()
     assert buffered < 1 << 20, buffered
@@ -113,9 +115,9 @@ def test_backend_not_reading_pauses_reading_from_the_client(start_proxy):
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
     time.sleep(0.5)
     conn = list(p.proxy.connections)[0]
-    assert conn._held and not conn.transport.is_reading()
+    assert conn.flow.held & flow.BACKEND and not conn.transport.is_reading()
     backend.loop.loop.call_soon_threadsafe(reading.set)
     assert read_until(s, b'"choices":[]}').startswith(b"HTTP/1.1 200 ")
-    assert not conn._held
+    assert not conn.flow.held & flow.BACKEND
     s.close()
     backend.stop()

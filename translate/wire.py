@@ -14,7 +14,8 @@ from .errors import RequestError
 _object = msgspec.json.Decoder(dict[str, Raw])
 # What decoding untrusted bytes can raise: msgspec's errors, and invalid UTF-8 inside a string
 # (found only when that string is decoded, not when it is skipped as Raw).
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+# Deep nesting (thousands of levels) is refused by msgspec with RecursionError.
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _encode = msgspec.json.encode
 
 # Field type -> (decoder, name used in error messages)

@@ -1,0 +1,31 @@
+"""Flow control of one transport: why its reading is paused (a set of reasons, so one party's
+resume cannot undo another's pause), and whether its writing is paused.
+
+Whoever attaches to a transport reads `write_paused` first: a handler that starts while the
+peer is not reading starts paused (asyncio calls pause_writing once, not per handler).
+"""
+
+PIPELINE = 1  # enough requests are queued on the connection
+OUTPUT = 2  # the peer does not read what is written to it (past the high-water mark)
+BACKEND = 4  # the backend does not read what the proxy writes to it
+STOPPED = 8  # no more requests will be read on this connection
+
+
+class FlowControl:
+    __slots__ = ("transport", "write_paused", "held")
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+        self.write_paused = False
+        self.held = 0  # the reasons reading is paused for
+
+    def hold(self, reason: int) -> None:
+        if not self.held and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self.held |= reason
+
+    def release(self, reason: int) -> None:
+        if self.held & reason:
+            self.held &= ~reason
+            if not self.held and not self.transport.is_closing():
+                self.transport.resume_reading()

@@ -1,0 +1,115 @@
+"""The reply channel of a client connection: the answer to the request being served, as a
+whole reply or a stream of chunks (HTTP/1.1 chunked, or close-delimited for HTTP/1.0), and
+the answering side's states.
+
+Mixed into server.HttpProtocol: a handler writes through these methods and nothing else.
+"""
+
+from enum import IntEnum
+from time import perf_counter
+
+from .errors import Failure
+from .http import CHUNK_END, JSON, close_delimited_head, response_head
+from .reader import Request, Rx
+
+
+class Tx(IntEnum):
+    """The answering side of a connection; transitions only through ReplyChannel._to()."""
+
+    IDLE = 0  # no request being answered
+    WAITING = 1  # a handler has the request; nothing written yet
+    STREAMING = 2  # the head is written; chunks follow
+    CLOSED = 3
+
+
+_TX_NEXT = {
+    Tx.IDLE: (Tx.WAITING, Tx.CLOSED),
+    Tx.WAITING: (Tx.IDLE, Tx.STREAMING, Tx.CLOSED),
+    Tx.STREAMING: (Tx.IDLE, Tx.CLOSED),
+    Tx.CLOSED: (),
+}
+
+
+class ReplyChannel:
+    """Needs from its host: `tx`, `current` (the request), `transport`, `reader`, `queue`
+    and `_finish()` (the reply is complete)."""
+
+    tx: Tx
+
+    @property
+    def closed(self) -> bool:
+        return self.tx == Tx.CLOSED
+
+    def _to(self, state: Tx) -> None:
+        if state not in _TX_NEXT[self.tx]:
+            raise RuntimeError(f"connection: {self.tx.name} -> {state.name}")
+        self.tx = state
+
+    def respond(self, status: int, headers: bytes, body: bytes, head_length: int | None = None) -> None:
+        """A whole reply for the current request. `head_length`: for HEAD, the Content-Length
+        the GET would have."""
+        request = self.current
+        if request is None or self.tx != Tx.WAITING:
+            return
+        record = request.record
+        record.status = status
+        record.bytes_out = len(body)
+        if record.rid:
+            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
+        head = response_head(status, headers, len(body) if head_length is None else head_length, self._keeps(request))
+        if request.method == b"HEAD":
+            self.transport.write(head)
+        else:
+            self.transport.writelines((head, body))
+        self._finish()
+
+    def _keeps(self, request: Request) -> bool:
+        """Whether the connection stays open after this reply: answers still queued behind
+        it keep it open even when reading has stopped for good."""
+        return request.keep_alive and (self.reader.rx != Rx.DONE or bool(self.queue))
+
+    def fail(self, failure: Failure) -> None:
+        """Answer the current request with an error in OpenAI's shape."""
+        self.respond(failure.status, JSON + failure.headers, failure.body())
+
+    def start_stream(self, status: int, headers: bytes) -> None:
+        """Begin a reply whose body follows in write_chunk() calls."""
+        request = self.current
+        if request is None or self.tx != Tx.WAITING:
+            return
+        self._to(Tx.STREAMING)
+        record = request.record
+        record.status = status
+        if record.rid:
+            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
+        if request.http11:
+            self.transport.write(response_head(status, headers, None, self._keeps(request)))
+        else:  # HTTP/1.0 has no chunked encoding: the close ends the body
+            request.keep_alive = False
+            self.transport.write(close_delimited_head(status, headers))
+
+    def write_chunk(self, data: bytes) -> None:
+        request = self.current
+        if not data or self.tx != Tx.STREAMING:
+            return
+        record = request.record
+        if not record.t_first:
+            record.t_first = perf_counter()
+        record.bytes_out += len(data)
+        if request.http11:
+            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            self.transport.write(data)
+
+    def end_stream(self) -> None:
+        if self.tx != Tx.STREAMING:
+            return
+        if self.current.http11:
+            self.transport.write(CHUNK_END)
+        self._finish()
+
+    def abort(self) -> None:
+        """Drop the connection: used when a reply already under way cannot be completed."""
+        if self.tx != Tx.CLOSED:
+            self._to(Tx.CLOSED)
+            self.transport.abort()

@@ -1,0 +1,165 @@
+"""Stand-ins for the unit tier: a transport that keeps what is written and calls the
+protocol's pause_writing / resume_writing like asyncio's does, a loop with a manual clock,
+and a minimal application behind the server protocol. No sockets, no sleeps.
+"""
+
+import h11
+from devstral_proxy.config import ServerConfig
+from devstral_proxy.server import Limits
+
+
+class FakeTransport:
+    """asyncio.Transport as the protocols use it. `high`/`low`: write buffer water marks;
+    nothing leaves the buffer until `drain()` (the peer reading)."""
+
+    def __init__(self, protocol=None, high: int = 64 * 1024, low: int | None = None) -> None:
+        self.protocol = protocol
+        self.high = high
+        self.low = high // 4 if low is None else low
+        self.buffer = bytearray()
+        self.sent = bytearray()  # everything the peer has read so far
+        self.reading = True
+        self.write_paused = False
+        self.closed = False
+        self.aborted = False
+        self.pauses = 0  # calls to pause_reading
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buffer += data
+        if not self.write_paused and len(self.buffer) > self.high and self.protocol is not None:
+            self.write_paused = True
+            self.protocol.pause_writing()
+
+    def writelines(self, parts) -> None:
+        for p in parts:
+            self.write(p)
+
+    def drain(self, n: int | None = None) -> bytes:
+        """The peer reads `n` bytes (all by default)."""
+        n = len(self.buffer) if n is None else n
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        self.sent += out
+        if self.write_paused and len(self.buffer) <= self.low and self.protocol is not None:
+            self.write_paused = False
+            self.protocol.resume_writing()
+        return out
+
+    def pause_reading(self) -> None:
+        self.reading = False
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+class FakeLoop:
+    """A loop with a clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.later: list = []
+        self.tasks: list = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay, fn, *args):
+        handle = _Handle()
+        self.later.append((self.now + delay, fn, args, handle))
+        return handle
+
+    def create_task(self, coro):
+        self.tasks.append(coro)
+        return _Handle()
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+def limits(**overrides) -> Limits:
+    cfg = ServerConfig(**overrides)
+    return Limits(cfg, cfg.max_body_bytes)
+
+
+class FakeApp:
+    """server.Application with handlers chosen per path: `handlers[path](conn, request)`;
+    by default a 200 whose body names the path."""
+
+    def __init__(self, **limit_overrides) -> None:
+        self.connections: set = set()
+        self.limits = limits(**limit_overrides)
+        self.handlers: dict = {}
+        self.seen: list = []  # requests handled
+        self.finished_records: list = []
+        self.errors: list = []
+
+    def admit(self, conn):
+        return None
+
+    def handle(self, conn, request) -> None:
+        self.seen.append(request)
+        request.record.rid = "r"
+        handler = self.handlers.get(request.path)
+        if handler is not None:
+            handler(conn, request)
+        else:
+            conn.respond(200, b"content-type: text/plain\r\n", request.path.encode())
+
+    def finished(self, record, now) -> None:
+        self.finished_records.append(record)
+
+    def log_error(self, what, exc) -> None:
+        self.errors.append((what, exc))
+
+
+def responses(data: bytes, methods: list[bytes] | None = None) -> list[tuple[int, bytes]]:
+    """(status, body) of every whole response in `data`, read by h11 as a client would."""
+    client = h11.Connection(h11.CLIENT)
+    out = []
+    for method in methods or [b"GET"] * 10_000:
+        try:
+            client.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            break
+        status, body = None, b""
+        if data:
+            client.receive_data(data)
+            data = b""
+        while True:
+            event = client.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return out
+            if isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                out.append((status, body))
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                return out
+        if client.our_state is h11.MUST_CLOSE or client.their_state is h11.MUST_CLOSE:
+            return out
+        client.start_next_cycle()
+    return out

@@ -1,0 +1,164 @@
+"""The client connection driven with bytes: a fake transport, a manual clock, no sockets.
+
+Pipelining, flow control of local replies, head accounting across reads, trailers, upgrades,
+draining during an upload, deadlines; and arbitrary splits of pipelined traffic.
+"""
+
+from devstral_proxy.server import HttpProtocol
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
+
+
+def connect(app: FakeApp, **transport) -> tuple[HttpProtocol, FakeTransport, FakeLoop]:
+    loop = FakeLoop()
+    conn = HttpProtocol(app, loop)
+    t = FakeTransport(conn, **transport)
+    conn.connection_made(t)
+    return conn, t, loop
+
+
+def get(path: str = "/a", extra: bytes = b"") -> bytes:
+    return b"GET %s HTTP/1.1\r\nhost: x\r\n%s\r\n" % (path.encode(), extra)
+
+
+def post(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n%s\r\n%s" % (path.encode(), len(body), extra, body)
+
+
+def test_pipelined_local_replies_stop_while_the_client_does_not_read():
+    app = FakeApp()
+    big = b"x" * 100_000
+    app.handlers["/big"] = lambda conn, req: conn.respond(200, b"", big)
+    conn, t, _ = connect(app, high=64 * 1024)
+    for _ in range(30):  # 3,000 pipelined requests, 100 per read
+        conn.data_received(get("/big") * 100)
+    # one reply fills the buffer past its high-water mark: nothing more is answered or read
+    assert len(t.buffer) <= 2 * len(big) + 4096
+    assert not t.reading
+    # the client reads: the answers go on, in order, whole
+    total = 0
+    for _ in range(10_000):
+        out = t.drain()
+        total += out.count(b"HTTP/1.1 200")
+        if not out:
+            break
+    assert total >= 16
+
+
+def test_reading_pauses_when_output_passes_the_high_water_mark():
+    app = FakeApp()
+    app.handlers["/big"] = lambda conn, req: conn.respond(200, b"", b"y" * 200_000)
+    conn, t, _ = connect(app, high=64 * 1024)
+    conn.data_received(get("/big"))
+    assert t.write_paused and not t.reading
+    t.drain()
+    assert t.reading
+
+
+def test_a_read_that_ends_inside_the_next_head_is_not_a_431():
+    app = FakeApp(max_header_bytes=64 * 1024, max_body_bytes=1 << 20)
+    conn, t, _ = connect(app)
+    first = post("/a", b"z" * 150_000)
+    second = get("/b", b"user-agent: a-client-of-some-length/1.0\r\n")
+    conn.data_received(first + second[:30])
+    conn.data_received(second[30:])
+    assert [s for s, _ in responses(bytes(t.drain()), [b"POST", b"GET"])] == [200, 200]
+
+
+def test_a_giant_header_still_in_progress_is_refused():
+    app = FakeApp(max_header_bytes=8 * 1024)
+    conn, t, _ = connect(app)
+    conn.data_received(b"GET / HTTP/1.1\r\nx-big: ")
+    for _ in range(10):
+        conn.data_received(b"a" * 4096)
+    assert b"431" in t.drain().split(b"\r\n")[0]
+
+
+def test_trailers_of_a_chunked_request_are_dropped():
+    app = FakeApp()
+    conn, t, _ = connect(app)
+    conn.data_received(b"POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nauthorization: Bearer k\r\nx-trailer: 1\r\n\r\n")
+    (req,) = app.seen
+    assert req.body == b"abc"
+    names = {k for k, _ in req.headers}
+    assert b"authorization" not in names and b"x-trailer" not in names
+
+
+def test_an_upgrade_request_is_answered_and_the_connection_closes():
+    app = FakeApp()
+    conn, t, _ = connect(app)
+    conn.data_received(b"GET /a HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+    assert t.closed
+    assert b"connection: close" in t.drain()
+
+
+def test_a_connect_request_is_answered_and_the_connection_closes():
+    app = FakeApp()
+    conn, t, _ = connect(app)
+    conn.data_received(b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n")
+    out = t.drain()
+    assert out.startswith(b"HTTP/1.1 ") and t.closed
+
+
+def test_shutdown_during_an_upload_still_answers_it():
+    app = FakeApp()
+    conn, t, _ = connect(app)
+    body = b"q" * 10_000
+    request = post("/a", body)
+    conn.data_received(request[:500])
+    conn.shutdown()  # SIGTERM: drain
+    conn.data_received(request[500:])
+    out = t.drain()
+    assert out.startswith(b"HTTP/1.1 200") or out.startswith(b"HTTP/1.1 503")
+    assert b"connection: close" in out
+    assert t.closed
+
+
+def test_idle_keepalive_closes_on_the_manual_clock():
+    app = FakeApp(keepalive_timeout=5.0)
+    conn, t, loop = connect(app)
+    conn.data_received(get())
+    loop.now += 4.9
+    conn.expire(loop.now)
+    assert not t.closed
+    loop.now += 0.2
+    conn.expire(loop.now)
+    assert t.closed
+
+
+def test_a_slow_head_gets_408():
+    app = FakeApp(header_timeout=2.0)
+    conn, t, loop = connect(app)
+    conn.data_received(b"GET / HTTP/1.1\r\nhost")
+    loop.now += 2.5
+    conn.expire(loop.now)
+    assert t.drain().startswith(b"HTTP/1.1 408")
+
+
+def test_a_reply_for_a_request_answered_later_keeps_its_place():
+    app = FakeApp()
+    waiting = []
+    app.handlers["/slow"] = lambda conn, req: waiting.append(conn)
+    conn, t, _ = connect(app)
+    conn.data_received(get("/slow") + get("/fast"))
+    assert t.drain() == b""
+    waiting[0].respond(200, b"", b"slow")
+    assert [b for _, b in responses(t.drain())] == [b"slow", b"/fast"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["/a", "/bb", "/ccc", "/post"]), min_size=1, max_size=12), st.data())
+def test_arbitrary_splits_of_pipelined_traffic_come_back_whole_and_in_order(paths, data):
+    app = FakeApp()
+    conn, t, _ = connect(app)
+    wire = b"".join(post(p, p.encode() * 3) if p == "/post" else get(p) for p in paths)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])]
+    for piece in pieces:
+        if piece:
+            conn.data_received(piece)
+    got = responses(t.drain(), [b"POST" if p == "/post" else b"GET" for p in paths])
+    assert got == [(200, p.encode()) for p in paths]
+    assert not t.closed

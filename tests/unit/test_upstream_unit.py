@@ -1,0 +1,172 @@
+"""The upstream connection, the pool and the exchange driven with bytes: fake transports on
+both sides, a manual clock, no sockets.
+
+A pooled connection is always idle, reading and fully consumed; flow control reaches an
+exchange that starts while the client is not reading; interim 1xx replies are skipped; a
+backend's hostile reply (deep nesting, too big) gets the client an answer.
+"""
+
+import json
+
+from devstral_proxy.relay import Exchange
+from devstral_proxy.server import HttpProtocol
+from devstral_proxy.upstream import Pool, UpstreamConnection
+from devstral_translate.openai import renamer
+
+from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
+
+
+class FakeRouter:
+    def __init__(self) -> None:
+        self.outcomes: list = []
+
+    def outcome(self, backend, ok) -> None:
+        self.outcomes.append(ok)
+
+    def connected(self, backend, up) -> None:
+        pass
+
+
+class FakeBackend:
+    name = "b"
+    timeout = 30.0
+    max_reply_bytes = 1 << 20
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.outstanding = 0
+
+
+class Rig:
+    """A client connection whose handler relays every request to one backend connection."""
+
+    def __init__(self, client_high: int = 64 * 1024, translator=None) -> None:
+        self.loop = FakeLoop()
+        self.pool = Pool("http://127.0.0.1:8000", 4.0, 5.0, loop=self.loop)
+        self.backend = FakeBackend(self.pool)
+        self.router = FakeRouter()
+        self.up = UpstreamConnection(self.pool)
+        self.ut = FakeTransport(self.up)
+        self.up.connection_made(self.ut)
+        self.pool.release(self.up)
+        self.app = FakeApp()
+        self.app.handle = self.relay
+        self.conn = HttpProtocol(self.app, self.loop)
+        self.ct = FakeTransport(self.conn, high=client_high)
+        self.conn.connection_made(self.ct)
+        self.translator = translator
+        self.exchanges: list[Exchange] = []
+
+    def relay(self, conn, req) -> None:
+        req.record.rid = "r"
+        ex = Exchange(conn, req.record, self.router, self.backend, b"POST /v1/x HTTP/1.1\r\n\r\n", b"{}", self.translator)
+        self.exchanges.append(ex)
+        ex.start()
+
+    def request(self, n: int = 1) -> None:
+        self.conn.data_received(b"POST /v1/x HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\n\r\n{}" * n)
+
+    def reply(self, data: bytes) -> None:
+        self.up.data_received(data)
+
+
+def json_reply(body: bytes, status: bytes = b"200 OK") -> bytes:
+    return b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body)
+
+
+def test_a_big_reply_to_a_slow_client_leaves_no_paused_connection_in_the_pool():
+    rig = Rig(client_high=4096)
+    rig.backend.max_reply_bytes = 64 << 20
+    rig.request()
+    rig.reply(json_reply(json.dumps({"model": "m", "x": "y" * (8 << 20)}).encode()))
+    assert rig.ct.write_paused  # the client is not reading
+    up = rig.pool.acquire()
+    assert up is None or (up is rig.up and rig.ut.reading)
+
+
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+EVENT = b'data: {"a": 1234}\n\n'
+FRAME = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)
+
+
+def test_a_request_behind_a_reply_the_client_has_not_read_waits_for_it():
+    rig = Rig(client_high=64 * 1024)
+    rig.app.handle = lambda conn, req: conn.respond(200, b"", b"a" * 100_000) if req.path == "/big" else rig.relay(conn, req)
+    rig.conn.data_received(b"GET /big HTTP/1.1\r\nhost: p\r\n\r\n" + b"POST /v1/x HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\n\r\n{}")
+    assert rig.ct.write_paused and not rig.exchanges  # nothing asked of the backend yet
+    rig.ct.drain()
+    assert len(rig.exchanges) == 1 and rig.ut.reading and rig.ut.buffer.startswith(b"POST /v1/x")
+
+
+def test_an_exchange_that_starts_while_the_client_is_paused_starts_paused():
+    rig = Rig(client_high=64 * 1024)
+    rig.app.handle = lambda conn, req: (setattr(conn.flow, "write_paused", True), rig.relay(conn, req))
+    rig.request()
+    rig.reply(STREAM_HEAD + FRAME)
+    assert not rig.ut.reading  # the backend is held back, not buffered in the proxy
+    rig.conn.resume_writing()
+    assert rig.ut.reading
+
+
+def test_an_interim_100_continue_is_skipped_and_the_connection_not_pooled_early():
+    rig = Rig()
+    rig.request()
+    rig.reply(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert rig.pool.acquire() is None  # the real reply is still coming
+    assert rig.ct.drain() == b""
+    rig.reply(json_reply(b'{"ok": true}'))
+    assert responses(rig.ct.drain(), [b"POST"]) == [(200, b'{"ok": true}')]
+    assert rig.pool.acquire() is rig.up
+
+
+def test_103_early_hints_then_the_reply_in_one_read():
+    rig = Rig()
+    rig.request()
+    rig.reply(b"HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n" + json_reply(b'{"ok": 1}'))
+    assert responses(rig.ct.drain(), [b"POST"]) == [(200, b'{"ok": 1}')]
+
+
+def test_deeply_nested_json_from_a_backend_gets_the_client_an_answer():
+    rig = Rig(translator=renamer("client-model", "backend-model"))
+    rig.request()
+    deep = b'{"model": "backend-model", "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    rig.reply(json_reply(deep))
+    got = responses(rig.ct.drain(), [b"POST"])
+    assert len(got) == 1 and got[0][0] in (200, 502)
+    assert rig.app.finished_records and rig.backend.outstanding == 0
+
+
+def test_a_reply_over_the_size_limit_is_a_502():
+    rig = Rig()
+    rig.backend.max_reply_bytes = 1000
+    rig.request()
+    rig.reply(json_reply(b'{"x": "' + b"y" * 5000 + b'"}'))
+    (status, body) = responses(rig.ct.drain(), [b"POST"])[0]
+    assert status == 502 and b"reply_too_large" in body
+    assert rig.pool.acquire() is None  # the rest of that reply was never read: not reusable
+
+
+def test_the_pool_never_hands_out_a_paused_connection():
+    rig = Rig()
+    up = rig.pool.acquire()
+    up.pause()
+    rig.pool.release(up)
+    got = rig.pool.acquire()
+    assert got is None or rig.ut.reading
+
+
+def test_bytes_nobody_asked_for_drop_the_connection():
+    rig = Rig()
+    up = rig.pool.acquire()
+    rig.pool.release(up)
+    rig.reply(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    assert rig.ut.aborted and rig.pool.acquire() is None
+
+
+def test_pipelined_exchanges_never_cross():
+    rig = Rig()
+    rig.request(3)
+    for n in range(3):
+        rig.reply(json_reply(b'{"n": %d}' % n))
+        rig.pool.acquire() and rig.pool.release(rig.up)
+    assert [b for _, b in responses(rig.ct.drain(), [b"POST"] * 3)] == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
