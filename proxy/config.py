@@ -204,6 +204,11 @@ def _check(config: Config) -> None:
         raise ConfigError("rate_limit: limits must be 0 (none) or positive")
     if rl.redis_url and not rl.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"rate_limit.redis_url: expected redis://host:port/db, got {rl.redis_url!r}")
+    if rl.redis_url:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise ConfigError("rate_limit.redis_url: needs the redis client: pip install 'devstral-proxy[redis]'") from None
     keys = config.authentication.keys()  # reads api_keys_file: an unreadable one stops startup
     if config.authentication.enabled and not keys:
         raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")
