@@ -14,12 +14,12 @@ import statistics
 import time
 
 import uvloop
+
+from bench.compare import CHAT_BODY, REQUEST, free_port, proxy_config, sse_body
 from devstral_proxy.app import Proxy
 from devstral_proxy.config import build
 from devstral_proxy.server import HttpProtocol
 from devstral_proxy.upstream import UpstreamConnection
-
-from bench.compare import CHAT_BODY, REQUEST, free_port, proxy_config, sse_body
 
 
 class _Transport:

@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 
 import uvloop
-from devstral_proxy.app import Proxy
-from devstral_proxy.config import build
 
 from bench.compare import REQUEST, free_port, proxy_config, start_backend, stop_all, wait_port, wrk_script
+from devstral_proxy.app import Proxy
+from devstral_proxy.config import build
 
 
 def main(argv=None) -> None:

@@ -11,7 +11,6 @@ import time
 from devstral_translate.ids import derive_id
 from devstral_translate.mistral import MistralDialect
 from devstral_translate.openai import OpenAIDialect
-
 from tests.conversations import READ, WRITE, agent_history
 
 

@@ -59,7 +59,7 @@ class Proxy:
         local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error)
         routes = RouteTable()
         for path in ROUTES:
-            routes.add((b"POST",), path, inference.handle)
+            routes.add((b"POST",), path, inference.entry)
         routes.add(_GET, "/v1/models", local.models)
         routes.add(_GET, "/health", local.health)
         routes.add((b"GET",), "/metrics", local.metrics_text)

@@ -5,6 +5,7 @@ is one. `{"error": {"message", "type", "param", "code"}}` is what every OpenAI S
 """
 
 import msgspec
+
 from devstral_translate.wire import DECODE_ERRORS
 
 _TYPES = {

@@ -5,6 +5,7 @@ backend's keep-alive pool, awaited as a whole reply.
 import asyncio
 
 import msgspec
+
 from devstral_translate.wire import DECODE_ERRORS
 
 

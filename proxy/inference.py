@@ -6,6 +6,7 @@ Other /v1/* paths are relayed to a backend unchanged (`relay`).
 """
 
 import msgspec
+
 from devstral_translate.errors import RequestError
 
 from .errors import Failure
@@ -89,6 +90,12 @@ class InferenceService:
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
         self.log_error = log_error
+
+    @property
+    def entry(self):
+        """The handler of the inference routes: through the rate limits when there are any
+        (without, `route` takes the key in place of the identity it never counts)."""
+        return self.handle if self.rate_limits.limiter is not None else self.route
 
     def handle(self, conn, req, key: bytes | None) -> None:
         """An inference route: under the rate limits, then routed."""

@@ -56,7 +56,7 @@ class Metrics:
     def observe(
         self, route: str, model: str | None, backend: str, status: int, duration: float, overhead: float | None, first_byte: float | None, usage
     ) -> None:
-        label = self.model_label(model)
+        label = model if model in self._models else self.model_label(model)  # known: no call
         key = (route, label, backend, status)
         self.requests[key] = self.requests.get(key, 0) + 1
         hist = self.duration.get(route)

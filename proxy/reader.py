@@ -5,10 +5,10 @@ Limits: 414/431 for the head, 413 for the body (before upload when Content-Lengt
 400 for malformed HTTP, 417 for an unknown expectation.
 """
 
-from enum import IntEnum
 from time import perf_counter
 
 import httptools
+import msgspec
 
 from .errors import Failure
 from .record import Record
@@ -16,9 +16,10 @@ from .record import Record
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
 
 
-class Rx(IntEnum):
+class Rx:
     """The reading side of a connection. IDLE -> HEAD -> BODY -> IDLE for each request;
-    DONE (from any state) when no more requests will be read."""
+    DONE (from any state) when no more requests will be read. (Plain ints, not enum.Enum:
+    an Enum member costs ~6x a class attribute to read, and these are read per request.)"""
 
     IDLE = 0  # between requests
     HEAD = 1  # reading a request line and headers
@@ -26,21 +27,19 @@ class Rx(IntEnum):
     DONE = 3  # refused, half-closed, upgraded or draining: nothing more is read
 
 
-class Request:
-    """One parsed request, as the handlers read it."""
+class Request(msgspec.Struct, gc=False):
+    """One parsed request, as the handlers read it (a msgspec Struct: made in C, untracked by
+    the GC: what it holds cannot point back to it)."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "http11", "client", "record")
-
-    def __init__(self, method, path, query, headers, body, keep_alive, http11, client) -> None:
-        self.method: bytes = method
-        self.path: str = path
-        self.query: bytes = query
-        self.headers: list[tuple[bytes, bytes]] = headers  # names lower-cased
-        self.body: bytes = body
-        self.keep_alive: bool = keep_alive
-        self.http11: bool = http11
-        self.client: str = client
-        self.record = Record(method, path, client, len(body))
+    method: bytes
+    path: str
+    query: bytes
+    headers: list[tuple[bytes, bytes]]  # names lower-cased
+    body: bytes
+    keep_alive: bool
+    http11: bool
+    client: str
+    record: Record
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:
@@ -69,30 +68,27 @@ class RequestReader:
     @property
     def parsing(self) -> bool:
         """Inside a request (its head or its body)."""
-        return self.rx == Rx.HEAD or self.rx == Rx.BODY
+        return Rx.IDLE < self.rx < Rx.DONE
 
-    def feed(self, data: bytes):
-        """None, a Failure that ends reading, or UPGRADE."""
-        inside_head = self.rx == Rx.HEAD  # every byte of this read is head, if it stays so
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
+    def failure(self, exc: Exception):
+        """What a parser error means: a Failure that ends reading, or UPGRADE."""
+        if isinstance(exc, httptools.HttpParserCallbackError):
             ctx = exc.__context__
             if isinstance(ctx, Failure):
                 return ctx
             self.conn.app.log_error("request parser callback failed", ctx or exc)
             return Failure(500, "The proxy failed to read the request.", "internal_error")
-        except httptools.HttpParserUpgrade:
+        if isinstance(exc, httptools.HttpParserUpgrade):
             return UPGRADE
-        except httptools.HttpParserError as exc:
-            return Failure(400, f"Malformed HTTP request: {str(exc) or 'malformed request'}.", "bad_request")
-        if inside_head and self.rx == Rx.HEAD:
-            # A read that began and ended inside one head is all head: a giant header value
-            # that httptools is still accumulating must not grow without bound. (A read in
-            # which the head began also holds the request before it: not counted here.)
-            self._head_size += len(data)
-            if self._head_size > self.limits.max_header * 2:
-                return Failure(431, "Request header fields too large.", "headers_too_large")
+        return Failure(400, f"Malformed HTTP request: {str(exc) or 'malformed request'}.", "bad_request")
+
+    def head_read(self, size: int) -> Failure | None:
+        """A read that began and ended inside one head is all head: a giant header value that
+        httptools is still accumulating must not grow without bound. (A read in which the
+        head began also holds the request before it: not counted.)"""
+        self._head_size += size
+        if self._head_size > self.limits.max_header * 2:
+            return Failure(431, "Request header fields too large.", "headers_too_large")
         return None
 
     def stop(self) -> None:
@@ -106,7 +102,9 @@ class RequestReader:
         self._head_size = 0
         self._body_size = 0
         self.rx = Rx.HEAD
-        self.conn.reading_started()
+        conn = self.conn
+        if conn.tx == 0 and not conn.queue or not conn.deadline:  # Tx.IDLE: a new request
+            conn.deadline = conn.loop.time() + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -155,16 +153,20 @@ class RequestReader:
         q = url.find(b"?")
         path, query = (url, b"") if q < 0 else (url[:q], url[q + 1 :])
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        method = parser.get_method()
+        route = path.decode("latin-1")
+        client = self.conn.client
         request = Request(
-            parser.get_method(),
-            path.decode("latin-1"),
+            method,
+            route,
             query,
             self._headers,
             body,
             # a request that switches protocols (Upgrade, CONNECT) is the connection's last
             parser.should_keep_alive() and not parser.should_upgrade(),
             parser.get_http_version() == "1.1",
-            self.conn.client,
+            client,
+            Record(method, route, client, len(body)),
         )
         request.record.t0 = perf_counter()
         self.conn.received(request)

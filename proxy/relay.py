@@ -6,7 +6,6 @@ The exchange is handed what it needs: the reply channel (the client connection),
 request's record, and a feedback sink for what it learns of the backend.
 """
 
-from enum import IntEnum
 from time import perf_counter
 
 from devstral_translate.sse import WholeFrames
@@ -20,7 +19,7 @@ from .tasks import background
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 
 
-class Ex(IntEnum):
+class Ex:
     """An exchange's states. CONNECTING -> SENT -> BUFFERING | STREAMING | RAW -> DONE;
     any state -> DONE (client gone, timeout, failure). A stale pooled connection sends it
     back to CONNECTING once."""
@@ -42,19 +41,8 @@ def stream_error_event(failure: Failure) -> bytes:
     return b"data: " + failure.body() + b"\n\n"
 
 
-def buffered_reply(status: int, headers: bytes, body: bytes, translator, raw: bool, backend: str) -> tuple[int, bytes, bytes]:
-    """(status, headers, body) for the client from a whole reply of the backend."""
-    if status >= 400:
-        return status, JSON, normalize_backend_error(status, body)
-    bad = Failure(502, f"Backend '{backend}' sent a reply that is not a JSON object.", "bad_backend_response")
-    if not raw and not is_json_object(body):
-        return bad.status, JSON, bad.body()
-    if translator is not None and status == 200:
-        try:
-            body = translator.body(body)
-        except Exception:  # a reply the dialect cannot read is the backend's fault
-            return bad.status, JSON, bad.body()
-    return status, headers, body
+def _not_json(backend: str) -> Failure:
+    return Failure(502, f"Backend '{backend}' sent a reply that is not a JSON object.", "bad_backend_response")
 
 
 class _Handler:
@@ -62,7 +50,7 @@ class _Handler:
     reading, reads again; the sweep's deadlines), and the ways it ends."""
 
     __slots__ = ()
-    state: Ex
+    state: int
     up: object
     task: object
 
@@ -91,7 +79,7 @@ class _Handler:
             return
         if now >= self.deadline:
             self.up.detach()
-            self._broken(Failure(504, f"The request did not finish within {self.request_timeout:g} s.", "request_timeout"))
+            self._broken(Failure(504, f"The request did not finish within {self.reply.limits.request_timeout:g} s.", "request_timeout"))
         elif now >= self.last + self.timeout:
             self.feedback.outcome(self.backend, False)
             self.up.detach()
@@ -127,7 +115,7 @@ class Exchange(_Handler):
 
     __slots__ = tuple(
         "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
-        " request_timeout on_tokens hide_usage record head_only feedback failover".split()
+        " on_tokens hide_usage record head_only feedback failover".split()
     )
 
     def __init__(self, reply, record, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
@@ -152,8 +140,7 @@ class Exchange(_Handler):
         self.retried = False
         self.last = 0.0
         self.task = None
-        self.request_timeout = reply.limits.request_timeout
-        self.deadline = self.loop.time() + self.request_timeout
+        self.deadline = self.loop.time() + reply.limits.request_timeout
         self.on_tokens = None  # called with usage.total_tokens when the reply reports it
         self.hide_usage = False  # the usage chunk was asked for by the proxy, not the client
         self.failover = None  # called with this backend when it cannot be reached: try another
@@ -210,7 +197,11 @@ class Exchange(_Handler):
             length = next((v for k, v in headers if k == b"content-length"), b"")
             self.reply.respond(status, reply_headers(headers), b"", int(length) if length.isdigit() else 0)
             return
-        ctype = next((v for k, v in headers if k == b"content-type"), b"")
+        ctype = b""
+        for k, v in headers:
+            if k == b"content-type":
+                ctype = v
+                break
         if status < 300 and ctype.startswith(b"text/event-stream"):
             self.state = Ex.STREAMING
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
@@ -251,15 +242,29 @@ class Exchange(_Handler):
         self._end()
         reply = self.reply
         if state == Ex.BUFFERING:
-            body = b"".join(self.parts)
-            if self.status < 400:
-                self.record.t_upstream_end = perf_counter()
-                self._count(body)
-            reply.respond(*buffered_reply(self.status, self.headers, body, self.translator, self.raw, self.backend.name))
+            self._whole(reply, b"".join(self.parts))
             return
         if self.stream is not None:
             reply.write_chunk(self.stream.close())
         reply.end_stream()
+
+    def _whole(self, reply, body: bytes) -> None:
+        """Answer with a whole reply of the backend: its error, or its translated JSON."""
+        status = self.status
+        if status >= 400:
+            reply.respond(status, JSON, normalize_backend_error(status, body))
+        elif not self.raw and not is_json_object(body):
+            reply.fail(_not_json(self.backend.name))
+        else:
+            self.record.t_upstream_end = perf_counter()
+            self._count(body)
+            if self.translator is not None and status == 200:
+                try:
+                    body = self.translator.body(body)
+                except Exception:  # a reply the dialect cannot read is the backend's fault
+                    reply.fail(_not_json(self.backend.name))
+                    return
+            reply.respond(status, self.headers, body)
 
     def on_lost(self, up, exc: BaseException | None) -> None:
         if self.state == Ex.DONE:

@@ -5,45 +5,43 @@ the answering side's states.
 Mixed into server.HttpProtocol: a handler writes through these methods and nothing else.
 """
 
-from enum import IntEnum
 from time import perf_counter
 
+from . import flow
 from .errors import Failure
 from .http import CHUNK_END, JSON, close_delimited_head, response_head
 from .reader import Request, Rx
 
 
-class Tx(IntEnum):
-    """The answering side of a connection; transitions only through ReplyChannel._to()."""
+class Tx:
+    """The answering side of a connection. Every assignment of `tx` follows TX_NEXT; the unit
+    tier checks each one against it (free here: these are set on every request)."""
 
     IDLE = 0  # no request being answered
     WAITING = 1  # a handler has the request; nothing written yet
     STREAMING = 2  # the head is written; chunks follow
     CLOSED = 3
+    NAMES = ("IDLE", "WAITING", "STREAMING", "CLOSED")
 
 
-_TX_NEXT = {
-    Tx.IDLE: (Tx.WAITING, Tx.CLOSED),
-    Tx.WAITING: (Tx.IDLE, Tx.STREAMING, Tx.CLOSED),
-    Tx.STREAMING: (Tx.IDLE, Tx.CLOSED),
-    Tx.CLOSED: (),
-}
+# state -> bit mask of the states it may go to
+TX_NEXT = (
+    1 << Tx.WAITING | 1 << Tx.CLOSED,  # IDLE
+    1 << Tx.IDLE | 1 << Tx.STREAMING | 1 << Tx.CLOSED,  # WAITING
+    1 << Tx.IDLE | 1 << Tx.CLOSED,  # STREAMING
+    0,  # CLOSED
+)
 
 
 class ReplyChannel:
-    """Needs from its host: `tx`, `current` (the request), `transport`, `reader`, `queue`
-    and `_finish()` (the reply is complete)."""
+    """Needs from its host: `tx`, `current` (the request), `transport`, `reader`, `queue`,
+    `flow` and `_finish()` (the reply is complete)."""
 
-    tx: Tx
+    tx: int
 
     @property
     def closed(self) -> bool:
         return self.tx == Tx.CLOSED
-
-    def _to(self, state: Tx) -> None:
-        if state not in _TX_NEXT[self.tx]:
-            raise RuntimeError(f"connection: {self.tx.name} -> {state.name}")
-        self.tx = state
 
     def respond(self, status: int, headers: bytes, body: bytes, head_length: int | None = None) -> None:
         """A whole reply for the current request. `head_length`: for HEAD, the Content-Length
@@ -77,7 +75,7 @@ class ReplyChannel:
         request = self.current
         if request is None or self.tx != Tx.WAITING:
             return
-        self._to(Tx.STREAMING)
+        self.tx = Tx.STREAMING
         record = request.record
         record.status = status
         if record.rid:
@@ -111,5 +109,12 @@ class ReplyChannel:
     def abort(self) -> None:
         """Drop the connection: used when a reply already under way cannot be completed."""
         if self.tx != Tx.CLOSED:
-            self._to(Tx.CLOSED)
+            self.tx = Tx.CLOSED
             self.transport.abort()
+
+    def hold_reading(self, held: bool) -> None:
+        """Stop reading this client while the backend does not read (flow control)."""
+        if held:
+            self.flow.hold(flow.BACKEND)
+        else:
+            self.flow.release(flow.BACKEND)

@@ -9,6 +9,7 @@ import random
 import time
 
 import msgspec
+
 from devstral_translate.dialect import Prepared
 from devstral_translate.mistral import MistralDialect, MistralOptions
 from devstral_translate.openai import OpenAIDialect

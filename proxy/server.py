@@ -10,6 +10,8 @@ from collections import deque
 from time import perf_counter
 from typing import Protocol
 
+import httptools
+
 from . import flow
 from .errors import Failure
 from .flow import FlowControl
@@ -88,7 +90,7 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         streaming = self.tx == Tx.STREAMING
         if self.tx != Tx.CLOSED:
-            self._to(Tx.CLOSED)
+            self.tx = Tx.CLOSED
         self.app.connections.discard(self)
         self.deadline = 0.0
         self.queue.clear()
@@ -103,11 +105,20 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
             self.app.finished(record, perf_counter())
 
     def data_received(self, data: bytes) -> None:
-        if self.reader.rx == Rx.DONE:
+        reader = self.reader
+        rx = reader.rx
+        if rx == Rx.DONE:
             return
-        failure = self.reader.feed(data)
-        if failure is None:
-            return
+        try:
+            reader.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            failure = reader.failure(exc)
+        else:
+            if rx != Rx.HEAD or reader.rx != Rx.HEAD:
+                return
+            failure = reader.head_read(len(data))
+            if failure is None:
+                return
         if failure is UPGRADE:
             # Upgrade (h2c, websocket) and CONNECT are not offered: the request that asked is
             # answered over HTTP/1.1, and the connection closes after it.
@@ -138,10 +149,6 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
             self._next()
 
     # ---- from the reader
-    def reading_started(self) -> None:
-        if self.tx == Tx.IDLE and not self.queue or not self.deadline:
-            self.deadline = self.loop.time() + self.limits.header_timeout
-
     def continue_wanted(self) -> None:
         if self.tx == Tx.IDLE and not self.queue:
             self.transport.write(_CONTINUE)
@@ -163,9 +170,9 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
 
     # ---- answering
     def _start(self, item: Request | Failure) -> None:
-        self._to(Tx.WAITING)
+        self.tx = Tx.WAITING
         if isinstance(item, Failure):
-            self.current = Request(b"", "", b"", [], b"", False, True, self.client)
+            self.current = Request(b"", "", b"", [], b"", False, True, self.client, Record(b"", "", self.client, 0))
             self.fail(item)
             return
         self.current = item
@@ -181,13 +188,14 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         self.app.finished(request.record, perf_counter())
         self.current = None
         self.active = None
-        self.flow.release(flow.BACKEND)
+        if self.flow.held:
+            self.flow.release(flow.BACKEND)
         if self.tx == Tx.CLOSED:
             return
         if not request.keep_alive:
             self._close()
             return
-        self._to(Tx.IDLE)
+        self.tx = Tx.IDLE
         if self.queue:
             if not self.flow.write_paused:  # else resume_writing starts it
                 self._next()
@@ -198,20 +206,13 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         if self._continue_pending:
             self._continue_pending = False
             self.transport.write(_CONTINUE)
-        if not self.reader.parsing:  # not in the middle of reading the next request
+        if self.reader.rx == Rx.IDLE:  # not in the middle of reading the next request
             self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
     def _next(self) -> None:
         if len(self.queue) <= self.limits.max_pipeline:
             self.flow.release(flow.PIPELINE)
         self._start(self.queue.popleft())
-
-    def hold_reading(self, held: bool) -> None:
-        """Stop reading this client while the backend does not read (flow control)."""
-        if held:
-            self.flow.hold(flow.BACKEND)
-        else:
-            self.flow.release(flow.BACKEND)
 
     # ---- reading, deadlines
     def _refuse(self, failure: Failure) -> None:
@@ -230,7 +231,7 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
 
     def _close(self) -> None:
         if self.tx != Tx.CLOSED:
-            self._to(Tx.CLOSED)
+            self.tx = Tx.CLOSED
             self.transport.close()
 
     def expire(self, now: float) -> None:

@@ -5,7 +5,6 @@ Idle connections retire before the backend's own keep-alive timeout would close 
 """
 
 import asyncio
-from enum import IntEnum
 from typing import Protocol as _Protocol
 from urllib.parse import urlsplit
 
@@ -27,8 +26,9 @@ class Sink(_Protocol):
         """The backend stopped (True) or resumed (False) reading what is written to it."""
 
 
-class Up(IntEnum):
-    """An upstream connection's states; transitions only through UpstreamConnection._to().
+class Up:
+    """An upstream connection's states; every assignment of `state` follows UP_NEXT (checked
+    against it in the unit tier).
 
     IDLE -> SENT (send) -> BODY (a final head; 1xx heads are skipped) -> IDLE (reply read
     whole, kept alive) -> SENT ...; any state -> CLOSED. Only an IDLE connection that is
@@ -38,9 +38,11 @@ class Up(IntEnum):
     SENT = 1  # a request is written; no final reply head yet
     BODY = 2  # the sink has the head; the body is coming
     CLOSED = 3
+    NAMES = ("IDLE", "SENT", "BODY", "CLOSED")
 
 
-_UP_NEXT = {Up.IDLE: (Up.SENT, Up.CLOSED), Up.SENT: (Up.BODY, Up.CLOSED), Up.BODY: (Up.IDLE, Up.CLOSED), Up.CLOSED: ()}
+# state -> bit mask of the states it may go to
+UP_NEXT = (1 << Up.SENT | 1 << Up.CLOSED, 1 << Up.BODY | 1 << Up.CLOSED, 1 << Up.IDLE | 1 << Up.CLOSED, 0)
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -64,17 +66,12 @@ class UpstreamConnection(asyncio.Protocol):
     def closed(self) -> bool:
         return self.state == Up.CLOSED
 
-    def _to(self, state: Up) -> None:
-        if state not in _UP_NEXT[self.state]:
-            raise RuntimeError(f"upstream connection: {self.state.name} -> {state.name}")
-        self.state = state
-
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.state != Up.SENT and self.state != Up.BODY:  # bytes nobody asked for
+        if self.sink is None:  # bytes nobody asked for (a sink is set from SENT to the end of BODY)
             self.abort()
             return
         self.received += len(data)
@@ -123,7 +120,7 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the reply follows
             self._interim = True
             return
-        self._to(Up.BODY)
+        self.state = Up.BODY
         if self.sink is not None:
             self.sink.on_head(status, self._headers)
 
@@ -142,8 +139,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser.should_keep_alive():
             # Read whole, so idle; reading again, whatever the sink had paused. The sink is
             # done before it answers its client, so it cannot pause this connection again.
-            self._to(Up.IDLE)
-            self.resume()
+            self.state = Up.IDLE
+            if self.paused:
+                self.resume()
             self.pool.release(self)
         else:
             self.close()
@@ -156,7 +154,7 @@ class UpstreamConnection(asyncio.Protocol):
         return self.received == 0 and self.uses > 1
 
     def send(self, sink: Sink, head: bytes, body: bytes) -> None:
-        self._to(Up.SENT)
+        self.state = Up.SENT
         self.sink = sink
         self.received = 0
         self.uses += 1
@@ -182,18 +180,15 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.state != Up.CLOSED:
-            self._to(Up.CLOSED)
+            self.state = Up.CLOSED
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         if self.state != Up.CLOSED:
-            self._to(Up.CLOSED)
+            self.state = Up.CLOSED
         if self.transport is not None:
             self.transport.abort()
-
-    def reusable(self) -> bool:
-        return self.state == Up.IDLE and not self.paused and not self.transport.is_closing()
 
 
 class Pool:
@@ -219,7 +214,7 @@ class Pool:
         limit = self.loop.time() - self.idle_seconds
         while self.idle:
             conn = self.idle.pop()
-            if not conn.reusable():
+            if conn.state != Up.IDLE or conn.paused:  # closed or paused while pooled
                 conn.close()
                 continue
             if conn.idle_since < limit:
@@ -237,7 +232,7 @@ class Pool:
 
     def release(self, conn: UpstreamConnection) -> None:
         """Take back a connection whose reply was read whole; anything else is closed."""
-        if self.closed or not conn.reusable():
+        if self.closed or conn.state != Up.IDLE or conn.paused:
             conn.close()
             return
         conn.idle_since = self.loop.time()

@@ -8,10 +8,10 @@ import threading
 from collections.abc import Awaitable, Callable
 
 import uvloop
-from devstral_proxy.app import Proxy
-from devstral_proxy.config import build
 
 from bench.simulator import Behavior, Simulator
+from devstral_proxy.app import Proxy
+from devstral_proxy.config import build
 
 
 class LoopThread:

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from devstral_proxy.config import ConfigError, load
 
+from devstral_proxy.config import ConfigError, load
 from tests.support import free_port, http
 
 SEED_YAML = """

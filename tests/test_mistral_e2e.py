@@ -5,9 +5,9 @@ import json
 
 import openai
 import pytest
-from devstral_translate.mistral.names import VALID_ID
 
 from bench.simulator import Behavior
+from devstral_translate.mistral.names import VALID_ID
 from tests.conversations import READ, TABLE, WRITE
 from tests.support import SimThread, http
 

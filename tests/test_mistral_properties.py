@@ -5,13 +5,13 @@ import base64
 import io
 import json
 
-from devstral_translate.errors import RequestError
-from devstral_translate.mistral import MistralDialect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from bench.mistral_judge import problem
+from devstral_translate.errors import RequestError
+from devstral_translate.mistral import MistralDialect
 from tests.conversations import all_text, texts_sent
 
 text = st.text(max_size=30)

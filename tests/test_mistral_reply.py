@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from devstral_translate.markers import parse_raw_calls, split_think
 from devstral_translate.mistral.names import VALID_ID, NameMap
 from devstral_translate.mistral.reply import MistralResponse

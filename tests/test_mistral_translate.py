@@ -3,11 +3,11 @@
 import json
 
 import pytest
+
+from bench.mistral_judge import problem
 from devstral_translate.errors import RequestError, TranslationError
 from devstral_translate.mistral import MistralDialect, MistralOptions, guess_generation
 from devstral_translate.mistral.names import VALID_ID, VALID_NAME
-
-from bench.mistral_judge import problem
 from tests.conversations import TABLE, agent_history, all_text, texts_sent
 
 GENERATIONS = [None, "v3", "v7", "v11", "v13"]

@@ -73,4 +73,6 @@ def test_redis_without_its_extra_names_the_extra(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "redis", None)  # as if the extra were not installed
     with pytest.raises(config.ConfigError, match=r"devstral-proxy\[redis\]"):
-        config.build({"rate_limit": {"requests_per_minute": 5, "redis_url": "redis://127.0.0.1:6379/0"}}, env={}, overrides={"upstream": "http://127.0.0.1:8000"})
+        config.build(
+            {"rate_limit": {"requests_per_minute": 5, "redis_url": "redis://127.0.0.1:6379/0"}}, env={}, overrides={"upstream": "http://127.0.0.1:8000"}
+        )

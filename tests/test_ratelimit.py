@@ -8,8 +8,8 @@ import time
 
 import openai
 import pytest
-from devstral_proxy.ratelimit import LocalLimiter
 
+from devstral_proxy.ratelimit import LocalLimiter
 from tests.support import free_port, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}

@@ -2,8 +2,8 @@
 
 import openai
 import pytest
-from devstral_proxy.local import LocalEndpoints
 
+from devstral_proxy.local import LocalEndpoints
 from tests.support import http
 
 

@@ -5,7 +5,6 @@ import socket
 import time
 
 from devstral_proxy import flow
-
 from tests.support import http
 
 STREAM = {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

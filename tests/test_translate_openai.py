@@ -3,12 +3,13 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from devstral_translate.errors import RequestError
 from devstral_translate.modelname import encoded_name, set_model
 from devstral_translate.openai import prepare
 from devstral_translate.sse import FrameSplitter, data_payload
-from hypothesis import given
-from hypothesis import strategies as st
 
 NEW = encoded_name("gpt-4")
 

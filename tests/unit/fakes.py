@@ -4,8 +4,32 @@ and a minimal application behind the server protocol. No sockets, no sleeps.
 """
 
 import h11
+
 from devstral_proxy.config import ServerConfig
-from devstral_proxy.server import Limits
+from devstral_proxy.reply import TX_NEXT, Tx
+from devstral_proxy.server import HttpProtocol, Limits
+from devstral_proxy.upstream import UP_NEXT, Up, UpstreamConnection
+
+
+def checked(cls, attr: str, table: tuple, names: tuple):
+    """`cls` whose every assignment of `attr` must follow `table` (state -> bit mask of the
+    states it may go to): the production classes assign freely, the unit tier checks."""
+    store = "_checked_" + attr
+
+    def get(self):
+        return getattr(self, store)
+
+    def put(self, new: int) -> None:
+        old = getattr(self, store, None)
+        if old is not None and old != new and not table[old] >> new & 1:
+            raise AssertionError(f"{cls.__name__}.{attr}: {names[old]} -> {names[new]} is not a transition")
+        setattr(self, store, new)
+
+    return type("Checked" + cls.__name__, (cls,), {attr: property(get, put)})
+
+
+CheckedHttpProtocol = checked(HttpProtocol, "tx", TX_NEXT, Tx.NAMES)
+CheckedUpstream = checked(UpstreamConnection, "state", UP_NEXT, Up.NAMES)
 
 
 class FakeTransport:

@@ -4,16 +4,16 @@ Pipelining, flow control of local replies, head accounting across reads, trailer
 draining during an upload, deadlines; and arbitrary splits of pipelined traffic.
 """
 
-from devstral_proxy.server import HttpProtocol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
+from devstral_proxy.server import HttpProtocol
+from tests.unit.fakes import CheckedHttpProtocol, FakeApp, FakeLoop, FakeTransport, responses
 
 
 def connect(app: FakeApp, **transport) -> tuple[HttpProtocol, FakeTransport, FakeLoop]:
     loop = FakeLoop()
-    conn = HttpProtocol(app, loop)
+    conn = CheckedHttpProtocol(app, loop)
     t = FakeTransport(conn, **transport)
     conn.connection_made(t)
     return conn, t, loop
@@ -162,3 +162,14 @@ def test_arbitrary_splits_of_pipelined_traffic_come_back_whole_and_in_order(path
     got = responses(t.drain(), [b"POST" if p == "/post" else b"GET" for p in paths])
     assert got == [(200, p.encode()) for p in paths]
     assert not t.closed
+
+
+def test_the_checker_catches_a_transition_outside_the_table():
+    import pytest
+
+    from devstral_proxy.reply import Tx
+
+    conn, _, _ = connect(FakeApp())
+    conn.tx = Tx.CLOSED
+    with pytest.raises(AssertionError, match="CLOSED -> WAITING"):
+        conn.tx = Tx.WAITING

@@ -9,11 +9,9 @@ backend's hostile reply (deep nesting, too big) gets the client an answer.
 import json
 
 from devstral_proxy.relay import Exchange
-from devstral_proxy.server import HttpProtocol
-from devstral_proxy.upstream import Pool, UpstreamConnection
+from devstral_proxy.upstream import Pool
 from devstral_translate.openai import renamer
-
-from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
+from tests.unit.fakes import CheckedHttpProtocol, CheckedUpstream, FakeApp, FakeLoop, FakeTransport, responses
 
 
 class FakeRouter:
@@ -45,13 +43,13 @@ class Rig:
         self.pool = Pool("http://127.0.0.1:8000", 4.0, 5.0, loop=self.loop)
         self.backend = FakeBackend(self.pool)
         self.router = FakeRouter()
-        self.up = UpstreamConnection(self.pool)
+        self.up = CheckedUpstream(self.pool)
         self.ut = FakeTransport(self.up)
         self.up.connection_made(self.ut)
         self.pool.release(self.up)
         self.app = FakeApp()
         self.app.handle = self.relay
-        self.conn = HttpProtocol(self.app, self.loop)
+        self.conn = CheckedHttpProtocol(self.app, self.loop)
         self.ct = FakeTransport(self.conn, high=client_high)
         self.conn.connection_made(self.ct)
         self.translator = translator
