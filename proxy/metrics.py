@@ -59,15 +59,16 @@ class Metrics:
         label = model if model in self._models else self.model_label(model)  # known: no call
         key = (route, label, backend, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        hist = self.duration.get(route)
-        if hist is None:
-            hist = self.duration[route] = Histogram()
-        hist.observe(duration)
+        # the two per-request histograms are updated inline (Histogram.observe is two calls)
+        hist = self.duration.get(route) or self.duration.setdefault(route, Histogram())
+        hist.counts[bisect_left(BUCKETS, duration)] += 1
+        hist.total += duration
+        hist.count += 1
         if overhead is not None:
-            hist = self.overhead.get(route)
-            if hist is None:
-                hist = self.overhead[route] = Histogram()
-            hist.observe(overhead)
+            hist = self.overhead.get(route) or self.overhead.setdefault(route, Histogram())
+            hist.counts[bisect_left(BUCKETS, overhead)] += 1
+            hist.total += overhead
+            hist.count += 1
         if first_byte is not None:
             self.first_byte.observe(first_byte)
         if usage is not None:
