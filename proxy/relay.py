@@ -150,7 +150,7 @@ class Exchange(_Handler):
         self.backend.outstanding += 1
         up = self.backend.pool.acquire()
         if up is None:
-            self.task = background(self._open())
+            self.task = background(self._open(), self.loop)
         else:
             self._send(up)
 
@@ -274,7 +274,7 @@ class Exchange(_Handler):
             self.retried = True
             self.up = None
             self.state = Ex.CONNECTING
-            self.task = background(self._open())
+            self.task = background(self._open(), self.loop)
             return
         if self.status == 0:
             self.feedback.outcome(self.backend, False)

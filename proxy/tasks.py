@@ -12,9 +12,9 @@ from .errors import Failure
 _running: set[asyncio.Task] = set()
 
 
-def background(coro: Coroutine) -> asyncio.Task:
+def background(coro: Coroutine, loop=None) -> asyncio.Task:
     """Start `coro` as a task that cannot be collected before it is done."""
-    task = asyncio.get_running_loop().create_task(coro)
+    task = (loop or asyncio.get_running_loop()).create_task(coro)
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task

@@ -111,13 +111,24 @@ class FakeLoop:
         return handle
 
     def create_task(self, coro):
-        self.tasks.append(coro)
-        return _Handle()
+        task = _Handle(coro)
+        self.tasks.append(task)
+        return task
 
 
 class _Handle:
+    """A timer handle, or a task that never runs (the coroutine is closed when cancelled)."""
+
+    def __init__(self, coro=None) -> None:
+        self.coro = coro
+        self.callbacks: list = []
+
     def cancel(self) -> None:
-        pass
+        if self.coro is not None:
+            self.coro.close()
+
+    def add_done_callback(self, fn) -> None:
+        self.callbacks.append(fn)
 
 
 def limits(**overrides) -> Limits:

@@ -8,6 +8,9 @@ backend's hostile reply (deep nesting, too big) gets the client an answer.
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from devstral_proxy.relay import Exchange
 from devstral_proxy.upstream import Pool
 from devstral_translate.openai import renamer
@@ -168,3 +171,68 @@ def test_pipelined_exchanges_never_cross():
         rig.reply(json_reply(b'{"n": %d}' % n))
         rig.pool.acquire() and rig.pool.release(rig.up)
     assert [b for _, b in responses(rig.ct.drain(), [b"POST"] * 3)] == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+
+
+class Backend2:
+    """Two client connections relaying through one pool of upstream connections to a backend
+    that answers each request with its own path, in reads cut wherever the test says."""
+
+    def __init__(self, upstreams: int) -> None:
+        self.loop = FakeLoop()
+        self.pool = Pool("http://127.0.0.1:8000", 4.0, 5.0, loop=self.loop)
+        self.backend = FakeBackend(self.pool)
+        self.router = FakeRouter()
+        self.ups = []
+        for _ in range(upstreams):
+            up = CheckedUpstream(self.pool)
+            up.connection_made(FakeTransport(up))
+            self.pool.release(up)
+            self.ups.append(up)
+        self.clients = []
+        for _ in range(2):
+            app = FakeApp()
+            app.handle = self.relay
+            conn = CheckedHttpProtocol(app, self.loop)
+            conn.connection_made(FakeTransport(conn))
+            self.clients.append(conn)
+        self.pending: list[tuple] = []  # (upstream, reply bytes not yet delivered)
+
+    def relay(self, conn, req) -> None:
+        head = b"POST %s HTTP/1.1\r\n\r\n" % req.path.encode()
+        Exchange(conn, req.record, self.router, self.backend, head, b"", None).start()
+
+    def answer(self) -> None:
+        """The backend answers every request written to it so far."""
+        for up in self.ups:
+            sent = bytes(up.transport.buffer)
+            up.transport.buffer.clear()
+            for line in sent.split(b"\r\n\r\n"):
+                if line.startswith(b"POST "):
+                    path = line.split(b" ")[1]
+                    body = b'{"path": "%s"}' % path
+                    self.pending.append((up, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 99)), min_size=1, max_size=10), st.data())
+def test_replies_never_cross_clients_over_a_shared_pool(requests, data):
+    rig = Backend2(upstreams=data.draw(st.integers(2, 3)))  # one busy exchange per client at most
+    wanted: list[list[bytes]] = [[], []]
+    for client, n in requests:
+        path = b"/v1/c%d-%d" % (client, n)
+        wanted[client].append(path)
+        rig.clients[client].data_received(b"POST %s HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\n\r\n{}" % path)
+    for _ in range(200):  # deliver replies in pieces, in an order the test draws
+        rig.answer()
+        if not rig.pending:
+            break
+        up, reply = rig.pending.pop(data.draw(st.integers(0, len(rig.pending) - 1)))
+        cut = data.draw(st.integers(0, len(reply)))
+        for piece in (reply[:cut], reply[cut:]):
+            if piece:
+                up.data_received(piece)
+        assert not rig.loop.tasks  # the pool always had an idle connection
+    for client in (0, 1):
+        got = responses(rig.clients[client].transport.drain(), [b"POST"] * len(wanted[client]))
+        paths = [b'{"path": "%s"}' % p for p in wanted[client]]
+        assert [b for _, b in got] == paths[: len(got)]  # each client its own, in order
