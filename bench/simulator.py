@@ -86,6 +86,7 @@ class Simulator:
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/health", self.health)
         app.router.add_route("*", "/v1/echo", self.echo)
+        app.router.add_get("/v1/redirect", self.redirect)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -307,6 +308,10 @@ class Simulator:
     async def health(self, request: web.Request) -> web.Response:
         self.record.health_checks += 1
         return web.Response(status=self.behavior.health_status)
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        """Not vLLM: Starlette's trailing-slash redirect, with the server's own address."""
+        return web.Response(status=307, headers={"location": f"http://{request.host}/v1/redirect/"})
 
     async def echo(self, request: web.Request) -> web.Response:
         """Not vLLM: shows a test what arrived for a pass-through path."""

@@ -56,14 +56,18 @@ class Proxy:
         self.access = AccessLog(bodies=bodies) if lg.access and lg.level.upper() in ("DEBUG", "INFO") else None
         self.monitor = BackendMonitor(self.router, config.routing)
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error)
-        local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error)
+        auth = bool(config.authentication.active_keys())
+        local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth)
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)
         routes.add(_GET, "/v1/models", local.models)
         routes.add(_GET, "/health", local.health)
+        routes.add(_GET, "/health/live", local.live)
+        routes.add(_GET, "/health/ready", local.ready)
         routes.add((b"GET",), "/metrics", local.metrics_text)
-        routes.add_prefix("/v1/", inference.relay)
+        for path in config.server.relay_paths:
+            routes.add_any(path, inference.relay_entry)
         admission = Admission(config, self.connections, self.metrics, routes.dispatch)
         admission.keep_bodies = bodies and self.access is not None
         accounting = Accounting(self.metrics, self.access, set(routes.paths))

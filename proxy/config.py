@@ -22,6 +22,21 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+# The OpenAI API surface vLLM serves beyond the routes the proxy translates.
+RELAY_PATHS = (
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/responses",
+    "/v1/responses/*",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/rerank",
+    "/v1/score",
+    "/tokenize",
+    "/detokenize",
+)
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 9000
@@ -37,6 +52,12 @@ class ServerConfig(_Section):
     request_timeout: float = 1800.0  # a whole exchange with the backend, streams included
     allow_ips: list[str] = []  # CIDRs allowed to connect; empty: everyone
     drain_timeout: float = 30.0  # on SIGTERM: how long requests in flight may take to finish
+    # Backend routes relayed as they are (any method; "/x/*": everything under /x/). Anything
+    # else that is not the proxy's own gets its 404. Admin routes (/v1/load_lora_adapter...)
+    # are left out unless listed here.
+    relay_paths: list[str] = msgspec.field(default_factory=lambda: list(RELAY_PATHS))
+    cors_allow_origins: list[str] = []  # browser origins allowed to call the proxy ("*": any)
+    trusted_proxies: list[str] = []  # CIDRs whose X-Forwarded-For is believed
 
 
 class BackendConfig(_Section):
@@ -212,11 +233,15 @@ def _check(config: Config) -> None:
     keys = config.authentication.keys()  # reads api_keys_file: an unreadable one stops startup
     if config.authentication.enabled and not keys:
         raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")
-    for i, cidr in enumerate(s.allow_ips):
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError as exc:
-            raise ConfigError(f"server.allow_ips[{i}]: {exc}") from None
+    for name in ("allow_ips", "trusted_proxies"):
+        for i, cidr in enumerate(getattr(s, name)):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"server.{name}[{i}]: {exc}") from None
+    for i, path in enumerate(s.relay_paths):
+        if not path.startswith("/"):
+            raise ConfigError(f"server.relay_paths[{i}]: a path starting with '/', got {path!r}")
 
 
 def load(path: str | None = None, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:

@@ -8,6 +8,7 @@ Other /v1/* paths are relayed to a backend unchanged (`relay`).
 import msgspec
 
 from devstral_translate.errors import RequestError
+from devstral_translate.openai import map_model
 
 from .errors import Failure
 from .relay import Exchange
@@ -61,10 +62,9 @@ def target(req) -> bytes:
 
 
 def upstream_headers(req) -> bytes:
-    """The client's headers for the backend, with the request id when the proxy made it."""
-    headers = forward_headers(req.headers)
-    record = req.record
-    return headers + b"x-request-id: %s\r\n" % record.rid.encode() if record.rid_made else headers
+    """The client's headers for the backend, with the request id (the client's, when valid:
+    an invalid one is replaced, never sent beside ours) and X-Forwarded-For."""
+    return b"%sx-request-id: %s\r\nx-forwarded-for: %s\r\n" % (forward_headers(req.headers), req.record.rid.encode(), req.forwarded_for)
 
 
 class _Failover:
@@ -152,9 +152,21 @@ class InferenceService:
             exchange.failover = _Failover(self, conn, req, who, tried)
         exchange.start()
 
+    @property
+    def relay_entry(self):
+        """The handler of relayed routes: through the request-rate limits when there are any."""
+        return self.relay_limited if self.rate_limits.limiter is not None else self.relay
+
+    def relay_limited(self, conn, req, key: bytes | None) -> None:
+        self.rate_limits.check(conn, req, key, self.relay, self.log_error)
+
     def relay(self, conn, req, key: bytes | None) -> None:
-        """A /v1/* path the proxy does not translate: to a backend as it is."""
+        """A backend route the proxy does not translate: relayed as it is, its model mapped."""
+        body = req.body
+        record = req.record
+        if self.model_map and body:
+            body, record.model = map_model(body, self.model_map)
         backend = self.router.pick(None) or self.router.backends[0]
-        req.record.backend = backend.name
-        head = backend.request_head(req.method, target(req), upstream_headers(req), len(req.body))
-        Exchange(conn, req.record, self.router, backend, head, req.body, head_only=req.method == b"HEAD", raw=True).start()
+        record.backend = backend.name
+        head = backend.request_head(req.method, target(req), upstream_headers(req), len(body))
+        Exchange(conn, record, self.router, backend, head, body, head_only=req.method == b"HEAD", raw=True).start()

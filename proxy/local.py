@@ -17,7 +17,10 @@ _PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
 
 
 class LocalEndpoints:
-    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error) -> None:
+    """`auth`: keys are configured, so backend details go only to callers with one."""
+
+    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool = False) -> None:
+        self.auth = auth
         self.router = router
         self.monitor = monitor
         self.metrics = metrics
@@ -29,7 +32,24 @@ class LocalEndpoints:
         spawn(conn, self._models(conn), self.log_error)
 
     def health(self, conn, req, key) -> None:
-        spawn(conn, self._health(conn), self.log_error)
+        """Today's /health: every backend probed now (readiness for older probes)."""
+        spawn(conn, self._health(conn, self.auth and key is None), self.log_error)
+
+    def live(self, conn, req, key) -> None:
+        """The process serves: no backend detail, no probe."""
+        conn.respond(200, JSON, b'{"status":"alive"}')
+
+    def ready(self, conn, req, key) -> None:
+        """200 when a backend can take traffic, from the monitor's last state; no probe."""
+        now = time.monotonic()
+        states = {b.name: b.state(now) if b.up is not False else "unreachable" for b in self.router.backends}
+        ready = any(s != "ejected" and s != "unreachable" for s in states.values())
+        body: dict = {"status": "ready" if ready else "unavailable"}
+        if not self.auth or key is not None:
+            body["backends"] = {
+                b.name: {"state": states[b.name], "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)} for b in self.router.backends
+            }
+        conn.respond(200 if ready else 503, JSON + (b"" if ready else b"retry-after: 1\r\n"), _encode(body))
 
     def metrics_text(self, conn, req, key) -> None:
         conn.respond(200, _PROMETHEUS, self.metrics.render(self.router.backends))
@@ -59,16 +79,19 @@ class LocalEndpoints:
             return
         conn.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
 
-    async def _health(self, conn) -> None:
+    async def _health(self, conn, stranger: bool) -> None:
         """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
         router = self.router
         results = await asyncio.gather(*(self.monitor.probe(b) for b in router.backends))
-        backends = {
-            b.name: {"state": state, "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)} for b, state in zip(router.backends, results)
-        }
         healthy = any(r == "healthy" for r in results)
-        body = {"status": "healthy" if healthy else "unhealthy", "backends": backends, "uptime_s": round(time.time() - self.started, 1)}
+        body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(time.time() - self.started, 1)}
+        if not stranger:
+            body["backends"] = {b.name: _detail(b, state) for b, state in zip(router.backends, results)}
         conn.respond(200 if healthy else 503, JSON, _encode(body))
+
+
+def _detail(backend, state: str) -> dict:
+    return {"state": state, "outstanding": backend.outstanding, "weight": backend.weight, "models": sorted(backend.models)}
 
 
 def with_aliases(doc: dict, model_map: dict[str, str]) -> dict:

@@ -16,9 +16,58 @@ log = logging.getLogger("devstral_proxy")
 WINDOW = 60.0
 
 
-def retry_after(now: float) -> int:
-    """Seconds until the current minute ends: the earliest the estimate can fall."""
-    return max(1, math.ceil(WINDOW - now % WINDOW))
+def _wait(now: float, cur: float, prev: float, room: float, strict: bool) -> float:
+    """Seconds from `now` until the window's estimate (`cur` + `prev` x the share of the last
+    minute the window still covers) is at most `room` (below it when `strict`)."""
+    start = now - now % WINDOW
+
+    def fits(estimate: float) -> bool:
+        return estimate < room if strict else estimate <= room
+
+    if fits(cur + prev * (1 - (now - start) / WINDOW)):
+        return 0.0
+    if fits(cur) and prev > 0:  # within this minute, as the last one's weight falls
+        return start + WINDOW * (1 - (room - cur) / prev) - now + 1e-6
+    # next minute: this one's count becomes the last one's, and its weight falls
+    if room <= 0 or cur <= 0:
+        return start + 2 * WINDOW - now
+    return start + WINDOW * (2 - room / cur) - now + 1e-6
+
+
+class Window:
+    """What one identity's counts say after a request: whether it went, when the next
+    will, and OpenAI's x-ratelimit-* headers."""
+
+    __slots__ = ("admitted", "retry_after", "headers")
+
+    def __init__(self, now: float, rpm: int, tpm: int, counts: tuple[float, float, float, float], admitted: bool) -> None:
+        cur_r, prev_r, cur_t, prev_t = counts
+        start = now - now % WINDOW
+        weight = 1 - (now - start) / WINDOW
+        waits = [0.0]
+        lines = []
+        if rpm:
+            waits.append(_wait(now, cur_r, prev_r, rpm - 1, False))
+            lines.append((b"requests", rpm, rpm - (cur_r + prev_r * weight), cur_r, prev_r))
+        if tpm:
+            waits.append(_wait(now, cur_t, prev_t, tpm, True))
+            lines.append((b"tokens", tpm, tpm - (cur_t + prev_t * weight), cur_t, prev_t))
+        self.admitted = admitted
+        self.retry_after = max(1, math.ceil(max(waits)))
+        out = []
+        for what, limit, left, cur, prev in lines:
+            reset = start + 2 * WINDOW - now if cur else (start + WINDOW - now if prev else 0.0)
+            out.append(
+                b"x-ratelimit-limit-%s: %d\r\nx-ratelimit-remaining-%s: %d\r\nx-ratelimit-reset-%s: %s\r\n"
+                % (what, limit, what, max(0, math.floor(left)), what, _duration(reset))
+            )
+        self.headers = b"".join(out)
+
+
+def _duration(seconds: float) -> bytes:
+    """OpenAI's spelling of a reset time: 20s, 1m30s."""
+    s = max(0, math.ceil(seconds))
+    return (b"%dm%ds" % divmod(s, 60)) if s >= 60 else b"%ds" % s
 
 
 class _Counts:
@@ -47,17 +96,24 @@ class LocalLimiter:
             c.minute = minute
         return c
 
+    clock = staticmethod(time.time)
+
     def admit(self, who: str, now: float | None = None) -> int | None:
         """None when the request may go (and it is counted), else Retry-After seconds."""
-        now = time.time() if now is None else now
+        window = self.window(who, now)
+        return None if window.admitted else window.retry_after
+
+    def window(self, who: str, now: float | None = None) -> Window:
+        """Admit (and count) the request if it fits; what the counts then say."""
+        now = self.clock() if now is None else now
         c = self._counts(who, now)
         weight = 1.0 - (now % WINDOW) / WINDOW
-        if self.rpm and c.requests + c.requests_before * weight + 1 > self.rpm:
-            return retry_after(now)
-        if self.tpm and c.tokens + c.tokens_before * weight >= self.tpm:
-            return retry_after(now)
-        c.requests += 1
-        return None
+        admitted = not (self.rpm and c.requests + c.requests_before * weight + 1 > self.rpm) and not (
+            self.tpm and c.tokens + c.tokens_before * weight >= self.tpm
+        )
+        if admitted:
+            c.requests += 1
+        return Window(now, self.rpm, self.tpm, (c.requests, c.requests_before, c.tokens, c.tokens_before), admitted)
 
     def add_tokens(self, who: str, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -71,15 +127,16 @@ class LocalLimiter:
 
 
 # KEYS: requests now, requests before, tokens now, tokens before.
-# ARGV: rpm, tpm, weight of the minute before, ttl. Returns 1 (admitted, counted) or 0.
+# ARGV: rpm, tpm, weight of the minute before, ttl.
+# Returns {1 admitted and counted | 0, the four counts after it}.
 _ADMIT = """
 local rpm, tpm, w = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local function n(key) return tonumber(redis.call('GET', key) or '0') end
-if rpm > 0 and n(KEYS[1]) + n(KEYS[2]) * w + 1 > rpm then return 0 end
-if tpm > 0 and n(KEYS[3]) + n(KEYS[4]) * w >= tpm then return 0 end
+local r, rb, t, tb = n(KEYS[1]), n(KEYS[2]), n(KEYS[3]), n(KEYS[4])
+if (rpm > 0 and r + rb * w + 1 > rpm) or (tpm > 0 and t + tb * w >= tpm) then return {0, r, rb, t, tb} end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
+return {1, r + 1, rb, t, tb}
 """
 
 
@@ -101,16 +158,21 @@ class RedisLimiter:
         base = f"{self.prefix}:{who}"
         return [f"{base}:r:{minute}", f"{base}:r:{minute - 1}", f"{base}:t:{minute}", f"{base}:t:{minute - 1}"]
 
-    async def admit(self, who: str) -> int | None:
+    async def window(self, who: str) -> Window | None:
+        """Admit (and count) the request if it fits; None when Redis cannot say (fail open)."""
         now = time.time()
         minute = int(now // WINDOW)
         weight = 1.0 - (now % WINDOW) / WINDOW
         try:
-            ok = await self.script(keys=self._keys(who, minute), args=[self.rpm, self.tpm, weight, int(2 * WINDOW)])
+            ok, *counts = await self.script(keys=self._keys(who, minute), args=[self.rpm, self.tpm, weight, int(2 * WINDOW)])
         except Exception as exc:  # redis-py raises its own error classes
             self._warn(exc)
             return None
-        return None if ok == 1 else retry_after(now)
+        return Window(now, self.rpm, self.tpm, tuple(counts), ok == 1)
+
+    async def admit(self, who: str) -> int | None:
+        window = await self.window(who)
+        return None if window is None or window.admitted else window.retry_after
 
     async def add_tokens(self, who: str, tokens: int) -> None:
         key = self._keys(who, int(time.time() // WINDOW))[2]
@@ -159,23 +221,26 @@ class RateLimits:
             return
         who = identity(key, req.client)
         if isinstance(limiter, LocalLimiter):
-            wait = limiter.admit(who)
-            if wait is None:
-                admitted(conn, req, who)
-            else:
-                conn.fail(self.too_many(wait))
+            self._decide(limiter.window(who), conn, req, who, admitted)
             return
         spawn(conn, self._shared(limiter, conn, req, who, admitted), log_error)
 
     async def _shared(self, limiter: RedisLimiter, conn, req, who: str, admitted) -> None:
-        wait = await limiter.admit(who)
+        window = await limiter.window(who)
         if conn.current is not req or conn.closed:
             return
         conn.active = None
-        if wait is None:
+        self._decide(window, conn, req, who, admitted)
+
+    def _decide(self, window: Window | None, conn, req, who: str, admitted) -> None:
+        if window is None:  # Redis unavailable: fail open
+            admitted(conn, req, who)
+            return
+        req.record.extra += window.headers
+        if window.admitted:
             admitted(conn, req, who)
         else:
-            conn.fail(self.too_many(wait))
+            conn.fail(self.too_many(window.retry_after))
 
     def too_many(self, wait: int) -> Failure:
         rl = self.config

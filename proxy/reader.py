@@ -12,6 +12,7 @@ import msgspec
 
 from .errors import Failure
 from .record import Record
+from .target import canonical_path
 
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
 
@@ -40,6 +41,7 @@ class Request(msgspec.Struct, gc=False):
     http11: bool
     client: str
     record: Record
+    forwarded_for: bytes = b""  # X-Forwarded-For to send on (admission sets it)
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:
@@ -154,7 +156,7 @@ class RequestReader:
         path, query = (url, b"") if q < 0 else (url[:q], url[q + 1 :])
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         method = parser.get_method()
-        route = path.decode("latin-1")
+        route = canonical_path(path) if path.startswith(b"/") else path.decode("latin-1")
         client = self.conn.client
         request = Request(
             method,

@@ -27,3 +27,4 @@ class Record(msgspec.Struct, gc=False):
     bytes_out: int = 0
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens
     body: bytes = b""  # the request body, kept only when the access log is configured to log it
+    extra: bytes = b""  # header lines for the reply (rate-limit state, CORS)

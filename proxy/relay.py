@@ -32,8 +32,13 @@ class Ex:
     DONE = 5
 
 
-def reply_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return relay_headers(headers, _SKIP_REPLY)
+def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> bytes:
+    """The backend's headers for the client; a Location naming the backend's own address
+    (a framework's trailing-slash redirect) becomes a path on the proxy."""
+    out = relay_headers(headers, _SKIP_REPLY)
+    if origin and origin in out:
+        out = out.replace(b"location: " + origin + b"/", b"location: /").replace(b"location: " + origin + b"\r\n", b"location: /\r\n")
+    return out
 
 
 def stream_error_event(failure: Failure) -> bytes:
@@ -195,7 +200,7 @@ class Exchange(_Handler):
             self._end()
             self.up.detach()
             length = next((v for k, v in headers if k == b"content-length"), b"")
-            self.reply.respond(status, reply_headers(headers), b"", int(length) if length.isdigit() else 0)
+            self.reply.respond(status, reply_headers(headers, self.backend.origin), b"", int(length) if length.isdigit() else 0)
             return
         ctype = b""
         for k, v in headers:
@@ -207,13 +212,13 @@ class Exchange(_Handler):
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
             if self.hide_usage:
                 self.stream = HideUsage(self.stream)
-            self.reply.start_stream(status, reply_headers(headers))
+            self.reply.start_stream(status, reply_headers(headers, self.backend.origin))
         elif self.raw and status < 400:
             self.state = Ex.RAW
-            self.reply.start_stream(status, reply_headers(headers))
+            self.reply.start_stream(status, reply_headers(headers, self.backend.origin))
         else:
             self.state = Ex.BUFFERING
-            self.headers = reply_headers(headers)
+            self.headers = reply_headers(headers, self.backend.origin)
 
     def on_body(self, data: bytes) -> None:
         self.last = self.loop.time()

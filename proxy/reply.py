@@ -53,7 +53,7 @@ class ReplyChannel:
         record.status = status
         record.bytes_out = len(body)
         if record.rid:
-            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
+            headers = b"x-request-id: %s\r\n%s%s" % (record.rid.encode(), record.extra, headers)
         head = response_head(status, headers, len(body) if head_length is None else head_length, self._keeps(request))
         if request.method == b"HEAD":
             self.transport.write(head)
@@ -79,7 +79,7 @@ class ReplyChannel:
         record = request.record
         record.status = status
         if record.rid:
-            headers = b"x-request-id: %s\r\n%s" % (record.rid.encode(), headers)
+            headers = b"x-request-id: %s\r\n%s%s" % (record.rid.encode(), record.extra, headers)
         if request.http11:
             self.transport.write(response_head(status, headers, None, self._keeps(request)))
         else:  # HTTP/1.0 has no chunked encoding: the close ends the body

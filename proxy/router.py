@@ -29,7 +29,8 @@ def make_dialect(cfg: BackendConfig):
 
 # Client headers never forwarded: hop-by-hop, the client's own credentials (the backend gets
 # its configured key instead), and compression (the proxy must read what it rewrites).
-_SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"accept-encoding"}
+# The request id and forwarding headers are the proxy's own (see inference.upstream_headers).
+_SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"accept-encoding", b"x-request-id", b"x-forwarded-for", b"forwarded"}
 
 
 class Backend:
@@ -45,6 +46,7 @@ class Backend:
         if cfg.api_key:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
         self._base = self.pool.base_path.encode()
+        self.origin = b"http://" + self.pool.host_header  # how the backend names itself in a Location
         self.weight = cfg.weight
         self.models = set(cfg.models)  # configured; else discovered from /v1/models
         self.outstanding = 0  # requests in flight

@@ -15,6 +15,13 @@ class RouteTable:
     def add(self, methods: tuple[bytes, ...], path: str, handler) -> None:
         self.paths.setdefault(path, {}).update(dict.fromkeys(methods, handler))
 
+    def add_any(self, path: str, handler) -> None:
+        """Any method on `path`; a path ending in "/*", any method on any path under it."""
+        if path.endswith("/*"):
+            self.add_prefix(path[:-1], handler)
+        else:
+            self.paths.setdefault(path, {})[b"*"] = handler
+
     def add_prefix(self, prefix: str, handler) -> None:
         """Any method on a path under `prefix` that no exact route matches."""
         self.prefixes.append((prefix, handler))
@@ -26,7 +33,7 @@ class RouteTable:
         path = req.path
         methods = self.paths.get(path)
         if methods is not None:
-            handler = methods.get(req.method)
+            handler = methods.get(req.method) or methods.get(b"*")
             if handler is not None:
                 handler(conn, req, key)  # type: ignore[operator]
                 return

@@ -1,5 +1,6 @@
 import pytest
 
+from devstral_proxy.config import RELAY_PATHS
 from tests.support import ProxyThread, SimThread
 
 MAPPING = {"gpt-4": "mistral-sim", "gpt-3.5-turbo": "mistral-sim"}
@@ -18,6 +19,8 @@ def start_proxy():
 
     def start(upstream=None, **sections) -> ProxyThread:
         sections.setdefault("model_mapping", MAPPING)
+        server = sections.setdefault("server", {})
+        server.setdefault("relay_paths", [*RELAY_PATHS, "/v1/echo"])  # the simulator's test route
         p = ProxyThread(upstream, **sections)
         started.append(p)
         return p

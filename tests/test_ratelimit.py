@@ -25,7 +25,7 @@ def test_requests_per_minute_per_key(sim, start_proxy):
     assert [post(p, "sk-alice").status for _ in range(3)] == [200, 200, 200]
     r = post(p, "sk-alice")
     assert r.status == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
-    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert 1 <= int(r.headers["retry-after"]) <= 120  # the sliding window: up to the end of the next minute
     assert post(p, "sk-bob").status == 200  # another key, another budget
 
 

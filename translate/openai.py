@@ -6,10 +6,11 @@ Its reply translators are reused by other dialects for the model-name half of th
 from functools import lru_cache
 
 from .dialect import Prepared
+from .errors import RequestError
 from .modelname import encoded_name, set_model
 from .request import read_inference
 from .sse import FrameSplitter, WholeFrames, data_payload
-from .wire import encode_object
+from .wire import decode_object, encode_object, field, raw
 
 
 def rename_frames(block: bytes, old: bytes, new: bytes, value: bytes) -> bytes:
@@ -80,6 +81,29 @@ def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool 
     renamed = req.client_model != req.backend_model
     translator = renamer(req.client_model, req.backend_model) if renamed else None
     return Prepared(encode_object(req.top), req.stream, req.client_model, req.backend_model, translator, req.usage_added)
+
+
+def map_model(body: bytes, model_map: dict[str, str]) -> tuple[bytes, str | None]:
+    """A relayed JSON body with its top-level "model" mapped: (body, the client's model).
+    Anything that is not a JSON object with a string model goes on as it is."""
+    if not body.lstrip()[:1] == b"{":
+        return body, None
+    try:
+        top = decode_object(body)
+    except RequestError:
+        return body, None
+    model = top.get("model")
+    if model is None or bytes(model)[:1] != b'"':
+        return body, None
+    try:
+        name = field(top, "model", str, "a string")
+    except RequestError:
+        return body, None
+    target = model_map.get(name)
+    if target is None:
+        return body, name
+    top["model"] = raw(target)
+    return encode_object(top), name
 
 
 class OpenAIDialect:

@@ -20,6 +20,9 @@ _REQUIRED_TYPES: dict[str, tuple[bytes, str]] = {
 }
 
 
+MAX_MODEL_NAME = 256  # a model name longer than this is refused (it becomes a label and a log field)
+
+
 @dataclass(slots=True)
 class Inference:
     top: dict[str, Raw]
@@ -36,6 +39,8 @@ def read_inference(path: str, body: bytes, model_map: dict[str, str], want_usage
     model = field(top, "model", str, "a string", required=True)
     if not model:
         raise RequestError("'model' must be a non-empty string.", param="model", code="invalid_value")
+    if len(model) > MAX_MODEL_NAME:
+        raise RequestError(f"'model' is longer than {MAX_MODEL_NAME} characters.", param="model", code="invalid_value")
     required = ROUTES.get(path)
     if required is not None:
         value = top.get(required)

@@ -32,6 +32,7 @@ class FakeBackend:
     name = "b"
     timeout = 30.0
     max_reply_bytes = 1 << 20
+    origin = b"http://127.0.0.1:8000"
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
