@@ -58,6 +58,7 @@ class Proxy:
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error)
         auth = bool(config.authentication.active_keys())
         local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth)
+        local.rate_limits = self.rate_limits
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)

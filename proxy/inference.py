@@ -122,7 +122,7 @@ class InferenceService:
         if len(router.backends) == 1 and not tried:
             backend = router.pick(None)
             if backend is None:
-                conn.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available"))
+                conn.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
         else:
             client_model, model, session = self.routing_keys(req)
@@ -133,7 +133,7 @@ class InferenceService:
                 elif model is not None and not router.serving(model):
                     conn.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
                 else:
-                    conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available"))
+                    conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
         counting = who is not None and self.rate_limits.counts_tokens
         try:
@@ -159,6 +159,9 @@ class InferenceService:
 
     def relay_limited(self, conn, req, key: bytes | None) -> None:
         self.rate_limits.check(conn, req, key, self.relay, self.log_error)
+
+    def _retry(self) -> bytes:
+        return b"retry-after: %d\r\n" % self.router.retry_after()
 
     def relay(self, conn, req, key: bytes | None) -> None:
         """A backend route the proxy does not translate: relayed as it is, its model mapped."""

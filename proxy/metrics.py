@@ -78,8 +78,9 @@ class Metrics:
             key = (label, "completion")
             tokens[key] = tokens.get(key, 0) + usage[1]
 
-    def render(self, backends=()) -> bytes:
-        """The text exposition; `backends` (objects with `name` and `up`) give backend_up."""
+    def render(self, backends=(), failed_open: int = 0) -> bytes:
+        """The text exposition; `backends` (objects with `name` and `up`) give backend_up;
+        `failed_open`: requests let through while the shared rate-limit store did not answer."""
         out = [
             "# HELP devstral_requests_total Requests answered, by route, client model, backend and status.",
             "# TYPE devstral_requests_total counter",
@@ -111,6 +112,11 @@ class Metrics:
         out += [f'devstral_backend_up{{backend="{_escape(b.name)}"}} {int(b.up)}' for b in sorted(backends, key=lambda b: b.name) if b.up is not None]
         out += ["# HELP devstral_tokens_total Tokens reported in usage, by client model.", "# TYPE devstral_tokens_total counter"]
         out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for (m, k), n in sorted(self.tokens.items())]
+        out += [
+            "# HELP devstral_ratelimit_failed_open_total Requests let through unlimited because Redis did not answer.",
+            "# TYPE devstral_ratelimit_failed_open_total counter",
+            f"devstral_ratelimit_failed_open_total {failed_open}",
+        ]
         return ("\n".join(out) + "\n").encode()
 
 

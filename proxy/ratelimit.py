@@ -142,17 +142,27 @@ return {1, r + 1, rb, t, tb}
 
 class RedisLimiter:
     """The same counts kept in Redis, so N proxies behind a load balancer enforce one limit.
-    If Redis cannot be reached, requests go through (fail open) and it is logged."""
 
-    def __init__(self, rpm: int, tpm: int, url: str, prefix: str) -> None:
+    Redis must answer within `timeout` (tens of milliseconds on a LAN). When it does not, or
+    cannot be reached, requests go through at once (fail open) for `pause` seconds before
+    Redis is asked again: one warning when an outage begins, one line when it ends, and
+    `failed_open` counts the requests let through meanwhile."""
+
+    def __init__(self, rpm: int, tpm: int, url: str, prefix: str, timeout: float = 0.05, pause: float = 1.0) -> None:
         import redis.asyncio  # the [redis] extra; config.py checks it is installed
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         self.rpm = rpm
         self.tpm = tpm
         self.prefix = prefix
-        self.redis = redis.asyncio.Redis.from_url(url)
+        # no retries of its own: a slow Redis must not hold a request
+        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
         self.script = self.redis.register_script(_ADMIT)
-        self._warned = 0.0
+        self.pause = pause
+        self.down_until = 0.0  # monotonic: Redis is not asked before then
+        self.outage = False
+        self.failed_open = 0
 
     def _keys(self, who: str, minute: int) -> list[str]:
         base = f"{self.prefix}:{who}"
@@ -160,14 +170,18 @@ class RedisLimiter:
 
     async def window(self, who: str) -> Window | None:
         """Admit (and count) the request if it fits; None when Redis cannot say (fail open)."""
+        if self.down_until and time.monotonic() < self.down_until:
+            self.failed_open += 1
+            return None
         now = time.time()
         minute = int(now // WINDOW)
         weight = 1.0 - (now % WINDOW) / WINDOW
         try:
             ok, *counts = await self.script(keys=self._keys(who, minute), args=[self.rpm, self.tpm, weight, int(2 * WINDOW)])
-        except Exception as exc:  # redis-py raises its own error classes
-            self._warn(exc)
+        except Exception as exc:  # redis-py raises its own error classes (timeouts included)
+            self._failed(exc)
             return None
+        self._answered()
         return Window(now, self.rpm, self.tpm, tuple(counts), ok == 1)
 
     async def admit(self, who: str) -> int | None:
@@ -175,17 +189,27 @@ class RedisLimiter:
         return None if window is None or window.admitted else window.retry_after
 
     async def add_tokens(self, who: str, tokens: int) -> None:
+        if self.down_until and time.monotonic() < self.down_until:
+            return
         key = self._keys(who, int(time.time() // WINDOW))[2]
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 await pipe.incrby(key, tokens).expire(key, int(2 * WINDOW)).execute()
         except Exception as exc:
-            self._warn(exc)
+            self._failed(exc)
 
-    def _warn(self, exc: Exception) -> None:
-        if time.monotonic() - self._warned > 60:
-            self._warned = time.monotonic()
-            log.warning("rate limits: Redis unavailable, requests are not limited: %s", exc)
+    def _failed(self, exc: Exception) -> None:
+        self.failed_open += 1
+        self.down_until = time.monotonic() + self.pause
+        if not self.outage:
+            self.outage = True
+            log.warning("rate limits: Redis does not answer (%s: %s); requests are not limited until it does", type(exc).__name__, exc)
+
+    def _answered(self) -> None:
+        self.down_until = 0.0
+        if self.outage:
+            self.outage = False
+            log.warning("rate limits: Redis answers again; limits apply")
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -258,6 +282,10 @@ class RateLimits:
     def prune(self, now: float) -> None:
         if isinstance(self.limiter, LocalLimiter):
             self.limiter.prune(now)
+
+    @property
+    def failed_open(self) -> int:
+        return self.limiter.failed_open if isinstance(self.limiter, RedisLimiter) else 0
 
     async def close(self) -> None:
         if isinstance(self.limiter, RedisLimiter):

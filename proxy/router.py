@@ -5,6 +5,7 @@ request by model, availability and the model's strategy (see balance.py), and is
 for what exchanges and health checks learn of backends (outcome, connected).
 """
 
+import math
 import random
 import time
 
@@ -139,6 +140,12 @@ class Router:
         over = backend.failures - self.routing.eject_after
         if over >= 0:
             backend.ejected_until = time.monotonic() + min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
+
+    def retry_after(self) -> int:
+        """Seconds until the first ejected backend gets its trial request (at least 1)."""
+        now = time.monotonic()
+        waits = [b.ejected_until - now for b in self.backends if b.ejected_until > now]
+        return max(1, math.ceil(min(waits))) if waits else 1
 
     def serving(self, model: str | None) -> bool:
         """Whether any backend, ejected or not, serves this model."""

@@ -28,12 +28,23 @@ def reuseport_socket(host: str, port: int, listen: bool, backlog: int = 2048) ->
     return sock
 
 
+def port_is_free(host: str, port: int) -> None:
+    """OSError (EADDRINUSE) if anything serves the port, another --workers instance too: its
+    SO_REUSEPORT sockets would otherwise let this one bind and take half the traffic."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        probe.bind((host, port))
+
+
 class Supervisor:
     def __init__(self, config, serve_worker, load_config) -> None:
         self.config = config  # what a newly started worker runs with
         self.count = config.server.workers
         self.serve_worker = serve_worker  # (listening socket, config) -> exit code, in the child
         self.load_config = load_config
+        if config.server.port:
+            port_is_free(config.server.host, config.server.port)
         self.anchor = reuseport_socket(config.server.host, config.server.port, listen=False)
         self.host, self.port = self.anchor.getsockname()[:2]
         self.children: dict[int, float] = {}  # pid -> start time

@@ -153,7 +153,8 @@ def test_a_backend_without_a_health_route_stays_in_service(sim, start_proxy, hea
         time.sleep(0.05)
     backend = p.proxy.router.backends[0]
     assert bool(backend.ejected_until) is ejected
-    status = chat(p, "gpt-4").status
-    assert status == (503 if ejected else 200)
+    r = chat(p, "gpt-4")
+    assert r.status == (503 if ejected else 200)
+    assert ("retry-after" in r.headers) is ejected  # a 503 says when to come back
     health = http("GET", p.url + "/health").json()
     assert ("unhealthy" in json.dumps(health)) is ejected, health

@@ -117,3 +117,38 @@ def test_fuzzed_requests(fuzz_proxy, caplog):
     good.close()
     assert not [r for r in caplog.records if r.name == "devstral_proxy"], caplog.records[:3]
     assert seen.get(400, 0) > 200 and seen.get(200, 0) > 100 and seen.get(431, 0) > 10, seen
+
+
+SPELLINGS = [b"%63", b"%2F", b"%2f", b"/./", b"/x/../", b"//", b";x", b"#x", b"/", b"%2E", b"%2e%2e/", b"%7E", b"?q=1"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spellings_of_the_inference_route_are_never_relayed_unlimited_or_unmapped(sim, start_proxy, seed):
+    """Random spellings of /v1/chat/completions: each is the route itself (limited, model
+    mapped), or the proxy's own 400/404/429; the backend never sees an unmapped model."""
+    rng = random.Random(seed)
+    p = start_proxy(sim.url, rate_limit={"requests_per_minute": 10})
+    for _ in range(25):
+        path = bytearray(b"/v1/chat/completions")
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice([i for i, c in enumerate(path) if c == ord("/")] + [len(path)])
+            path[at:at] = rng.choice(SPELLINGS)
+        request = b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (bytes(path), len(CHAT), CHAT)
+        with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+            s.sendall(request)
+            status = int(read_to_close(s).split(b" ", 2)[1])
+        assert status in (200, 400, 404, 429), (bytes(path), status)
+    assert all(r.get("model") == "mistral-sim" for r in sim.record.requests)
+    assert len(sim.record.requests) <= 10  # the limit held whatever the spelling
+
+
+def test_deep_nesting_anywhere_in_a_body_is_a_400(proxy):
+    for depth in (2000, 20000):  # past what the JSON decoder follows (a few hundred levels are valid JSON)
+        for where in (b'{"model": "gpt-4", "messages": %s}', b'{"model": "gpt-4", "messages": [{"role": "user", "content": %s}]}', b"%s"):
+            nested = b"[" * depth + b"]" * depth
+            body = where % nested if b"%s" in where else nested
+            request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+                s.sendall(request)
+                out = read_to_close(s)
+            assert out.startswith(b"HTTP/1.1 400"), (depth, where, out[:200])

@@ -92,3 +92,22 @@ def test_shared_tokens_and_redis_outage_fails_open(sim, start_proxy, redis_url):
     assert post(p, "sk-alice").status == 429
     down = start_proxy(sim.url, rate_limit={"requests_per_minute": 1, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}, **KEYS)
     assert [post(down, "sk-alice").status for _ in range(3)] == [200, 200, 200]
+
+
+def test_a_hung_redis_fails_open_at_once_and_limits_return_with_it(sim, start_proxy, redis_url):
+    import signal
+
+    p = start_proxy(sim.url, rate_limit={"requests_per_minute": 2, "redis_url": redis_url}, **KEYS)
+    assert post(p, "sk-alice").status == 200
+    pid = int(subprocess.run(["redis-cli", "-u", redis_url, "info", "server"], capture_output=True, text=True).stdout.split("process_id:")[1].split()[0])
+    os.kill(pid, signal.SIGSTOP)  # hung: it accepts nothing and answers nothing
+    try:
+        start = time.monotonic()
+        statuses = [post(p, "sk-alice").status for _ in range(5)]
+        assert statuses == [200] * 5 and time.monotonic() - start < 2.0  # not 5 s each
+        metrics = http("GET", p.url + "/metrics", headers={"authorization": "Bearer sk-alice"}).body.decode()
+        assert "devstral_ratelimit_failed_open_total 5" in metrics
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(1.2)  # the fail-open pause ends; Redis is asked again
+    assert [post(p, "sk-alice").status for _ in range(3)][-1] == 429

@@ -48,3 +48,18 @@ def test_workers_share_the_port_and_a_killed_worker_is_replaced(sim):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     assert not children(proc.pid)
+
+
+def test_a_second_instance_with_workers_refuses_a_port_already_served(sim):
+    port = free_port()
+    first = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
+    try:
+        wait_for(lambda: ok(port))
+        second = subprocess.run(
+            [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2"], capture_output=True, text=True, timeout=20
+        )
+        assert second.returncode == 1 and "cannot listen" in second.stderr
+        assert all(ok(port) for _ in range(5))  # the first one still serves every request
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(15) == 0
