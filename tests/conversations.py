@@ -249,6 +249,32 @@ TABLE: dict[str, tuple[list[dict], dict]] = {
         },
     ),
     "long mixed agent history": (agent_history(), {"tools": [READ, WRITE]}),
+    # second round: what agents send in 2026
+    "parallel calls as one assistant message each": (
+        [
+            U,
+            {"role": "assistant", "tool_calls": [call("call_pa", args='{"city": "Paris"}')]},
+            {"role": "assistant", "tool_calls": [call("call_pb", args='{"city": "Rome"}')]},
+            result("call_pa", "sunny in Paris"),
+            result("call_pb", "rainy in Rome"),
+            {"role": "user", "content": "Which is warmer?"},
+        ],
+        {"tools": [WEATHER]},
+    ),
+    "assistant text before and beside calls": (
+        [
+            U,
+            {"role": "assistant", "content": "I will look that up for you."},
+            {"role": "assistant", "content": "Checking Paris first.", "tool_calls": [call("call_tb")]},
+            result("call_tb", "18C"),
+            {"role": "user", "content": "And now?"},
+        ],
+        {"tools": [WEATHER]},
+    ),
+    "text beside a call at the end": (
+        [U, {"role": "assistant", "content": "Let me search for that.", "tool_calls": [call("call_te")]}, result("call_te", "found it")],
+        {"tools": [WEATHER]},
+    ),
 }
 
 
@@ -257,6 +283,18 @@ def texts_sent(messages: list[dict]) -> list[str]:
     out = []
     for m in messages:
         if m.get("role") not in ("user", "system", "developer", "tool", "function"):
+            continue
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].strip()]
+    return out
+
+
+def assistant_texts(messages: list[dict]) -> list[str]:
+    """What the model said in a conversation: none of it may be lost either."""
+    out = []
+    for m in messages:
+        if m.get("role") != "assistant":
             continue
         content = m.get("content")
         parts = content if isinstance(content, list) else [{"text": content}]

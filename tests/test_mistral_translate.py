@@ -8,7 +8,7 @@ from bench.mistral_judge import problem
 from devstral_translate.errors import RequestError, TranslationError
 from devstral_translate.mistral import MistralDialect, MistralOptions, guess_generation
 from devstral_translate.mistral.names import VALID_ID, VALID_NAME
-from tests.conversations import TABLE, agent_history, all_text, texts_sent
+from tests.conversations import TABLE, agent_history, all_text, assistant_texts, texts_sent
 
 GENERATIONS = [None, "v3", "v7", "v11", "v13"]
 
@@ -64,6 +64,37 @@ def test_no_user_system_or_tool_text_is_lost(name):
     contents = all_text(sent["messages"])
     for text in texts_sent(messages):
         assert text in contents, text
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+@pytest.mark.parametrize("name", list(TABLE))
+def test_nothing_the_model_said_is_lost_on_any_generation(name, generation):
+    messages, extra = TABLE[name]
+    sent, _ = translate(messages, extra, generation)
+    contents = all_text(sent["messages"])
+    for text in assistant_texts(messages):
+        assert text in contents, (generation, text)
+
+
+def test_parallel_calls_sent_one_per_message_are_one_turn_and_never_cancelled():
+    messages, extra = TABLE["parallel calls as one assistant message each"]
+    for generation in GENERATIONS:
+        sent, _ = translate(messages, extra, generation)
+        turns = [m for m in sent["messages"] if m["role"] == "assistant" and m.get("tool_calls")]
+        assert len(turns) == 1 and len(turns[0]["tool_calls"]) == 2
+        results = [m["content"] for m in sent["messages"] if m["role"] == "tool"]
+        assert results == ["sunny in Paris", "rainy in Rome"]  # the real results, in call order
+        assert "cancelled" not in all_text(sent["messages"])
+
+
+def test_v3_moves_text_beside_calls_after_their_results():
+    messages, extra = TABLE["assistant text before and beside calls"]
+    sent, _ = translate(messages, extra, "v3")
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent["messages"][3]["content"] == "I will look that up for you.\n\nChecking Paris first."
+    sent, _ = translate(messages, extra, "v11")  # v7 and later keep it where it was said
+    assert sent["messages"][1]["content"] == "I will look that up for you." and sent["messages"][2]["content"] == "Checking Paris first."
 
 
 def test_ids_are_valid_deterministic_and_paired():

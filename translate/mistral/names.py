@@ -15,10 +15,11 @@ _BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 class IdMap:
     """Call ids for one request: valid ones kept, others derived; never two calls alike."""
 
-    __slots__ = ("used",)
+    __slots__ = ("used", "salts")
 
     def __init__(self) -> None:
         self.used: set[str] = set()
+        self.salts: dict[str, int] = {}  # seed -> the last salt tried: a repeat starts past it
 
     def assign(self, original: str | None, position: str) -> str:
         """The id for a call; `position` seeds it when the client sent none."""
@@ -26,11 +27,12 @@ class IdMap:
             self.used.add(original)
             return original
         seed = original or position
-        new = derive_id(seed)
-        salt = 0
-        while new in self.used:
+        salt = self.salts.get(seed, -1)
+        new = derive_id(seed) if salt < 0 else ""
+        while not new or new in self.used:
             salt += 1
             new = derive_id(f"{seed}#{salt}")
+        self.salts[seed] = max(salt, 0)
         self.used.add(new)
         return new
 
@@ -38,12 +40,13 @@ class IdMap:
 class NameMap:
     """Tool names as the backend may see them, and the way back to the client's own."""
 
-    __slots__ = ("to_backend", "to_client", "renamed")
+    __slots__ = ("to_backend", "to_client", "renamed", "counters")
 
     def __init__(self) -> None:
         self.to_backend: dict[str, str] = {}
         self.to_client: dict[str, str] = {}
         self.renamed = False  # some name differs between the two sides
+        self.counters: dict[str, int] = {}  # sanitised base -> the last suffix number tried
 
     def backend(self, name: str) -> str:
         known = self.to_backend.get(name)
@@ -53,11 +56,12 @@ class NameMap:
             new = name
         else:
             base = _BAD_NAME_CHARS.sub("_", name)[:64] or "tool"
-            new, n = base, 1
+            new, n = base, self.counters.get(base, 1)
             while new in self.to_client:
                 n += 1
                 suffix = f"_{n}"
                 new = base[: 64 - len(suffix)] + suffix
+            self.counters[base] = n
         self.to_backend[name] = new
         self.to_client[new] = name
         if new != name:

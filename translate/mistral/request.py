@@ -4,6 +4,7 @@ Mistral-family model (mistral-common's strict models, validators and encoders), 
 Rules: ../shared/mistral-dialect.md. Every user, system and tool text reaches the model.
 """
 
+from collections import deque
 from typing import Any
 
 from msgspec import Raw
@@ -140,22 +141,29 @@ def _normalize(m: MessageIn, index: int, names: NameMap, opts: MistralOptions) -
 
 
 class _Builder:
-    """Emits messages in an order every generation accepts, fixing roles as it goes."""
+    """Emits messages in an order every generation accepts, fixing roles as it goes.
+
+    v3 (and an unknown generation) refuses assistant text beside tool calls, and merges
+    neighbouring assistant turns: text said with or just before calls is held (`held`) and
+    goes on as an assistant turn right after the calls' results. Nothing is dropped."""
 
     def __init__(self, opts: MistralOptions, generation: str | None) -> None:
         self.out: list[dict] = []
         self.opts = opts
         self.content_with_calls = generation not in (None, "v3")
+        self.held: list[str] = []  # assistant text waiting for the results of its calls
 
     def emit(self, msg: dict) -> None:
         out = self.out
         prev = out[-1]["role"] if out else None
         role = msg["role"]
         calls = role == "assistant" and "tool_calls" in msg
-        while calls and prev == "assistant" and not self.content_with_calls:
-            # v3 merges neighbouring assistant turns and refuses text beside tool calls
-            out.pop()
+        if calls and prev == "assistant" and not self.content_with_calls and "tool_calls" not in out[-1]:
+            self.held.append(_str(out.pop()["content"]))  # said just before the calls: after their results
             prev = out[-1]["role"] if out else None
+        if role == "assistant" and not calls and prev == "assistant" and "tool_calls" not in out[-1]:
+            out[-1]["content"] = f"{_str(out[-1]['content'])}\n\n{_str(msg['content'])}"  # one turn of text
+            return
         if calls and prev is None:
             # validators skip the first message when they pair calls with results
             out.append({"role": "user", "content": ""})
@@ -168,11 +176,23 @@ class _Builder:
 
     def assistant(self, m: _Msg) -> None:
         msg: dict = {"role": "assistant"}
-        if m.content is not None and (not m.calls or self.content_with_calls):
-            msg["content"] = m.content
+        beside = None
+        if m.content is not None:
+            if not m.calls or self.content_with_calls:
+                msg["content"] = m.content
+            else:
+                beside = _str(m.content)
         if m.calls:
             msg["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.calls]
         self.emit(msg)
+        if beside is not None:
+            self.held.append(beside)
+
+    def release(self) -> None:
+        """After a call's results: the assistant text held back from beside or before it."""
+        if self.held:
+            text, self.held = "\n\n".join(self.held), []
+            self.emit({"role": "assistant", "content": text})
 
     def orphan(self, m: _Msg) -> None:
         """A tool result that answers no call: its text goes on as the user's."""
@@ -182,7 +202,7 @@ class _Builder:
 
 def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], list[_Msg]]:
     """Pair results with calls: by id, then by position (same name first). Returns the
-    answer for each call and the results that answer none."""
+    answer for each call and the results that answer none. Linear in calls + results."""
     if len(results) == len(calls):
         for c, r in zip(calls, results):
             if r.call_id is None or r.call_id != c.original_id:
@@ -190,28 +210,57 @@ def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], 
         else:
             return list[_Msg | None](results), []  # the usual case: every call answered, in order
     answers: list[_Msg | None] = [None] * len(calls)
+    by_id: dict[str, deque[int]] = {}
+    for k, c in enumerate(calls):
+        if c.original_id is not None:
+            by_id.setdefault(c.original_id, deque()).append(k)
     unmatched = []
     for r in results:
-        for k, c in enumerate(calls):
-            if answers[k] is None and r.call_id is not None and c.original_id == r.call_id:
-                answers[k] = r
-                break
+        waiting = by_id.get(r.call_id) if r.call_id is not None else None
+        if waiting:
+            answers[waiting.popleft()] = r
         else:
             unmatched.append(r)
+    if not unmatched:
+        return answers, []
+    free_by_name: dict[str, deque[int]] = {}
+    for k, c in enumerate(calls):
+        if answers[k] is None:
+            free_by_name.setdefault(c.name, deque()).append(k)
     leftovers: list[_Msg] = []
+    first_free = 0  # every call before it is answered
     for r in unmatched:
-        free = [k for k in range(len(calls)) if answers[k] is None]
-        same_name = [k for k in free if calls[k].name == r.name]
-        pick = same_name[0] if same_name else free[0] if free else None
-        if pick is None:
-            leftovers.append(r)
+        same = free_by_name.get(r.name or "")
+        while same and answers[same[0]] is not None:
+            same.popleft()
+        if same:
+            pick = same.popleft()
         else:
-            answers[pick] = r
+            while first_free < len(calls) and answers[first_free] is not None:
+                first_free += 1
+            if first_free == len(calls):
+                leftovers.append(r)
+                continue
+            pick = first_free
+        answers[pick] = r
     return answers, leftovers
 
 
+def _merge_parallel(msgs: list[_Msg]) -> list[_Msg]:
+    """Agents that run tools in parallel may send one assistant message per call, then all
+    the results: consecutive tool-call-only assistant messages are one turn with all calls."""
+    out: list[_Msg] = []
+    for m in msgs:
+        prev = out[-1] if out else None
+        if prev is not None and m.role == "assistant" and m.calls and m.content is None and prev.role == "assistant" and prev.calls:
+            prev.calls = [*prev.calls, *m.calls]
+            continue
+        out.append(m)
+    return out
+
+
 def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap) -> list[dict]:
-    msgs = [n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None]
+    msgs = _merge_parallel([n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None])
     ids = IdMap()
     b = _Builder(opts, generation)
     i, count = 0, len(msgs)
@@ -230,6 +279,7 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
             out = b.out  # tool results right after their call: no role rule applies to them
             for c, r in zip(m.calls, answers):
                 out.append({"role": "tool", "content": r.content if r is not None else opts.cancelled_text, "tool_call_id": c.id, "name": c.name})
+            b.release()
             if len(results) != len(window) or leftovers:
                 stray = {id(r) for r in leftovers}
                 for w in window:
