@@ -36,9 +36,11 @@ class Behavior:
     # Mistral models under vLLM:
     strict_mistral: bool = False  # judge chat requests with mistral-common, 400 like vLLM
     generation: str | None = None  # the tokenizer generation judged (None: all of them)
+    vllm_checks: bool = False  # vLLM's own request checks (tool_choice, stream_options, newer prefill rule)
     tool_mode: str | None = None  # with tools: "structured", "raw-v3" or "raw-v11" calls
     tool_calls: int = 1  # how many tools (the first ones offered) it calls
     preamble: str = ""  # text the model writes before its tool calls
+    trailing: str = ""  # text the model writes after its raw tool calls
     piece: int = 5  # characters per streamed delta of raw tool-call text
     # vLLM's prefix cache: prefill costs `prefill_per_token` for each prompt token not cached
     prefix_cache_blocks: int = 0  # 0: no model of the cache
@@ -68,6 +70,20 @@ def tokens(text: str) -> list[str]:
 
 def _prompt_tokens(doc: dict) -> int:
     return max(1, len(_encode(doc.get("messages") or doc.get("prompt") or doc.get("input") or "")) // 4)
+
+
+def vllm_problem(doc: dict) -> str | None:
+    """What vLLM's own request checks refuse before the tokenizer sees the request."""
+    choice = doc.get("tool_choice")
+    if isinstance(choice, str) and choice not in ("none", "auto", "required"):
+        return f"tool_choice: Input should be 'none', 'auto' or 'required', got {choice!r}"
+    if doc.get("stream_options") is not None and not doc.get("stream"):
+        return "Stream options can only be defined when `stream=True`."
+    messages = doc.get("messages") or []
+    if messages and messages[-1].get("role") == "assistant":  # newer vLLM ignores `prefix`
+        if doc.get("continue_final_message") is not True or doc.get("add_generation_prompt") is not False:
+            return "A final assistant message needs continue_final_message=true and add_generation_prompt=false."
+    return None
 
 
 class Simulator:
@@ -107,7 +123,10 @@ class Simulator:
         try:
             doc = _decode(body)
         except (msgspec.DecodeError, UnicodeDecodeError):
-            return self._error(400, "Invalid JSON body", "BadRequestError")
+            try:  # Python's json (as vLLM's pydantic) takes what msgspec does not: lone surrogates
+                doc = json.loads(body)
+            except ValueError:
+                return self._error(400, "Invalid JSON body", "BadRequestError")
         if not isinstance(doc, dict):
             return self._error(400, "Body must be an object", "BadRequestError")
         self.record.requests.append(doc)
@@ -136,12 +155,12 @@ class Simulator:
             await asyncio.sleep(n * self.behavior.token_delay)
 
     def _refusal(self, doc: dict) -> web.Response | None:
-        """vLLM's answer when mistral-common refuses the request (older vLLM's error shape)."""
-        if not self.behavior.strict_mistral:
-            return None
-        from bench.mistral_judge import problem
+        """vLLM's answer when it or mistral-common refuses the request (older vLLM's error shape)."""
+        reason = vllm_problem(doc) if self.behavior.vllm_checks else None
+        if reason is None and self.behavior.strict_mistral:
+            from bench.mistral_judge import problem
 
-        reason = problem(doc, self.behavior.generation)
+            reason = problem(doc, self.behavior.generation)
         if reason is None:
             return None
         body = {"object": "error", "message": reason, "type": "BadRequestError", "param": None, "code": 400}
@@ -168,7 +187,8 @@ class Simulator:
                 args = json.dumps(a)
                 pieces += ["[TOOL_CALLS]", *[n[i : i + b.piece] for i in range(0, len(n), b.piece)], "[ARGS]"]
                 pieces += [args[i : i + b.piece] for i in range(0, len(args), b.piece)]
-        return ([b.preamble] if b.preamble else []) + pieces
+        tail = [b.trailing[i : i + b.piece] for i in range(0, len(b.trailing), b.piece)]
+        return ([b.preamble] if b.preamble else []) + pieces + tail
 
     def _usage(self, doc: dict, completion: int) -> dict:
         p = _prompt_tokens(doc)

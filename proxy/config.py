@@ -70,6 +70,7 @@ class BackendConfig(_Section):
     bridge_text: str = "Ok."  # assistant turn put between a tool result and a user turn
     cancelled_tool_result: str = "The tool call was cancelled before it returned a result."
     images: bool = True  # false: the model takes no images; the proxy answers 400 itself
+    tool_strict: bool = True  # keep `strict` in tool definitions; false for images whose mistral-common refuses it
     timeout: float | None = None  # wait for the first byte, and between bytes, of the reply
     connect_timeout: float = 5.0
     api_key: str | None = None
@@ -124,6 +125,7 @@ class RateLimitConfig(_Section):
     tokens_per_minute: int = 0  # counted from `usage` in replies and streams
     redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0": one limit for all instances
     redis_prefix: str = "devstral-proxy:rl"
+    redis_timeout: float = 0.1  # Redis must answer within this (seconds), else requests go unlimited
 
 
 class LoggingConfig(_Section):

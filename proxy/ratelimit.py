@@ -148,7 +148,7 @@ class RedisLimiter:
     Redis is asked again: one warning when an outage begins, one line when it ends, and
     `failed_open` counts the requests let through meanwhile."""
 
-    def __init__(self, rpm: int, tpm: int, url: str, prefix: str, timeout: float = 0.05, pause: float = 1.0) -> None:
+    def __init__(self, rpm: int, tpm: int, url: str, prefix: str, timeout: float = 0.1, pause: float = 1.0) -> None:
         import redis.asyncio  # the [redis] extra; config.py checks it is installed
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -231,7 +231,9 @@ class RateLimits:
         self.limiter: LocalLimiter | RedisLimiter | None = None
         if config.requests_per_minute or config.tokens_per_minute:
             if config.redis_url:
-                self.limiter = RedisLimiter(config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix)
+                self.limiter = RedisLimiter(
+                    config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix, timeout=config.redis_timeout
+                )
             else:
                 self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.counts_tokens = config.tokens_per_minute > 0

@@ -24,7 +24,7 @@ from .upstream import Pool
 def make_dialect(cfg: BackendConfig):
     if cfg.dialect == "mistral":
         generation = None if cfg.tokenizer_version == "auto" else cfg.tokenizer_version
-        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result))
+        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result, cfg.tool_strict))
     return OpenAIDialect()
 
 

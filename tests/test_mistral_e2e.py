@@ -132,3 +132,42 @@ def test_openai_dialect_backend_is_untouched_by_mistral_rules(sim, start_proxy):
     c = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
     c.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "x", "name": "bob"}])
     assert sim.record.requests[-1]["messages"] == [{"role": "user", "content": "x", "name": "bob"}]
+
+
+@pytest.fixture
+def checked_client(strict_sim, sim_behavior, client):
+    """The strict backend with vLLM's own request checks on, as newer vLLM has them."""
+    sim_behavior.vllm_checks = True
+    return client
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_second_round_shapes_pass_a_newer_vllm(checked_client, strict_sim, stream):
+    weather = TABLE["user after tool"][1]["tools"][0]
+    cases = [
+        ([{"role": "user", "content": "Structured, please."}], {"tools": [weather], "tool_choice": "any"}),  # langchain-mistralai
+        TABLE["prefill"],
+        TABLE["parallel calls as one assistant message each"],
+        TABLE["assistant text before and beside calls"],
+    ]
+    for messages, extra in cases:
+        reply = create(checked_client, messages, extra, stream)
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else reply.choices[0].message.content
+        assert text == strict_sim.behavior.reply
+    sent = strict_sim.record.requests[-2]
+    assert [m["content"] for m in sent["messages"] if m["role"] == "tool"] == ["sunny in Paris", "rainy in Rome"]
+    # what a JavaScript client sends when it cuts a string mid-emoji (json.dumps escapes it)
+    body = json.dumps({"model": "devstral", "messages": [{"role": "user", "content": "cut mid-emoji \ud83d"}], "stream": stream}).encode()
+    assert b"\\ud83d" in body
+    r = http("POST", checked_client.proxy.url + "/v1/chat/completions", body, headers={"content-type": "application/json"})
+    assert r.status == 200, r.body
+
+
+def test_prose_after_a_raw_call_comes_back_as_content(client, sim_behavior):
+    sim_behavior.tool_mode = "raw-v11"
+    sim_behavior.trailing = "\n\nLet me search for that."
+    reply = client.chat.completions.create(model="devstral", messages=[{"role": "user", "content": "find TODOs"}], tools=[READ])
+    msg = reply.choices[0].message
+    (call,) = msg.tool_calls
+    assert json.loads(call.function.arguments) == {"path": "value of path"}
+    assert "Let me search for that." in (msg.content or "")

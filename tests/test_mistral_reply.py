@@ -178,3 +178,49 @@ def test_structured_stream_names_mapped_back():
 def test_unfinished_name_at_end_still_becomes_a_call():
     content, calls, finish = collect(run(raw_stream(["[TOOL_CALLS]", "fs_read_file"])))
     assert calls[0]["name"] == "fs.read_file" and calls[0]["arguments"] == "{}" and finish == "tool_calls"
+
+
+def test_finish_reason_becomes_tool_calls_when_frames_are_not_compact_json():
+    """Behind other servers or intermediaries frames may carry spaces: the decision is made
+    on the decoded finish_reason, not on a byte pattern."""
+    deltas = ["[TOOL_CALLS]", "get_weather", "[ARGS]", '{"city": "Paris"}']
+    spaced = raw_stream(deltas).replace(b'"finish_reason":"stop"', b'"finish_reason": "stop"')
+    assert b'"finish_reason": "stop"' in spaced
+    _, calls, finish = collect(run(spaced))
+    assert [c["name"] for c in calls] == ["get_weather"] and finish == "tool_calls"
+
+
+PROSE = '[TOOL_CALLS]grep[ARGS]{"pattern": "TODO", "note": "a } in a string"}\n\nLet me search for that.'
+
+
+def test_prose_after_a_raw_call_is_content_not_arguments():
+    msg = json.loads(translator().body(body(PROSE)))["choices"][0]["message"]
+    (call,) = msg["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == {"pattern": "TODO", "note": "a } in a string"}
+    assert msg["content"].strip() == "Let me search for that."
+    v3 = json.loads(translator().body(body('[TOOL_CALLS] [{"name": "grep", "arguments": {"pattern": "x"}}] Done.')))["choices"][0]["message"]
+    assert json.loads(v3["tool_calls"][0]["function"]["arguments"]) == {"pattern": "x"} and v3["content"].strip() == "Done."
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 64])
+def test_prose_after_a_streamed_raw_call_is_content(n):
+    content, calls, finish = collect(run(raw_stream(pieces(PROSE, n))))
+    assert [c["name"] for c in calls] == ["grep"]
+    assert json.loads(calls[0]["arguments"]) == {"pattern": "TODO", "note": "a } in a string"}
+    assert content.strip() == "Let me search for that." and finish == "tool_calls"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 6])
+def test_markers_split_across_deltas_are_still_markers(n):
+    """Two calls and some text, every delta n characters: no marker leaks into content, none
+    is glued into a tool name."""
+    text = 'Sure. [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]fs_read_file[ARGS]{"path": "a.py"}'
+    content, calls, finish = collect(run(raw_stream(pieces(text, n))))
+    assert content == "Sure. " and "[" not in content
+    assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [("get_weather", {"city": "Paris"}), ("fs.read_file", {"path": "a.py"})]
+    assert finish == "tool_calls"
+
+
+def test_a_bracket_that_starts_no_marker_is_text():
+    content, calls, _ = collect(run(raw_stream(["Use a list [1, 2", "] or [T", "his]."])))
+    assert content == "Use a list [1, 2] or [This]." and not calls

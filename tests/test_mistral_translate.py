@@ -154,7 +154,8 @@ def test_tool_names_are_sanitised_everywhere_and_schema_cleaned():
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "fs_write_file"}}
     assert sent["messages"][1]["tool_calls"][0]["function"]["name"] == "fs_read_file"
     assert sent["messages"][2]["name"] == "fs_read_file"
-    assert "$schema" not in sent["tools"][0]["function"]["parameters"] and "strict" not in sent["tools"][0]["function"]
+    assert "$schema" not in sent["tools"][0]["function"]["parameters"]
+    assert sent["tools"][0]["function"]["strict"] is True  # kept: recent vLLM decodes under it
     assert p.response.names.client("fs_write_file") == "fs.write_file"
 
 
@@ -224,3 +225,30 @@ def test_conversations_that_cannot_be_made_valid_name_the_message(messages, inde
 def test_empty_conversation_is_refused():
     with pytest.raises(TranslationError):
         translate([{"role": "system", "content": "  "}])
+
+
+def test_strict_is_dropped_only_when_the_backend_refuses_it():
+    messages, extra = TABLE["dotted tool names"]
+    body = json.dumps({"model": "m", "messages": messages, **extra}).encode()
+    p = MistralDialect(MistralOptions(tool_strict=False)).prepare("/v1/chat/completions", body, {})
+    assert all("strict" not in t["function"] for t in json.loads(p.body)["tools"])
+
+
+def test_tool_choice_any_is_required():
+    sent, _ = translate([{"role": "user", "content": "hi"}], {"tools": [TABLE["user after tool"][1]["tools"][0]], "tool_choice": "any"})
+    assert sent["tool_choice"] == "required"
+
+
+def test_a_prefill_carries_what_old_and_new_vllm_read():
+    messages, extra = TABLE["prefill"]
+    sent, _ = translate(messages, extra)
+    assert sent["messages"][-1]["prefix"] is True
+    assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    plain, _ = translate([{"role": "user", "content": "hi"}])
+    assert "continue_final_message" not in plain and "add_generation_prompt" not in plain
+
+
+def test_a_lone_surrogate_escape_is_accepted():
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "cut mid-emoji \\ud83d"}]}'
+    p = MistralDialect().prepare("/v1/chat/completions", body, {})
+    assert json.loads(p.body)["messages"][0]["content"] == "cut mid-emoji \ufffd"

@@ -4,11 +4,10 @@ them (`[TOOL_CALLS]`, `[ARGS]`, `[CALL_ID]`, `[THINK]`), and the raw tool calls 
 Shared by every dialect and front protocol that reads a model's raw output.
 """
 
+import json
 import re
 
 import msgspec
-
-from .wire import DECODE_ERRORS
 
 TOOL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -17,11 +16,22 @@ THINK = "[THINK]"
 END_THINK = "[/THINK]"
 CONTROL_TOKENS = (TOOL_CALLS, ARGS, CALL_ID, THINK, END_THINK)
 _MARKERS = re.compile(b"|".join(re.escape(t.encode()) for t in CONTROL_TOKENS))  # one scan for all
-_json = msgspec.json.Decoder()
+_raw = json.JSONDecoder()  # raw_decode: one value, and where it ends
+
+
+# A JSON string that ends with the start of a marker ("...[TOO"): the rest may come in the
+# next delta, when a server detokenises a marker in pieces.
+_STARTS = sorted({re.escape(t[1:k].encode()) for t in CONTROL_TOKENS for k in range(1, len(t))}, key=len, reverse=True)
+_PARTIAL = re.compile(rb"\[(?:" + b"|".join(_STARTS) + rb')"')
 
 
 def has_markers(data: bytes) -> bool:
     return _MARKERS.search(data) is not None
+
+
+def has_partial_marker(data: bytes) -> bool:
+    """Some JSON string in `data` ends with what could begin a marker."""
+    return _PARTIAL.search(data) is not None
 
 
 def strip_control(text: str) -> str:
@@ -40,37 +50,54 @@ def arguments_text(value) -> str:
 
 
 def parse_raw_calls(text: str) -> list[tuple[str | None, str, str]] | None:
-    """The calls in the text after a `[TOOL_CALLS]` token: (id or None, name, arguments).
+    """The calls in the text after a `[TOOL_CALLS]` token: (id or None, name, arguments)."""
+    return split_raw_calls(text)[0]
+
+
+def split_raw_calls(text: str) -> tuple[list[tuple[str | None, str, str]] | None, str]:
+    """The calls in the text after a `[TOOL_CALLS]` token, and the text after them.
 
     Both formats: `[{"name": ..., "arguments": {...}}]` (v3/v7) and `name[ARGS]{...}`, or
-    `name[CALL_ID]id[ARGS]{...}`, one per `[TOOL_CALLS]` (v11+). None when it is neither."""
-    body = text.strip()
+    `name[CALL_ID]id[ARGS]{...}`, one per `[TOOL_CALLS]` (v11+). Exactly one JSON value is
+    read after `[ARGS]`: prose after it (`...{"q": 1}\n\nLet me search.`) is content, not
+    arguments. (None, text) when it is neither format."""
+    body = text.lstrip()
     if body.startswith(("[", "{")):
         try:
-            doc = _json.decode(body)
-        except DECODE_ERRORS:
-            return None
+            doc, end = _raw.raw_decode(body)
+        except ValueError:
+            return None, text
         items = doc if isinstance(doc, list) else [doc]
         calls = []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                return None
+                return None, text
             call_id = item.get("id") if isinstance(item.get("id"), str) else None
             calls.append((call_id, item["name"], arguments_text(item.get("arguments"))))
-        return calls
+        return calls, body[end:]
     calls = []
+    rest = []
     for part in text.split(TOOL_CALLS):
         if not part.strip():
             continue
         head, sep, args = part.partition(ARGS)
         if not sep:
-            return None
+            return None, text
         name, _, call_id = head.partition(CALL_ID)
         name = name.strip()
         if not name:
-            return None
-        calls.append((call_id.strip() or None, name, args.strip() or "{}"))
-    return calls or None
+            return None, text
+        value = args.lstrip()
+        arguments, tail = value.strip() or "{}", ""
+        if value[:1] in ("{", "["):
+            try:
+                end = _raw.raw_decode(value)[1]
+                arguments, tail = value[:end], value[end:]
+            except ValueError:
+                pass  # not JSON: all of it is the (broken) arguments, as the model wrote them
+        calls.append((call_id.strip() or None, name, arguments))
+        rest.append(tail)
+    return (calls, "".join(rest)) if calls else (None, text)
 
 
 def split_think(text: str) -> tuple[str, str | None]:

@@ -4,6 +4,7 @@ The top level is decoded once into a dict of msgspec.Raw: every field the proxy 
 rewrite is re-emitted byte for byte, and only the fields it reads are decoded further.
 """
 
+import re
 from typing import Any
 
 import msgspec
@@ -22,8 +23,22 @@ _encode = msgspec.json.encode
 _DECODERS: dict[Any, tuple[msgspec.json.Decoder, str]] = {}
 
 
+# An escaped backslash, a surrogate pair, or a lone surrogate escape (left to right, so a
+# `\\` before a `u` is never read as an escape).
+_SURROGATES = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(m: re.Match) -> bytes:
+    found = m.group(0)
+    return found if len(found) in (2, 12) else b"\\ufffd"
+
+
 def decode_object(body: bytes) -> dict[str, Raw]:
-    """The body's top-level JSON object, values left encoded."""
+    """The body's top-level JSON object, values left encoded.
+
+    A lone UTF-16 surrogate escape (`"\\ud83d"`: a JavaScript client cut a string mid-emoji)
+    is valid JSON that vLLM accepts; msgspec refuses it, so those are read as U+FFFD. (A body
+    passed on unchanged keeps them; one the proxy re-encodes carries U+FFFD.)"""
     try:
         top = _object.decode(body)
         body.decode()  # JSON is UTF-8; strings kept as Raw were not checked by the decoder
@@ -31,6 +46,10 @@ def decode_object(body: bytes) -> dict[str, Raw]:
     except msgspec.ValidationError:
         raise RequestError("The request body must be a JSON object.") from None
     except DECODE_ERRORS as exc:
+        if b"\\u" in body:
+            repaired = _SURROGATES.sub(_lone_surrogate, body)
+            if repaired != body:
+                return decode_object(repaired)
         raise RequestError(f"The request body is not valid JSON: {exc}.") from None
 
 

@@ -30,9 +30,9 @@ class MistralDialect:
         top = req.top
         generation = self.opts.generation or guess_generation(req.backend_model)
         names = NameMap()
-        translate_tools(top, names)  # first: tool names are registered in the tools' order
-        messages = decode_messages(top["messages"])
-        top["messages"] = raw(translate_messages(messages, self.opts, generation, names))
-        top_level(top, req.stream, generation)
+        translate_tools(top, names, self.opts.tool_strict)  # first: names registered in the tools' order
+        messages = translate_messages(decode_messages(top["messages"]), self.opts, generation, names)
+        top["messages"] = raw(messages)
+        top_level(top, req.stream, generation, prefill=messages[-1].get("prefix") is True)
         response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
         return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)

@@ -33,3 +33,4 @@ class MistralOptions:
     bridge_text: str = "Ok."  # the assistant turn put between a tool result and a user turn
     images: bool = True  # False: the model takes no images, and the proxy says so itself
     cancelled_text: str = "The tool call was cancelled before it returned a result."
+    tool_strict: bool = True  # keep `strict` in function definitions (mistral-common >= 1.6 takes it)

@@ -6,7 +6,7 @@ Bodies with nothing to fix take the byte-splice path of modelname.set_model.
 
 import msgspec
 
-from ..markers import TOOL_CALLS, has_markers, parse_raw_calls, split_think, strip_control
+from ..markers import TOOL_CALLS, has_markers, split_raw_calls, split_think, strip_control
 from ..modelname import set_model
 from ..wire import DECODE_ERRORS
 from .names import NameMap, client_call
@@ -33,10 +33,10 @@ def fix_message(choice: dict, names: NameMap) -> None:
             msg["reasoning_content"] = (msg.get("reasoning_content") or "") + reasoning
         pos = text.find(TOOL_CALLS)
         if pos != -1:
-            parsed = parse_raw_calls(text[pos + len(TOOL_CALLS) :])
+            parsed, rest = split_raw_calls(text[pos + len(TOOL_CALLS) :])
             if parsed:
                 calls = calls + [client_call(i, n, a, names) for i, n, a in parsed]
-                text = text[:pos]
+                text = text[:pos] + rest  # prose after the calls is content
         text = strip_control(text)
         msg["content"] = text if text.strip() else (None if calls else text)
     if calls:

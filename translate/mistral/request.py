@@ -312,7 +312,7 @@ def _plain(m: _Msg) -> dict:
 
 
 # ---- tools
-def _tool(tool: Any, k: int, names: NameMap, param: str) -> dict:
+def _tool(tool: Any, k: int, names: NameMap, param: str, strict: bool) -> dict:
     fn = tool.get("function") if isinstance(tool, dict) and "function" in tool else tool
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise RequestError(f"{param}[{k}]: a function with a name is required.", param=f"{param}[{k}]")
@@ -326,17 +326,17 @@ def _tool(tool: Any, k: int, names: NameMap, param: str) -> dict:
     else:
         params = {key: v for key, v in params.items() if key not in ("$schema", "$id")}
     description = fn.get("description")
-    return {
-        "type": "function",
-        "function": {"name": names.backend(fn["name"]), "description": description if isinstance(description, str) else "", "parameters": params},
-    }
+    out = {"name": names.backend(fn["name"]), "description": description if isinstance(description, str) else "", "parameters": params}
+    if strict and isinstance(fn.get("strict"), bool):
+        out["strict"] = fn["strict"]  # constrained decoding in recent vLLM
+    return {"type": "function", "function": out}
 
 
 def _tool_choice(choice: Any, names: NameMap) -> Any:
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required", "any"):
             raise RequestError(f"Invalid tool_choice '{choice}'.", param="tool_choice")
-        return choice
+        return "required" if choice == "any" else choice  # "any": the Mistral API's word for it
     if isinstance(choice, dict):
         fn = choice.get("function") if "function" in choice else choice  # function_call: {"name": ...}
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
@@ -344,7 +344,7 @@ def _tool_choice(choice: Any, names: NameMap) -> Any:
     raise RequestError("tool_choice must be 'auto', 'none', 'required' or a named function.", param="tool_choice")
 
 
-def translate_tools(top: dict[str, Raw], names: NameMap) -> None:
+def translate_tools(top: dict[str, Raw], names: NameMap, strict: bool = True) -> None:
     tools = decode_any(top.pop("tools")) if "tools" in top else None
     functions = decode_any(top.pop("functions")) if "functions" in top else None
     choice = decode_any(top.pop("tool_choice")) if "tool_choice" in top else None
@@ -358,7 +358,7 @@ def translate_tools(top: dict[str, Raw], names: NameMap) -> None:
         return  # `tools: []` goes, and tool_choice with it
     if not isinstance(tools, list):
         raise RequestError(f"'{param}' must be an array.", param=param)
-    top["tools"] = raw([_tool(t, k, names, param) for k, t in enumerate(tools)])
+    top["tools"] = raw([_tool(t, k, names, param, strict) for k, t in enumerate(tools)])
     if choice is not None:
         top["tool_choice"] = raw(_tool_choice(choice, names))
 
@@ -366,7 +366,14 @@ def translate_tools(top: dict[str, Raw], names: NameMap) -> None:
 _REASONING_V15 = {"none": "none", "minimal": "none"}
 
 
-def top_level(top: dict[str, Raw], stream: bool, generation: str | None) -> None:
+def top_level(top: dict[str, Raw], stream: bool, generation: str | None, prefill: bool = False) -> None:
+    """The top-level keys vLLM refuses or misreads for Mistral tokenizers; `prefill`: the
+    last message is an assistant turn to continue."""
+    if prefill:
+        # older vLLM reads `prefix` on the message; newer vLLM (the from_openai path) ignores
+        # it and refuses a final assistant turn without these two (accepted since 0.6.3)
+        top["continue_final_message"] = raw(True)
+        top["add_generation_prompt"] = raw(False)
     if not stream:
         top.pop("stream_options", None)
     top.pop("chat_template", None)

@@ -6,7 +6,7 @@ with index, id, type, name; then argument pieces), holding back only a call's na
 
 import msgspec
 
-from ..markers import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, has_markers, parse_raw_calls, strip_control
+from ..markers import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, has_markers, has_partial_marker, split_raw_calls, strip_control
 from ..modelname import set_model
 from ..openai import RenameStream
 from ..sse import FrameSplitter, data_payload
@@ -19,10 +19,14 @@ _encode = msgspec.json.encode
 _TEXT, _THINK, _START, _NAME, _CALL_ID, _ARGS, _JSON = range(7)
 
 
+_MAX_NAME = 256  # a "name" longer than this before [ARGS] is not a call: it goes on as text
+_MAX_RAW_JSON = 1 << 20  # v3/v7 raw calls: a JSON array longer than this is not read as calls
+
+
 class _Choice:
     """What one choice of the stream is in the middle of."""
 
-    __slots__ = ("mode", "buf", "name", "call_id", "calls")
+    __slots__ = ("mode", "buf", "name", "call_id", "calls", "held", "depth", "in_string", "escape", "started", "plain_args")
 
     def __init__(self) -> None:
         self.mode = _TEXT
@@ -30,6 +34,56 @@ class _Choice:
         self.name = ""
         self.call_id: str | None = None
         self.calls = 0  # tool calls emitted so far (their indexes)
+        self.held = ""  # the end of a piece that may be the start of a marker split across deltas
+        # reading one JSON value of arguments: nesting depth, inside a string, after a backslash
+        self.depth = 0
+        self.in_string = False
+        self.escape = False
+        self.started = False
+        self.plain_args = False  # arguments that are not a JSON object: they run to the next marker
+
+
+def _marker_tail(text: str, tokens: tuple[str, ...]) -> int:
+    """Where the longest end of `text` that could begin a marker starts (len(text): none)."""
+    start = text.rfind("[", max(0, len(text) - 11))
+    while start != -1:
+        tail = text[start:]
+        if any(t.startswith(tail) for t in tokens):
+            return start
+        start = text.rfind("[", max(0, len(text) - 11), start)
+    return len(text)
+
+
+def _json_end(state: "_Choice", text: str) -> int | None:
+    """Where the JSON value of the arguments ends in `text` (-1: not yet); None when the
+    arguments are not a JSON object or array."""
+    i = 0
+    if not state.started:
+        stripped = text.lstrip()
+        if not stripped:
+            return -1
+        if stripped[0] not in "{[":
+            return None
+        state.started = True
+        i = len(text) - len(stripped)
+    for j in range(i, len(text)):
+        ch = text[j]
+        if state.in_string:
+            if state.escape:
+                state.escape = False
+            elif ch == "\\":
+                state.escape = True
+            elif ch == '"':
+                state.in_string = False
+        elif ch == '"':
+            state.in_string = True
+        elif ch == "{" or ch == "[":
+            state.depth += 1
+        elif ch == "}" or ch == "]":
+            state.depth -= 1
+            if state.depth == 0:
+                return j + 1
+    return -1
 
 
 def _earliest(text: str, tokens: tuple[str, ...]) -> tuple[int, str]:
@@ -72,14 +126,14 @@ class MistralStream(RenameStream):
 
     def _plain(self, data: bytes) -> bool:
         """Nothing in these frames needs more than the model name."""
-        if self.choices and any(c.mode != _TEXT for c in self.choices.values()):
+        if self.choices and any(c.mode != _TEXT or c.held for c in self.choices.values()):
             return False
-        if has_markers(data):
+        if has_markers(data) or has_partial_marker(data):
             return False
         if self.names.renamed and b'"name"' in data:  # a tool call's name to map back
             return False
-        if b'"finish_reason":"stop"' in data and any(c.calls for c in self.choices.values()):
-            return False
+        if b'"finish_reason"' in data and any(c.calls for c in self.choices.values()):
+            return False  # decided on the decoded value: frames need not be compact JSON
         return True
 
     def _chunk(self, payload: bytes) -> bytes | None:
@@ -145,18 +199,24 @@ class MistralStream(RenameStream):
         call["index"] = state.calls
         calls.append(call)
         state.calls += 1
+        state.depth = 0
+        state.in_string = state.escape = state.started = state.plain_args = False
 
     def _args(self, state: _Choice, piece: str, calls: list) -> None:
         if piece:
             calls.append({"index": state.calls - 1, "function": {"arguments": piece}})
 
     def _text(self, state: _Choice, text: str, out: list, reasoning: list, calls: list) -> None:
+        if state.held:  # a marker may have been cut between deltas (llama.cpp with some GGUFs)
+            text, state.held = state.held + text, ""
         while text:
             mode = state.mode
             if mode == _TEXT:
                 pos, token = _earliest(text, (TOOL_CALLS, THINK))
                 if pos == -1:
-                    out.append(strip_control(text))
+                    cut = _marker_tail(text, (TOOL_CALLS, THINK))
+                    out.append(strip_control(text[:cut]))
+                    state.held = text[cut:]
                     return
                 out.append(strip_control(text[:pos]))
                 text = text[pos + len(token) :]
@@ -164,7 +224,9 @@ class MistralStream(RenameStream):
             elif mode == _THINK:
                 pos = text.find(END_THINK)
                 if pos == -1:
-                    reasoning.append(text)
+                    cut = _marker_tail(text, (END_THINK,))
+                    reasoning.append(text[:cut])
+                    state.held = text[cut:]
                     return
                 reasoning.append(text[:pos])
                 text = text[pos + len(END_THINK) :]
@@ -177,54 +239,78 @@ class MistralStream(RenameStream):
                 state.buf = ""
                 text = stripped
             elif mode == _JSON:
+                closes = "]" in text or "}" in text
                 state.buf += text
                 text = ""
-                parsed = parse_raw_calls(state.buf) if state.buf.rstrip().endswith(("]", "}")) else None
+                if len(state.buf) > _MAX_RAW_JSON:  # no call after all: it was text
+                    out.append(strip_control(state.buf))
+                    state.buf, state.mode = "", _TEXT
+                    return
+                parsed, rest = split_raw_calls(state.buf) if closes else (None, "")
                 if parsed:
                     for call_id, name, args in parsed:
                         self._start_call(state, name, call_id, args, calls)
                     state.mode = _TEXT
                     state.buf = ""
-            elif mode == _NAME:
-                pos, token = _earliest(text, (ARGS, CALL_ID))
+                    text = rest  # prose after the calls is content
+            elif mode == _NAME or mode == _CALL_ID:
+                joined = state.buf + text
+                pos, token = _earliest(joined, (ARGS, CALL_ID) if mode == _NAME else (ARGS,))
                 if pos == -1:
-                    state.buf += text
+                    if len(joined) > _MAX_NAME:  # no call after all: it was text
+                        out.append(strip_control(joined))
+                        state.buf, state.mode = "", _TEXT
+                    else:
+                        state.buf = joined
                     return
-                state.name = state.buf + text[:pos]
-                state.buf = ""
-                text = text[pos + len(token) :]
-                if token == CALL_ID:
-                    state.mode = _CALL_ID
+                state.buf, text = "", joined[pos + len(token) :]
+                if mode == _NAME:
+                    state.name = joined[:pos]
+                    if token == CALL_ID:
+                        state.mode = _CALL_ID
+                        continue
+                    call_id = None
                 else:
-                    self._start_call(state, state.name, None, "", calls)
-                    state.mode = _ARGS
-            elif mode == _CALL_ID:
-                pos = text.find(ARGS)
-                if pos == -1:
-                    state.buf += text
-                    return
-                call_id = (state.buf + text[:pos]).strip()
-                state.buf = ""
+                    call_id = joined[:pos].strip()
                 self._start_call(state, state.name, call_id, "", calls)
-                text = text[pos + len(ARGS) :]
                 state.mode = _ARGS
-            else:  # _ARGS
-                pos = text.find(TOOL_CALLS)
-                if pos == -1:
+            else:  # _ARGS: exactly one JSON value; what follows is content or the next call
+                end = -1 if state.plain_args else _json_end(state, text)
+                if end is None:
+                    state.plain_args = True
+                if state.plain_args:
+                    pos = text.find(TOOL_CALLS)
+                    if pos == -1:
+                        cut = _marker_tail(text, (TOOL_CALLS,))
+                        self._args(state, text[:cut], calls)
+                        state.held = text[cut:]
+                        return
+                    self._args(state, text[:pos], calls)
+                    text = text[pos + len(TOOL_CALLS) :]
+                    state.mode = _START
+                elif end == -1:
                     self._args(state, text, calls)
                     return
-                self._args(state, text[:pos], calls)
-                text = text[pos + len(TOOL_CALLS) :]
-                state.mode = _START
+                else:
+                    self._args(state, text[:end], calls)
+                    text = text[end:]
+                    state.mode = _TEXT
 
     def _finish(self, state: _Choice, out: list, calls: list) -> None:
         """The stream ends: whatever is held back goes out in the best shape it has."""
+        if state.held:  # the start of a marker that never came
+            if state.mode == _ARGS:
+                self._args(state, state.held, calls)
+            else:
+                out.append(state.held)
+            state.held = ""
         mode = state.mode
         if mode == _JSON:
-            parsed = parse_raw_calls(state.buf)
+            parsed, rest = split_raw_calls(state.buf)
             if parsed:
                 for call_id, name, args in parsed:
                     self._start_call(state, name, call_id, args, calls)
+                out.append(strip_control(rest))
             else:
                 out.append(strip_control(state.buf))
         elif mode == _NAME and state.buf.strip():
