@@ -27,6 +27,7 @@ class Behavior:
     """What the simulator does; tests change it between requests."""
 
     models: list[str] = field(default_factory=lambda: ["mistral-sim"])
+    roots: dict[str, str] = field(default_factory=dict)  # served name -> original model path (vLLM's `root`)
     reply: str = REPLY
     token_delay: float = 0.0  # seconds between streamed tokens (and per token, not streaming)
     first_token_delay: float = 0.0  # before the first byte of any reply
@@ -320,7 +321,16 @@ class Simulator:
     async def models(self, request: web.Request) -> web.Response:
         created = int(time.time())
         data = [
-            {"id": m, "object": "model", "created": created, "owned_by": "vllm", "root": m, "parent": None, "max_model_len": 32768, "permission": []}
+            {
+                "id": m,
+                "object": "model",
+                "created": created,
+                "owned_by": "vllm",
+                "root": self.behavior.roots.get(m, m),
+                "parent": None,
+                "max_model_len": 32768,
+                "permission": [],
+            }
             for m in self.behavior.models
         ]
         return web.Response(body=_encode({"object": "list", "data": data}), content_type="application/json")

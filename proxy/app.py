@@ -86,7 +86,8 @@ class Proxy:
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing)
         self.rate_limits = RateLimits(self.config.rate_limit)
         self._wire(self.config)
-        if len(self.router.backends) > 1:  # route by model from the first request on
+        if len(self.router.backends) > 1 or any(b.learns_generations for b in self.router.backends):
+            # route by model, and know each Mistral model's generation, from the first request on
             try:
                 await asyncio.wait_for(self.monitor.discover_once(), 3.0)
             except TimeoutError:

@@ -92,7 +92,10 @@ class LocalEndpoints:
 
 
 def _detail(backend, state: str) -> dict:
-    return {"state": state, "outstanding": backend.outstanding, "weight": backend.weight, "models": sorted(backend.models)}
+    detail = {"state": state, "outstanding": backend.outstanding, "weight": backend.weight, "models": sorted(backend.models)}
+    if backend.cfg.dialect == "mistral":  # the tokenizer generation used for each model
+        detail["generations"] = dict(backend.generations) if backend.learns_generations else {"*": backend.cfg.tokenizer_version}
+    return detail
 
 
 def with_aliases(doc: dict, model_map: dict[str, str]) -> dict:

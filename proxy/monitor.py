@@ -5,9 +5,14 @@ What it learns feeds the router (outcome), as requests do.
 """
 
 import asyncio
+import logging
+
+from devstral_translate.mistral import guess_generation
 
 from .fetch import decode_json, fetch
 from .tasks import background
+
+log = logging.getLogger("devstral_proxy")
 
 
 class BackendMonitor:
@@ -26,7 +31,7 @@ class BackendMonitor:
             self.task = None
 
     async def discover_once(self) -> None:
-        backends = [b for b in self.router.backends if not b.cfg.models]
+        backends = [b for b in self.router.backends if not b.cfg.models or b.learns_generations]
         await asyncio.gather(*(self.list_models(b) for b in backends), return_exceptions=True)
 
     async def _watch(self) -> None:
@@ -60,7 +65,27 @@ class BackendMonitor:
         models = [m for m in doc["data"] if isinstance(m, dict)]
         if not backend.cfg.models:  # discovered: model-aware routing uses it
             backend.models = {m["id"] for m in models if isinstance(m.get("id"), str)}
+        if backend.learns_generations:
+            self.learn_generations(backend, models)
         return models
+
+    def learn_generations(self, backend, models: list[dict]) -> None:
+        """vLLM's model list carries `root`, the model's original path, even under
+        --served-model-name: the tokenizer generation is read from it (else from the id)."""
+        for m in models[:1024]:
+            served, root = m.get("id"), m.get("root")
+            if not isinstance(served, str) or served in backend.generations:
+                continue
+            generation = (guess_generation(root) if isinstance(root, str) else None) or guess_generation(served)
+            if generation is not None:
+                backend.generations[served] = generation
+            elif served not in backend.unknown_logged:
+                backend.unknown_logged.add(served)
+                log.warning(
+                    "backend %s: model %s (root %s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, root
+                )
+                continue
+            log.info("backend %s: model %s (root %s): Mistral tokenizer generation %s", backend.name, served, root, generation)
 
 
 class BadModelList(Exception):

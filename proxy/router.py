@@ -21,10 +21,10 @@ from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
 
 
-def make_dialect(cfg: BackendConfig):
+def make_dialect(cfg: BackendConfig, generations: dict[str, str]):
     if cfg.dialect == "mistral":
         generation = None if cfg.tokenizer_version == "auto" else cfg.tokenizer_version
-        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result, cfg.tool_strict))
+        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result, cfg.tool_strict), generations)
     return OpenAIDialect()
 
 
@@ -42,7 +42,11 @@ class Backend:
         self.timeout = config.backend_timeout(cfg)
         self.max_reply_bytes = cfg.max_reply_bytes
         self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
-        self.dialect = make_dialect(cfg)
+        # Mistral dialect: the tokenizer generation of each served model, from its `root`
+        self.generations: dict[str, str] = {}
+        self.learns_generations = cfg.dialect == "mistral" and cfg.tokenizer_version == "auto"
+        self.unknown_logged: set[str] = set()
+        self.dialect = make_dialect(cfg, self.generations)
         self._fixed = b"host: " + self.pool.host_header + b"\r\n"
         if cfg.api_key:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"

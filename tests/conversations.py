@@ -1,10 +1,13 @@
 """Conversations shaped like what real OpenAI clients send (SDK replays, Cline, OpenHands,
 Continue, Aider, LangChain): the table the Mistral dialect is judged on."""
 
+import base64
+import io
 import json
 
 from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_message_tool_call import ChatCompletionMessageToolCall, Function
+from PIL import Image
 
 WEATHER = {
     "type": "function",
@@ -91,6 +94,10 @@ def agent_history(turns: int = 100) -> list[dict]:
 
 
 U = {"role": "user", "content": "What is the weather in Paris?"}
+_png = io.BytesIO()
+Image.new("RGB", (4, 4), "blue").save(_png, "PNG")
+SCREENSHOT = "data:image/png;base64," + base64.b64encode(_png.getvalue()).decode()
+VIEW_IMAGE = {"type": "function", "function": {"name": "view_image", "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}
 
 # name -> (messages, extra request fields)
 TABLE: dict[str, tuple[list[dict], dict]] = {
@@ -270,6 +277,18 @@ TABLE: dict[str, tuple[list[dict], dict]] = {
             {"role": "user", "content": "And now?"},
         ],
         {"tools": [WEATHER]},
+    ),
+    "image in a tool result": (
+        [
+            {"role": "user", "content": "What does the login page look like?"},
+            {"role": "assistant", "tool_calls": [call("call_img", "view_image", '{"path": "login.png"}')]},
+            {
+                "role": "tool",
+                "tool_call_id": "call_img",
+                "content": [{"type": "text", "text": "login.png, 4x4"}, {"type": "image_url", "image_url": {"url": SCREENSHOT}}],
+            },
+        ],
+        {"tools": [VIEW_IMAGE]},
     ),
     "text beside a call at the end": (
         [U, {"role": "assistant", "content": "Let me search for that.", "tool_calls": [call("call_te")]}, result("call_te", "found it")],

@@ -171,3 +171,42 @@ def test_prose_after_a_raw_call_comes_back_as_content(client, sim_behavior):
     (call,) = msg.tool_calls
     assert json.loads(call.function.arguments) == {"path": "value of path"}
     assert "Let me search for that." in (msg.content or "")
+
+
+def test_the_generation_is_read_from_the_served_models_root(start_proxy):
+    """`--served-model-name devstral` hides the generation; vLLM's /v1/models `root` tells it."""
+    sim = SimThread(Behavior(strict_mistral=True, generation="v11", models=["devstral"], roots={"devstral": "mistralai/Devstral-Small-2507"}))
+    try:
+        p = start_proxy(backends={"vllm": {"url": sim.url, "dialect": "mistral"}}, model_mapping={})
+        client = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+        messages, extra = TABLE["assistant text before and beside calls"]
+        assert create(client, messages, extra, False).choices[0].message.content == sim.behavior.reply
+        sent = sim.record.requests[-1]["messages"]
+        with_calls = [m for m in sent if m.get("tool_calls")]
+        assert with_calls[0]["content"] == "Checking Paris first."  # v11: the text stays beside its call
+        health = http("GET", p.url + "/health").json()
+        assert health["backends"]["vllm"]["generations"] == {"devstral": "v11"}
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize(
+    "model, generation",
+    [
+        ("mistralai/Devstral-Small-2-24B-Instruct-2512", "v13"),
+        ("mistralai/Devstral-2-123B-Instruct-2512", "v13"),
+        ("mistralai/Mistral-Small-24B-Instruct-2501", "v7"),
+        ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "v7"),
+        ("mistralai/Mistral-Large-Instruct-2411", "v7"),
+        ("mistralai/Mistral-Small-3.2-24B-Instruct-2506", "v11"),
+        ("mistralai/Magistral-Small-2509", "v11"),
+        ("mistralai/Pixtral-12B-2409", "v3"),
+        ("mistralai/Ministral-8B-Instruct-2410", "v3"),
+        ("mistralai/Mistral-Nemo-Instruct-2407", "v3"),
+        ("devstral", None),
+    ],
+)
+def test_official_model_ids_name_their_generation(model, generation):
+    from devstral_translate.mistral import guess_generation
+
+    assert guess_generation(model) == generation

@@ -30,7 +30,7 @@ def test_every_conversation_passes_mistral_common(name, generation):
 @pytest.mark.parametrize("name", list(TABLE))
 def test_oldest_tokenizers_refuse_only_what_they_cannot_do(name):
     """v1 has no tools and v2 no parallel tool results: anything else they must encode."""
-    from mistral_common.exceptions import TokenizerException, UnsupportedTokenizerFeatureException
+    from mistral_common.exceptions import InvalidUserMessageException, TokenizerException, UnsupportedTokenizerFeatureException
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     from bench.mistral_judge import legacy_tokenizers
@@ -42,6 +42,8 @@ def test_oldest_tokenizers_refuse_only_what_they_cannot_do(name):
             tokenizer.encode_chat_completion(ChatCompletionRequest(messages=sent["messages"], tools=sent.get("tools")))
         except TokenizerException as exc:
             assert "v1" in tokenizer_name and "Tools not implemented" in str(exc) and "tools" in sent
+        except InvalidUserMessageException as exc:  # v1/v2 are no vision models
+            assert "ImageURLChunk" in str(exc) and "images" not in tokenizer_name
         except UnsupportedTokenizerFeatureException as exc:
             assert "multiple tool results" in str(exc)
             assert any(len(m.get("tool_calls") or []) > 1 for m in sent["messages"])
@@ -252,3 +254,24 @@ def test_a_lone_surrogate_escape_is_accepted():
     body = b'{"model": "m", "messages": [{"role": "user", "content": "cut mid-emoji \\ud83d"}]}'
     p = MistralDialect().prepare("/v1/chat/completions", body, {})
     assert json.loads(p.body)["messages"][0]["content"] == "cut mid-emoji \ufffd"
+
+
+def test_images_in_tool_results_move_to_a_user_turn_after_the_results_except_on_v15():
+    messages, extra = TABLE["image in a tool result"]
+    for generation in GENERATIONS:
+        sent, _ = translate(messages, extra, generation)
+        tool = next(m for m in sent["messages"] if m["role"] == "tool")
+        assert tool["content"] == "login.png, 4x4"
+        user = sent["messages"][-1]
+        assert user["role"] == "user" and user["content"][-1]["image_url"]["url"].startswith("data:image/png")
+        assert "view_image" in user["content"][0]["text"]
+    sent, _ = translate(messages, extra, "v15")
+    tool = next(m for m in sent["messages"] if m["role"] == "tool")
+    assert tool["content"][1]["type"] == "image_url" and sent["messages"][-1] is tool
+
+
+def test_images_in_tool_results_are_refused_for_a_model_without_vision():
+    messages, extra = TABLE["image in a tool result"]
+    body = json.dumps({"model": "m", "messages": messages, **extra}).encode()
+    with pytest.raises(TranslationError, match="images"):
+        MistralDialect(MistralOptions(images=False)).prepare("/v1/chat/completions", body, {})

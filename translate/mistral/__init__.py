@@ -20,15 +20,17 @@ __all__ = ["MistralDialect", "MistralOptions", "guess_generation"]
 class MistralDialect:
     """The Mistral dialect: full translation of chat requests, model mapping elsewhere."""
 
-    def __init__(self, opts: MistralOptions | None = None) -> None:
+    def __init__(self, opts: MistralOptions | None = None, known: dict[str, str] | None = None) -> None:
         self.opts = opts or MistralOptions()
+        # served model name -> generation, learnt from the backend (vLLM's /v1/models `root`)
+        self.known = known if known is not None else {}
 
     def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
         if path != "/v1/chat/completions":
             return openai.prepare(path, body, model_map, want_usage)
         req = read_inference(path, body, model_map, want_usage)
         top = req.top
-        generation = self.opts.generation or guess_generation(req.backend_model)
+        generation = self.opts.generation or self.known.get(req.backend_model) or guess_generation(req.backend_model)
         names = NameMap()
         translate_tools(top, names, self.opts.tool_strict)  # first: names registered in the tools' order
         messages = translate_messages(decode_messages(top["messages"]), self.opts, generation, names)

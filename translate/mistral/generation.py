@@ -9,11 +9,13 @@ import re
 from dataclasses import dataclass
 
 # Which tokenizer generation a served model name implies, for `tokenizer_version = "auto"`.
+# Names as mistral-common and the Hugging Face model cards spell them: the family, and the
+# release (YYMM) where the family alone does not say.
 _GENERATION_HINTS = (
-    (re.compile(r"devstral-2|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3"), "v13"),
-    (re.compile(r"devstral-(small-|medium-)?2507|mistral-small-3\.2|2506|magistral"), "v11"),
-    (re.compile(r"devstral-(small-)?2505|mistral-small-3\.1|2503|mistral-large-2411|pixtral-large"), "v7"),
-    (re.compile(r"mistral-7b|codestral-22b|codestral-2405|mixtral|nemo|mistral-large-2407"), "v3"),
+    (re.compile(r"devstral-2\b|devstral-2-|devstral-small-2\b|devstral-small-2-|devstral-(small-|medium-)?2512|ministral-3|mistral-large-3|2512"), "v13"),
+    (re.compile(r"devstral-(small-|medium-)?2507|mistral-small-3\.2|2506|2507|2509|magistral"), "v11"),
+    (re.compile(r"devstral-(small-)?2505|mistral-small-3\.1|mistral-small-24b|2501|2503|mistral-large-2411|2411|pixtral-large"), "v7"),
+    (re.compile(r"mistral-7b|codestral-22b|codestral-2405|mixtral|nemo|mistral-large-2407|pixtral-12b|ministral-8b|2407|2409|2410"), "v3"),
 )
 
 

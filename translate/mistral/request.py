@@ -27,7 +27,8 @@ class _Call:
 
 
 class _Msg:
-    __slots__ = ("role", "content", "calls", "call_id", "name", "index", "prefix")
+    __slots__ = ("role", "content", "calls", "call_id", "name", "index", "prefix", "images")
+    images: list[dict] | None  # a tool result's image parts (screenshots, view_image)
 
     def __init__(self, role: str, content, index: int, calls=(), call_id=None, name=None) -> None:
         self.role = role
@@ -37,6 +38,7 @@ class _Msg:
         self.call_id: str | None = call_id  # callers pass a non-empty str or None
         self.name: str | None = name
         self.prefix = False
+        self.images = None
 
 
 # ---- content
@@ -87,17 +89,33 @@ def _user_content(content: Raw, index: int, images: bool) -> str | Raw | list[di
         return "\n\n".join(t or "" for t in texts)
     if not images:
         raise TranslationError(index, "this backend's model does not take images")
-    chunks: list[dict] = []
-    for k, (part, text) in enumerate(zip(parts, texts)):
-        if text is not None:
-            chunks.append({"type": "text", "text": text})
-            continue
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if not isinstance(url, str):
-            raise TranslationError(index, f"content[{k}].image_url.url must be a string")
-        chunks.append({"type": "image_url", "image_url": {"url": url}})
-    return chunks
+    return [{"type": "text", "text": text} if text is not None else _image_chunk(part, k, index) for k, (part, text) in enumerate(zip(parts, texts))]
+
+
+_IMAGE_PARTS = ("image_url", "input_image")
+
+
+def _image_chunk(part: dict, k: int, index: int) -> dict:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise TranslationError(index, f"content[{k}].image_url.url must be a string")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _tool_content(content: Raw, index: int, images: bool) -> tuple[str | Raw, list[dict] | None]:
+    """A tool result's text, and its images (Codex `view_image`, screenshot tools) apart."""
+    if memoryview(content)[0] != _ARRAY:
+        return _text(content, index, "tool"), None
+    parts: list[Any] = decode_any(content)
+    found = [k for k, p in enumerate(parts) if isinstance(p, dict) and p.get("type") in _IMAGE_PARTS]
+    if not found:
+        return _text(content, index, "tool"), None
+    if not images:
+        raise TranslationError(index, "this backend's model does not take images")
+    images_at = set(found)
+    texts = [_part_text(p, k, index, "tool") or "" for k, p in enumerate(parts) if k not in images_at]
+    return "\n\n".join(texts), [_image_chunk(parts[k], k, index) for k in found]
 
 
 # ---- messages
@@ -123,7 +141,10 @@ def _normalize(m: MessageIn, index: int, names: NameMap, opts: MistralOptions) -
         name = m.name
         name = names.backend(name) if name.__class__ is str and name else None
         call_id = m.tool_call_id
-        return _Msg("tool", _text(m.content, index, "tool"), index, (), call_id if call_id.__class__ is str and call_id else None, name)
+        text, images = _tool_content(m.content, index, opts.images)
+        msg = _Msg("tool", text, index, (), call_id if call_id.__class__ is str and call_id else None, name)
+        msg.images = images
+        return msg
     if role in ("system", "developer"):
         text = _str(_text(m.content, index, "system"))
         return _Msg("system", text, index) if text.strip() else None
@@ -195,9 +216,10 @@ class _Builder:
             self.emit({"role": "assistant", "content": text})
 
     def orphan(self, m: _Msg) -> None:
-        """A tool result that answers no call: its text goes on as the user's."""
+        """A tool result that answers no call: its text (and images) go on as the user's."""
         label = f"Result of tool {m.name}" if m.name else "Tool result"
-        self.emit({"role": "user", "content": f"{label}:\n{_str(m.content)}"})
+        text = f"{label}:\n{_str(m.content)}"
+        self.emit({"role": "user", "content": [{"type": "text", "text": text}, *m.images] if m.images else text})
 
 
 def _match(calls: list[_Call], results: list[_Msg]) -> tuple[list[_Msg | None], list[_Msg]]:
@@ -277,9 +299,18 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
             answers, leftovers = _match(m.calls, results)
             b.assistant(m)
             out = b.out  # tool results right after their call: no role rule applies to them
+            shown: list[dict] = []  # images of the results, for generations that refuse them there
             for c, r in zip(m.calls, answers):
-                out.append({"role": "tool", "content": r.content if r is not None else opts.cancelled_text, "tool_call_id": c.id, "name": c.name})
+                content = r.content if r is not None else opts.cancelled_text
+                if r is not None and r.images:
+                    if generation == "v15":  # takes image parts in tool messages
+                        content = [{"type": "text", "text": _str(content)}, *r.images]
+                    else:
+                        shown += [{"type": "text", "text": f"The image{'s' if len(r.images) > 1 else ''} returned by the {c.name} call:"}, *r.images]
+                out.append({"role": "tool", "content": content, "tool_call_id": c.id, "name": c.name})
             b.release()
+            if shown:
+                b.emit({"role": "user", "content": shown})
             if len(results) != len(window) or leftovers:
                 stray = {id(r) for r in leftovers}
                 for w in window:
