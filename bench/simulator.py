@@ -38,6 +38,7 @@ class Behavior:
     strict_mistral: bool = False  # judge chat requests with mistral-common, 400 like vLLM
     generation: str | None = None  # the tokenizer generation judged (None: all of them)
     vllm_checks: bool = False  # vLLM's own request checks (tool_choice, stream_options, newer prefill rule)
+    old_mistral_common: bool = False  # before 1.11.1: a user turn right after a tool result is refused
     tool_mode: str | None = None  # with tools: "structured", "raw-v3" or "raw-v11" calls
     tool_calls: int = 1  # how many tools (the first ones offered) it calls
     preamble: str = ""  # text the model writes before its tool calls
@@ -158,6 +159,10 @@ class Simulator:
     def _refusal(self, doc: dict) -> web.Response | None:
         """vLLM's answer when it or mistral-common refuses the request (older vLLM's error shape)."""
         reason = vllm_problem(doc) if self.behavior.vllm_checks else None
+        if reason is None and self.behavior.old_mistral_common:
+            roles = [m.get("role") for m in doc.get("messages") or []]
+            if any(a == "tool" and b == "user" for a, b in zip(roles, roles[1:])):
+                reason = "Unexpected role 'user' after role 'tool'"
         if reason is None and self.behavior.strict_mistral:
             from bench.mistral_judge import problem
 

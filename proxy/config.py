@@ -70,6 +70,9 @@ class BackendConfig(_Section):
     # falls back to what every generation accepts
     tokenizer_version: Literal["auto", "v3", "v7", "v11", "v13", "v15"] = "auto"
     bridge_text: str = "Ok."  # assistant turn put between a tool result and a user turn
+    # when to put it there: "auto" learns it (sent without it until the backend refuses that
+    # order, then the request is sent again with it, and so on), "always", "never"
+    bridge: Literal["auto", "always", "never"] = "auto"
     cancelled_tool_result: str = "The tool call was cancelled before it returned a result."
     images: bool = True  # false: the model takes no images; the proxy answers 400 itself
     tool_strict: bool = True  # keep `strict` in tool definitions; false for images whose mistral-common refuses it

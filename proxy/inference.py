@@ -83,6 +83,26 @@ class _Failover:
         self.service.route(self.conn, self.req, self.who, (*self.tried, failed))
 
 
+class _Resend:
+    """Sends a request again when the backend refused something its dialect has now learnt
+    (the bridge turn): nothing was generated, and the second translation differs."""
+
+    __slots__ = ("service", "conn", "req", "who", "learn")
+
+    def __init__(self, service: "InferenceService", conn, req, who: str | None, learn) -> None:
+        self.service = service
+        self.conn = conn
+        self.req = req
+        self.who = who
+        self.learn = learn
+
+    def __call__(self, status: int, body: bytes) -> bool:
+        if not self.learn(status, body):
+            return False
+        self.service.route(self.conn, self.req, self.who)
+        return True
+
+
 class InferenceService:
     def __init__(self, config, router, rate_limits, log_error) -> None:
         self.router = router
@@ -150,6 +170,8 @@ class InferenceService:
             exchange.hide_usage = prepared.usage_added
         if len(router.backends) > 1:
             exchange.failover = _Failover(self, conn, req, who, tried)
+        if prepared.retry is not None:
+            exchange.resend = _Resend(self, conn, req, who, prepared.retry)
         exchange.start()
 
     @property

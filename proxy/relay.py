@@ -120,7 +120,7 @@ class Exchange(_Handler):
 
     __slots__ = tuple(
         "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
-        " on_tokens hide_usage record head_only feedback failover".split()
+        " on_tokens hide_usage record head_only feedback failover resend".split()
     )
 
     def __init__(self, reply, record, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
@@ -149,6 +149,7 @@ class Exchange(_Handler):
         self.on_tokens = None  # called with usage.total_tokens when the reply reports it
         self.hide_usage = False  # the usage chunk was asked for by the proxy, not the client
         self.failover = None  # called with this backend when it cannot be reached: try another
+        self.resend = None  # called with a refusal (status, body): True when it sent the request again
 
     def start(self) -> None:
         self.reply.active = self
@@ -257,6 +258,8 @@ class Exchange(_Handler):
         """Answer with a whole reply of the backend: its error, or its translated JSON."""
         status = self.status
         if status >= 400:
+            if self.resend is not None and self.resend(status, body):
+                return  # sent again (a refusal the dialect learnt from): that exchange answers
             reply.respond(status, JSON, normalize_backend_error(status, body))
         elif not self.raw and not is_json_object(body):
             reply.fail(_not_json(self.backend.name))

@@ -24,7 +24,9 @@ from .upstream import Pool
 def make_dialect(cfg: BackendConfig, generations: dict[str, str]):
     if cfg.dialect == "mistral":
         generation = None if cfg.tokenizer_version == "auto" else cfg.tokenizer_version
-        return MistralDialect(MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result, cfg.tool_strict), generations)
+        bridge = {"auto": None, "always": True, "never": False}[cfg.bridge]
+        opts = MistralOptions(generation, cfg.bridge_text, cfg.images, cfg.cancelled_tool_result, cfg.tool_strict, bridge)
+        return MistralDialect(opts, generations)
     return OpenAIDialect()
 
 

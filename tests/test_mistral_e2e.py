@@ -210,3 +210,33 @@ def test_official_model_ids_name_their_generation(model, generation):
     from devstral_translate.mistral import guess_generation
 
     assert guess_generation(model) == generation
+
+
+def test_the_bridge_turn_is_sent_only_to_a_backend_that_needs_it(start_proxy):
+    """A user turn right after a tool result: newer mistral-common takes it as it is; an older
+    one refuses it, the proxy sends that request again with the bridge and remembers."""
+    messages, extra = TABLE["user after tool"]
+    for old, sent_first in ((False, 1), (True, 2)):
+        sim = SimThread(Behavior(strict_mistral=True, old_mistral_common=old, models=["mistral-sim"]))
+        try:
+            p = start_proxy(backends={"vllm": {"url": sim.url, "dialect": "mistral"}}, model_mapping={"devstral": "mistral-sim"})
+            client = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+            assert create(client, messages, extra, False).choices[0].message.content == sim.behavior.reply
+            assert len(sim.record.requests) == sent_first
+            bridged = [m["role"] for m in sim.record.requests[-1]["messages"]][-2:] == ["assistant", "user"]
+            assert bridged is old  # no invented turn where the backend takes the order
+            chunks = create(client, messages, extra, True)  # learnt: one request from now on
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == sim.behavior.reply
+            assert len(sim.record.requests) == sent_first + 1
+        finally:
+            sim.stop()
+
+
+def test_the_bridge_turn_by_configuration(start_proxy, strict_sim):
+    messages, extra = TABLE["user after tool"]
+    p = start_proxy(
+        backends={"vllm": {"url": strict_sim.url, "dialect": "mistral", "bridge": "always"}}, model_mapping={"devstral": strict_sim.behavior.models[0]}
+    )
+    client = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+    create(client, messages, extra, False)
+    assert [m["role"] for m in strict_sim.record.requests[-1]["messages"]][-2:] == ["assistant", "user"]

@@ -31,6 +31,7 @@ class Prepared:
     backend_model: str
     response: ResponseTranslator | None
     usage_added: bool = False  # the proxy asked the stream for usage; hide it from the client
+    retry: object = None  # (status, body) -> bool: the backend refused what a resend would fix
 
 
 # Routes the dialects know, with the field each one requires besides "model".

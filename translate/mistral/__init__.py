@@ -15,6 +15,7 @@ from .reply import MistralResponse
 from .request import top_level, translate_messages, translate_tools
 
 __all__ = ["MistralDialect", "MistralOptions", "guess_generation"]
+_ORDER_REFUSAL = b"Unexpected role 'user' after role 'tool'"  # mistral-common's words
 
 
 class MistralDialect:
@@ -24,6 +25,7 @@ class MistralDialect:
         self.opts = opts or MistralOptions()
         # served model name -> generation, learnt from the backend (vLLM's /v1/models `root`)
         self.known = known if known is not None else {}
+        self.bridge = self.opts.bridge  # None until learnt; then True when the backend needs it
 
     def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
         if path != "/v1/chat/completions":
@@ -33,8 +35,20 @@ class MistralDialect:
         generation = self.opts.generation or self.known.get(req.backend_model) or guess_generation(req.backend_model)
         names = NameMap()
         translate_tools(top, names, self.opts.tool_strict)  # first: names registered in the tools' order
-        messages = translate_messages(decode_messages(top["messages"]), self.opts, generation, names)
+        messages = translate_messages(decode_messages(top["messages"]), self.opts, generation, names, self.bridge is True)
         top["messages"] = raw(messages)
         top_level(top, req.stream, generation, prefill=messages[-1].get("prefix") is True)
         response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
-        return Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)
+        prepared = Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)
+        if self.bridge is None and messages.bridgeable:
+            prepared.retry = self.refused  # sent without the bridge: a refusal teaches it
+        return prepared
+
+    def refused(self, status: int, body: bytes) -> bool:
+        """Whether the backend refused a user turn right after a tool result (mistral-common
+        before 1.11.1): then this dialect bridges that order from now on, and the request
+        is worth sending again."""
+        if status != 400 or _ORDER_REFUSAL not in body:
+            return False
+        self.bridge = True
+        return True

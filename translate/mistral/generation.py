@@ -36,3 +36,6 @@ class MistralOptions:
     images: bool = True  # False: the model takes no images, and the proxy says so itself
     cancelled_text: str = "The tool call was cancelled before it returned a result."
     tool_strict: bool = True  # keep `strict` in function definitions (mistral-common >= 1.6 takes it)
+    # the bridge turn between a tool result and a user turn: True always, False never, None
+    # learnt from the backend (sent without it until a refusal names that order)
+    bridge: bool | None = True

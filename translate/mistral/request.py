@@ -168,9 +168,11 @@ class _Builder:
     neighbouring assistant turns: text said with or just before calls is held (`held`) and
     goes on as an assistant turn right after the calls' results. Nothing is dropped."""
 
-    def __init__(self, opts: MistralOptions, generation: str | None) -> None:
+    def __init__(self, opts: MistralOptions, generation: str | None, bridge: bool = True) -> None:
         self.out: list[dict] = []
         self.opts = opts
+        self.bridge = bridge  # an assistant turn between a tool result and a user turn
+        self.bridgeable = False  # a user turn follows a tool result somewhere
         self.content_with_calls = generation not in (None, "v3")
         self.held: list[str] = []  # assistant text waiting for the results of its calls
 
@@ -192,7 +194,9 @@ class _Builder:
             msg = {"role": "user", "content": msg["content"]}  # "Unexpected role 'system' after ..."
             role = "user"
         if role == "user" and prev == "tool":
-            out.append({"role": "assistant", "content": self.opts.bridge_text})
+            self.bridgeable = True
+            if self.bridge:
+                out.append({"role": "assistant", "content": self.opts.bridge_text})
         out.append(msg)
 
     def assistant(self, m: _Msg) -> None:
@@ -281,10 +285,13 @@ def _merge_parallel(msgs: list[_Msg]) -> list[_Msg]:
     return out
 
 
-def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap) -> list[dict]:
+def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap, bridge: bool = True) -> "Messages":
+    """The messages of one request, valid for `generation` (None: for every generation);
+    `bridge`: put an assistant turn between a tool result and a user turn (mistral-common
+    before 1.11.1 refuses that order). The list's `bridgeable` is whether it had that order."""
     msgs = _merge_parallel([n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None])
     ids = IdMap()
-    b = _Builder(opts, generation)
+    b = _Builder(opts, generation, bridge)
     i, count = 0, len(msgs)
     while i < count:
         m = msgs[i]
@@ -335,7 +342,15 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
         if len(out) == 1:
             raise TranslationError(msgs[-1].index, "a conversation cannot be a single assistant message")
         last["prefix"] = True  # a prefill: the model continues this text
-    return out
+    return Messages(out, b.bridgeable)
+
+
+class Messages(list):
+    """The translated messages, and whether a bridge turn would change them."""
+
+    def __init__(self, items: list[dict], bridgeable: bool) -> None:
+        super().__init__(items)
+        self.bridgeable = bridgeable
 
 
 def _plain(m: _Msg) -> dict:
