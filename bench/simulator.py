@@ -43,6 +43,8 @@ class Behavior:
     tool_calls: int = 1  # how many tools (the first ones offered) it calls
     preamble: str = ""  # text the model writes before its tool calls
     trailing: str = ""  # text the model writes after its raw tool calls
+    split_markers: bool = False  # send [TOOL_CALLS] and [ARGS] in pieces too (llama.cpp with some GGUFs)
+    spaced_frames: bool = False  # stream frames as spaced JSON (`"finish_reason": "stop"`), not compact
     piece: int = 5  # characters per streamed delta of raw tool-call text
     # vLLM's prefix cache: prefill costs `prefill_per_token` for each prompt token not cached
     prefix_cache_blocks: int = 0  # 0: no model of the cache
@@ -194,6 +196,9 @@ class Simulator:
                 pieces += ["[TOOL_CALLS]", *[n[i : i + b.piece] for i in range(0, len(n), b.piece)], "[ARGS]"]
                 pieces += [args[i : i + b.piece] for i in range(0, len(args), b.piece)]
         tail = [b.trailing[i : i + b.piece] for i in range(0, len(b.trailing), b.piece)]
+        if b.split_markers:  # every delta `piece` characters, markers cut like any text
+            text = "".join(pieces)
+            pieces = [text[i : i + b.piece] for i in range(0, len(text), b.piece)]
         return ([b.preamble] if b.preamble else []) + pieces + tail
 
     def _usage(self, doc: dict, completion: int) -> dict:
@@ -210,7 +215,8 @@ class Simulator:
                     await asyncio.sleep(b.token_delay)
                 if request.transport is None or request.transport.is_closing():
                     raise ConnectionResetError
-                await resp.write(b"data: " + _encode(frame) + b"\n\n")
+                data = json.dumps(frame).encode() if b.spaced_frames else _encode(frame)
+                await resp.write(b"data: " + data + b"\n\n")
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
         except ConnectionResetError:

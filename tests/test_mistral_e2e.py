@@ -163,14 +163,27 @@ def test_second_round_shapes_pass_a_newer_vllm(checked_client, strict_sim, strea
     assert r.status == 200, r.body
 
 
-def test_prose_after_a_raw_call_comes_back_as_content(client, sim_behavior):
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("split, spaced", [(False, False), (True, False), (False, True), (True, True)], ids=["plain", "split-markers", "spaced-json", "both"])
+def test_prose_after_a_raw_call_comes_back_as_content(client, sim_behavior, stream, split, spaced):
+    """Prose after the arguments, markers cut across deltas, frames that are not compact
+    JSON: the client gets one call, its arguments, the prose as content, tool_calls."""
     sim_behavior.tool_mode = "raw-v11"
     sim_behavior.trailing = "\n\nLet me search for that."
-    reply = client.chat.completions.create(model="devstral", messages=[{"role": "user", "content": "find TODOs"}], tools=[READ])
-    msg = reply.choices[0].message
-    (call,) = msg.tool_calls
-    assert json.loads(call.function.arguments) == {"path": "value of path"}
-    assert "Let me search for that." in (msg.content or "")
+    sim_behavior.split_markers, sim_behavior.spaced_frames, sim_behavior.piece = split, spaced, 3
+    kwargs = {"model": "devstral", "messages": [{"role": "user", "content": "find TODOs"}], "tools": [READ]}
+    if stream:
+        chunks = list(client.chat.completions.create(stream=True, **kwargs))
+        calls = _calls_from_stream(chunks)
+        content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = next(c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason)
+        assert [c["name"] for c in calls] == ["fs.read_file"] and json.loads(calls[0]["arguments"]) == {"path": "value of path"}
+        assert "Let me search for that." in content and "[" not in content and finish == "tool_calls"
+        return
+    msg = client.chat.completions.create(**kwargs).choices[0]
+    (call,) = msg.message.tool_calls
+    assert call.function.name == "fs.read_file" and json.loads(call.function.arguments) == {"path": "value of path"}
+    assert "Let me search for that." in (msg.message.content or "") and msg.finish_reason == "tool_calls"
 
 
 def test_the_generation_is_read_from_the_served_models_root(start_proxy):
