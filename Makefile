@@ -18,14 +18,21 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# the config file's port unless PORT is given (make run CONFIG=config.yaml PORT=9001)
+PORT_FLAG = $(if $(CONFIG),$(if $(filter command line environment,$(origin PORT)),--port $(PORT)),--port $(PORT))
+
 run: venv
 ifeq ($(strip $(UPSTREAM)$(CONFIG)),)
+	@$(PY) -m bench.wait --free $(SIM_PORT) || { \
+	  echo "Port $(SIM_PORT) is in use (a vLLM already running there?): 'make run UPSTREAM=http://127.0.0.1:$(SIM_PORT)'"; \
+	  echo "puts the proxy in front of it; 'make run SIM_PORT=8001' starts the simulator elsewhere."; exit 1; }
 	@echo "No UPSTREAM given: starting the simulated vLLM on :$(SIM_PORT)"
 	@$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
-	sleep 1; $(PY) -m devstral_proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT) --map gpt-4=mistral-sim
+	$(PY) -m bench.wait --ready http://127.0.0.1:$(SIM_PORT)/health && \
+	$(PY) -m devstral_proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT) --map gpt-4=mistral-sim
 else
-	$(PY) -m devstral_proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) --port $(PORT)
+	$(PY) -m devstral_proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) $(PORT_FLAG)
 endif
 
 sim: venv

@@ -371,6 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--strict-mistral", action="store_true", help="refuse what mistral-common refuses, as vLLM does")
     p.add_argument("--tool-mode", choices=("structured", "raw-v3", "raw-v11"))
     args = p.parse_args(argv)
+    if args.strict_mistral:
+        try:
+            import mistral_common  # noqa: F401  (the judge)
+        except ImportError:
+            p.exit(2, "--strict-mistral judges requests with mistral-common, which is not installed: pip install 'devstral-proxy[test]' (or mistral-common)\n")
     behavior = Behavior(token_delay=args.token_delay, first_token_delay=args.first_token_delay, strict_mistral=args.strict_mistral, tool_mode=args.tool_mode)
     if args.model:
         behavior.models = args.model

@@ -62,7 +62,11 @@ class Proxy:
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)
+            routes.add((b"POST",), path.removeprefix("/v1"), inference.unprefixed)  # base URL without /v1
         routes.add(_GET, "/v1/models", local.models)
+        routes.add(_GET, "/models", local.models)
+        routes.add_prefix("/v1/models/", local.model)
+        routes.add_prefix("/models/", local.model)
         routes.add(_GET, "/health", local.health)
         routes.add(_GET, "/health/live", local.live)
         routes.add(_GET, "/health/ready", local.ready)
@@ -86,12 +90,15 @@ class Proxy:
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing)
         self.rate_limits = RateLimits(self.config.rate_limit)
         self._wire(self.config)
+        # Before the first request: each backend's state (devstral_backend_up from the start),
+        # and with several backends or a Mistral one, the models each serves and their generation.
+        first = [self.monitor.probe_all()]
         if len(self.router.backends) > 1 or any(b.learns_generations for b in self.router.backends):
-            # route by model, and know each Mistral model's generation, from the first request on
-            try:
-                await asyncio.wait_for(self.monitor.discover_once(), 3.0)
-            except TimeoutError:
-                log.warning("some backends did not list their models within 3 s")
+            first.append(self.monitor.discover_once())
+        try:
+            await asyncio.wait_for(asyncio.gather(*first), 3.0)
+        except TimeoutError:
+            log.warning("some backends did not answer their first health check or model list within 3 s")
         self.monitor.start()
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731

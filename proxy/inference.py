@@ -117,6 +117,11 @@ class InferenceService:
         (without, `route` takes the key in place of the identity it never counts)."""
         return self.handle if self.rate_limits.limiter is not None else self.route
 
+    def unprefixed(self, conn, req, key: bytes | None) -> None:
+        """`/chat/completions` and its kind: clients given a base URL without /v1."""
+        req.path = "/v1" + req.path
+        self.entry(conn, req, key)
+
     def handle(self, conn, req, key: bytes | None) -> None:
         """An inference route: under the rate limits, then routed."""
         self.rate_limits.check(conn, req, key, self.route, self.log_error)

@@ -32,6 +32,25 @@ class LocalEndpoints:
     def models(self, conn, req, key) -> None:
         spawn(conn, self._models(conn), self.log_error)
 
+    def model(self, conn, req, key) -> None:
+        """GET /v1/models/{id}: an alias of model_mapping, or a model a backend serves."""
+        if req.method not in (b"GET", b"HEAD"):
+            conn.fail(Failure(405, f"Method {req.method.decode()} not allowed on {req.path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n"))
+            return
+        spawn(conn, self._model(conn, req.path.split("/models/", 1)[1]), self.log_error)
+
+    async def _model(self, conn, wanted: str) -> None:
+        now = time.monotonic()
+        backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
+        results = await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+        data = [m for r in results if not isinstance(r, BaseException) for m in r]
+        listed = with_aliases({"object": "list", "data": data}, self.model_map)["data"]
+        found = next((m for m in listed if m.get("id") == wanted), None)
+        if found is None:
+            conn.fail(Failure(404, f"The model '{wanted}' does not exist.", "model_not_found", "model"))
+        else:
+            conn.respond(200, JSON, _encode(found))
+
     def health(self, conn, req, key) -> None:
         """Today's /health: every backend probed now (readiness for older probes)."""
         spawn(conn, self._health(conn, self.auth and key is None), self.log_error)

@@ -44,13 +44,18 @@ class BackendMonitor:
                 discovered = loop.time()
                 await self.discover_once()
 
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self.probe(b) for b in self.router.backends))
+
     async def probe(self, backend) -> str:
-        """One health check; what it learns feeds the router."""
+        """One health check; what it learns feeds the router (and devstral_backend_up)."""
         try:
             status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, self.routing.health_timeout)
         except OSError as exc:
+            self.router.connected(backend, False)
             self.router.outcome(backend, False)
             return f"unreachable ({exc.__class__.__name__})"
+        self.router.connected(backend, True)
         # A server without a health route (LM Studio: 404) is up all the same; a 5xx is the
         # backend saying it cannot serve (vLLM's engine is dead).
         self.router.outcome(backend, status < 500)

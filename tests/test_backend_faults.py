@@ -74,11 +74,12 @@ class ClosingBackend:
 def test_pooled_connection_closed_by_backend_is_retried_on_a_fresh_one(start_proxy):
     backend = ClosingBackend()
     p = start_proxy(f"http://127.0.0.1:{backend.port}")
+    before = backend.connections  # the startup health check's, pooled like any
     for _ in range(3):
         r = http("POST", p.url + "/v1/chat/completions", CHAT)
         assert r.status == 200, r.body
         assert r.json()["model"] == "gpt-4"
-    assert backend.connections == 3
+    assert backend.connections == before + 3  # each pooled one found closed: one fresh each
     backend.raw.stop()
 
 

@@ -91,3 +91,12 @@ def test_a_client_leaving_mid_stream_is_counted_and_not_left_in_flight(proxy, si
     after = scrape(proxy)
     assert value(after, "devstral_requests_in_flight") == 1  # only the scrape
     assert value(after, "devstral_requests_total", route="/v1/chat/completions", model="gpt-4", backend="primary", status="499") == 1
+
+
+def test_backend_up_is_set_by_the_monitor_for_every_backend_from_startup(sim, start_proxy):
+    from tests.support import free_port
+
+    p = start_proxy(backends={"up": {"url": sim.url}, "down": {"url": f"http://127.0.0.1:{free_port()}"}}, routing={"health_interval": 0.2})
+    samples = scrape(p)  # no request has been made
+    assert samples[("devstral_backend_up", (("backend", "up"),))] == 1
+    assert samples[("devstral_backend_up", (("backend", "down"),))] == 0

@@ -106,3 +106,15 @@ def test_a_failing_task_handler_still_answers_500(proxy, monkeypatch):
     r = http("GET", proxy.url + "/v1/models")
     assert r.status == 500 and r.json()["error"]["code"] == "internal_error"
     assert http("GET", proxy.url + "/health").status == 200
+
+
+def test_a_base_url_without_v1_and_models_retrieve(proxy):
+    bare = openai.OpenAI(base_url=proxy.url, api_key="x", max_retries=0)  # no /v1
+    assert bare.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}]).model == "gpt-4"
+    assert "gpt-4" in [m.id for m in bare.models.list()]
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    alias = client.models.retrieve("gpt-4")
+    assert alias.id == "gpt-4" and alias.owned_by == "devstral-proxy"
+    assert client.models.retrieve("mistral-sim").id == "mistral-sim"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
