@@ -109,10 +109,10 @@ class Simulator:
         app.router.add_get("/v1/redirect", self.redirect)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> int:
         self.runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=self.behavior.keepalive_timeout)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
+        site = web.TCPSite(self.runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         return self.port

@@ -7,6 +7,7 @@ endpoints) -> relay -> reply channel -> accounting. Each part is in its own modu
 
 import asyncio
 import logging
+import ssl
 import time
 
 from devstral_translate.dialect import ROUTES
@@ -28,6 +29,17 @@ log = logging.getLogger("devstral_proxy")
 _GET = (b"GET", b"HEAD")
 
 
+def server_tls(server) -> ssl.SSLContext | None:
+    """HTTPS on the listening side when server.tls_cert / tls_key are set (HTTP/1.1 only)."""
+    if not server.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    context.load_cert_chain(server.tls_cert, server.tls_key)
+    return context
+
+
 class Proxy:
     """Implements server.Application for the connections it accepts."""
 
@@ -41,6 +53,7 @@ class Proxy:
         self.monitor: BackendMonitor | None = None
         self.access: AccessLog | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self.tls: ssl.SSLContext | None = None
         self._tick = 0.5
         self._pruned = 0.0
         self.config = config
@@ -102,10 +115,11 @@ class Proxy:
         self.monitor.start()
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
+        self.tls = server_tls(s)
         if sock is not None:
-            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog)
+            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls)
         else:
-            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog)
+            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog, ssl=self.tls)
         self._tick = min(0.5, self._shortest_timeout() / 3)
         self._sweeper = loop.call_later(self._tick, self._sweep)
         host, port = self.server.sockets[0].getsockname()[:2]
@@ -117,6 +131,10 @@ class Proxy:
         old = self.config
         if (config.server.host, config.server.port, config.server.workers) != (old.server.host, old.server.port, old.server.workers):
             log.warning("reload: server.host, server.port and server.workers change only with a restart")
+        if bool(config.server.tls_cert) != (self.tls is not None):
+            log.warning("reload: turning TLS on or off takes a restart")
+        elif self.tls is not None:  # a renewed certificate: new handshakes use it, open connections go on
+            self.tls.load_cert_chain(config.server.tls_cert, config.server.tls_key)
         self.router = self.router.replaced(config)
         previous = None
         if config.rate_limit != old.rate_limit:

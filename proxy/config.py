@@ -60,6 +60,8 @@ class ServerConfig(_Section):
     relay_paths: list[str] = msgspec.field(default_factory=lambda: list(RELAY_PATHS))
     cors_allow_origins: list[str] = []  # browser origins allowed to call the proxy ("*": any)
     trusted_proxies: list[str] = []  # CIDRs whose X-Forwarded-For is believed
+    tls_cert: str | None = None  # PEM certificate (chain) to serve HTTPS; reloaded on SIGHUP
+    tls_key: str | None = None
 
 
 class BackendConfig(_Section):
@@ -84,6 +86,11 @@ class BackendConfig(_Section):
     weight: float = 1.0  # share of requests, relative to the other backends
     models: list[str] = []  # the (backend) model names it serves; empty: any, or discovered
     max_reply_bytes: int = 64 << 20  # a whole (non-streamed) reply buffered for translation; 502 above
+    # https:// backends
+    tls_verify: bool = True  # false: no certificate check (only when asked for)
+    ca_file: str | None = None  # PEM CA bundle to verify the backend with (else the system's)
+    client_cert: str | None = None  # PEM client certificate (mutual TLS), with client_key
+    client_key: str | None = None
 
 
 class RoutingConfig(_Section):
@@ -196,8 +203,12 @@ def _check(config: Config) -> None:
     for b in backends:
         key = f"backends.{b.name}"
         parts = urlsplit(b.url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ConfigError(f"{key}.url: expected an http://host:port URL, got {b.url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{key}.url: expected an http:// or https:// URL, got {b.url!r}")
+        for attr in ("ca_file", "client_cert", "client_key"):
+            path = getattr(b, attr)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{key}.{attr}: no such file: {path}")
         try:
             _ = parts.port  # urlsplit checks the port only when asked for it
         except ValueError:
@@ -246,6 +257,12 @@ def _check(config: Config) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ConfigError(f"server.{name}[{i}]: {exc}") from None
+    if bool(s.tls_cert) != bool(s.tls_key):
+        raise ConfigError("server.tls_cert and server.tls_key: both are needed to serve HTTPS")
+    for attr in ("tls_cert", "tls_key"):
+        path = getattr(s, attr)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"server.{attr}: no such file: {path}")
     for i, path in enumerate(s.relay_paths):
         if not path.startswith("/"):
             raise ConfigError(f"server.relay_paths[{i}]: a path starting with '/', got {path!r}")

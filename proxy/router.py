@@ -7,6 +7,7 @@ for what exchanges and health checks learn of backends (outcome, connected).
 
 import math
 import random
+import ssl
 import time
 
 import msgspec
@@ -19,6 +20,18 @@ from . import balance
 from .config import BackendConfig, Config, RoutingConfig
 from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
+
+
+def client_tls(cfg: BackendConfig) -> ssl.SSLContext:
+    """TLS to an https:// backend: verified against the system's CAs or `ca_file`, with a
+    client certificate when configured; `tls_verify = false` only when asked for."""
+    context = ssl.create_default_context(cafile=cfg.ca_file)
+    if cfg.client_cert:
+        context.load_cert_chain(cfg.client_cert, cfg.client_key)
+    if not cfg.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def make_dialect(cfg: BackendConfig, generations: dict[str, str]):
@@ -43,7 +56,7 @@ class Backend:
         self.name = cfg.name
         self.timeout = config.backend_timeout(cfg)
         self.max_reply_bytes = cfg.max_reply_bytes
-        self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout)
+        self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout, ssl=client_tls(cfg) if cfg.url.startswith("https:") else None)
         # Mistral dialect: the tokenizer generation of each served model, from its `root`
         self.generations: dict[str, str] = {}
         self.learns_generations = cfg.dialect == "mistral" and cfg.tokenizer_version == "auto"
@@ -53,7 +66,7 @@ class Backend:
         if cfg.api_key:
             self._fixed += b"authorization: Bearer " + cfg.api_key.encode() + b"\r\n"
         self._base = self.pool.base_path.encode()
-        self.origin = b"http://" + self.pool.host_header  # how the backend names itself in a Location
+        self.origin = self.pool.origin  # how the backend names itself in a Location
         self.weight = cfg.weight
         self.models = set(cfg.models)  # configured; else discovered from /v1/models
         self.outstanding = 0  # requests in flight

@@ -194,12 +194,17 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle connections to one backend, most recently used first."""
 
-    def __init__(self, url: str, idle_seconds: float, connect_timeout: float, loop=None) -> None:
+    def __init__(self, url: str, idle_seconds: float, connect_timeout: float, loop=None, ssl=None) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname
-        self.port = parts.port or 80
-        self.base_path = parts.path.rstrip("/")
+        self.ssl = ssl  # an ssl.SSLContext for https:// backends (SNI: the URL's host)
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        # The path before the API version: `http://host:1234/v1` (how LM Studio shows its
+        # base URL, LiteLLM's api_base) and `http://host:1234` reach the same routes.
+        base = parts.path.rstrip("/")
+        self.base_path = base[:-3] if base.endswith("/v1") else base
         self.host_header = parts.netloc.encode()
+        self.origin = f"{parts.scheme}://{parts.netloc}".encode()
         self.idle_seconds = idle_seconds
         self.connect_timeout = connect_timeout
         self.idle: list[UpstreamConnection] = []
@@ -225,7 +230,7 @@ class Pool:
 
     async def connect(self) -> UpstreamConnection:
         _, conn = await asyncio.wait_for(
-            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port),
+            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None),
             self.connect_timeout,
         )
         return conn

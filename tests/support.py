@@ -33,11 +33,11 @@ class LoopThread:
 class SimThread:
     """The simulated vLLM on a loopback port."""
 
-    def __init__(self, behavior: Behavior | None = None, port: int = 0) -> None:
+    def __init__(self, behavior: Behavior | None = None, port: int = 0, ssl_context=None) -> None:
         self.sim = Simulator(behavior)
         self.loop = LoopThread()
-        self.port = self.loop.call(lambda: self.sim.start("127.0.0.1", port))
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = self.loop.call(lambda: self.sim.start("127.0.0.1", port, ssl_context))
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def behavior(self) -> Behavior:
