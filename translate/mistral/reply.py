@@ -57,7 +57,7 @@ class MistralResponse:
 
     def body(self, data: bytes) -> bytes:
         # An unescaped "name" key only appears in a reply inside a tool call.
-        if not has_markers(data) and not (self.names.renamed and b'"name"' in data):
+        if not has_markers(data) and not (self.names.renamed and data.find(b'"name"') != -1):
             return set_model(data, self.model)
         try:
             doc = _decode.decode(data)

@@ -130,9 +130,9 @@ class MistralStream(RenameStream):
             return False
         if has_markers(data) or has_partial_marker(data):
             return False
-        if self.names.renamed and b'"name"' in data:  # a tool call's name to map back
+        if self.names.renamed and data.find(b'"name"') != -1:  # a tool call's name to map back
             return False
-        if b'"finish_reason"' in data and any(c.calls for c in self.choices.values()):
+        if data.find(b'"finish_reason"') != -1 and any(c.calls for c in self.choices.values()):
             return False  # decided on the decoded value: frames need not be compact JSON
         return True
 
