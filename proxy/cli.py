@@ -22,17 +22,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="devstral-proxy", description="OpenAI-compatible proxy for vLLM and other local LLM servers.")
     p.add_argument("--config", "-c", help="TOML, YAML or JSON config file (env: DEVSTRAL_PROXY_CONFIG)")
     p.add_argument("--upstream", help="backend URL, replaces the configured backends (env: DEVSTRAL_PROXY_UPSTREAM)")
-    p.add_argument("--dialect", choices=("openai", "mistral"), help="dialect of the --upstream backend")
-    p.add_argument("--host", help="address to listen on (env: DEVSTRAL_PROXY_HOST)")
-    p.add_argument("--port", type=int, help="port to listen on (env: DEVSTRAL_PROXY_PORT)")
-    p.add_argument("--workers", type=int, help="worker processes sharing the port (env: DEVSTRAL_PROXY_WORKERS)")
+    p.add_argument("--dialect", choices=("openai", "mistral"), help="dialect of the --upstream backend (default: openai)")
+    p.add_argument("--api-key", help="key sent to the --upstream backend (env: DEVSTRAL_PROXY_BACKEND_API_KEY)")
+    p.add_argument("--host", help="address to listen on (env: DEVSTRAL_PROXY_HOST; default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (env: DEVSTRAL_PROXY_PORT; default: 9000)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (env: DEVSTRAL_PROXY_WORKERS; default: 1)")
     p.add_argument(
         "--map",
         action="append",
         metavar="CLIENT=BACKEND",
         help="map a model name clients send to the backend's; repeatable, added to the config's model_mapping (env: DEVSTRAL_PROXY_MODEL_MAP=a=b,c=d)",
     )
-    p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="(env: DEVSTRAL_PROXY_LOG_LEVEL; default: INFO)")
     p.add_argument("--version", action="version", version=f"devstral-proxy {__version__}")
     return p.parse_args(argv)
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         "upstream": args.upstream,
         "dialect": args.dialect,
+        "api_key": args.api_key,
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,

@@ -145,7 +145,7 @@ class LoggingConfig(_Section):
     access: bool = True  # one JSON line per request on stderr (at INFO)
     log_bodies: bool = False  # add request bodies to those lines (the seed: include_request_body)
     include_request_body: bool = False
-    include_response_body: bool = False  # accepted for the seed's shape; replies are not logged
+    include_response_body: bool = False  # the seed's key; true is refused: replies are never logged
 
 
 class Config(_Section):
@@ -257,6 +257,8 @@ def _check(config: Config) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ConfigError(f"server.{name}[{i}]: {exc}") from None
+    if config.logging.include_response_body:
+        raise ConfigError("logging.include_response_body: not supported: replies are never logged (request bodies: log_bodies)")
     if bool(s.tls_cert) != bool(s.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: both are needed to serve HTTPS")
     for attr in ("tls_cert", "tls_key"):
@@ -286,6 +288,7 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
         "port": env.get("DEVSTRAL_PROXY_PORT"),
         "log_level": env.get("DEVSTRAL_PROXY_LOG_LEVEL"),
         "workers": env.get("DEVSTRAL_PROXY_WORKERS"),
+        "api_key": env.get("DEVSTRAL_PROXY_BACKEND_API_KEY"),
         "model_map": [pair for pair in env.get("DEVSTRAL_PROXY_MODEL_MAP", "").split(",") if pair.strip()] or None,
     }
     flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
@@ -304,7 +307,10 @@ def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | Non
             raise ConfigError(f"server.workers: not a number: {flat['workers']!r}") from None
     doc["server"] = server
     if flat["upstream"]:
-        doc["backends"] = {"primary": {"url": flat["upstream"], **({"dialect": flat["dialect"]} if flat["dialect"] else {})}}
+        primary = {"url": flat["upstream"], **({"dialect": flat["dialect"]} if flat["dialect"] else {})}
+        if flat["api_key"]:
+            primary["api_key"] = flat["api_key"]
+        doc["backends"] = {"primary": primary}
     elif flat["dialect"]:
         raise ConfigError("dialect: --dialect needs --upstream (set it per backend in the config file)")
     if flat["model_map"]:

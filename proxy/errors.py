@@ -60,8 +60,8 @@ def normalize_backend_error(status: int, body: bytes) -> bytes:
     if isinstance(doc, dict):
         err = doc.get("error")
         if isinstance(err, dict) and "message" in err:
-            if "type" in err and "code" in err:
-                return body
+            if "type" in err and "code" in err and (err["code"] is None or isinstance(err["code"], str)):
+                return body  # OpenAI's shape already (vLLM's integer codes are made strings)
             return error_body(status, str(err["message"]), _code(err.get("code")), err.get("param"))
         if isinstance(err, str):
             return error_body(status, err, None, None)

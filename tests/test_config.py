@@ -151,3 +151,26 @@ def test_cli_maps_models_with_flags_alone(sim):
         assert sim.record.requests[-1]["model"] == "mistral-sim"
         listed = {m["id"] for m in http("GET", f"http://127.0.0.1:{port}/v1/models").json()["data"]}
         assert {"gpt-4", "gpt-4o", "mistral-sim"} <= listed
+
+
+def test_include_response_body_is_refused_not_silently_ignored():
+    from devstral_proxy.config import ConfigError, build
+
+    with pytest.raises(ConfigError, match="include_response_body"):
+        build({"logging": {"include_response_body": True}}, env={}, overrides={"upstream": "http://127.0.0.1:8000"})
+
+
+def test_the_backend_key_by_flag_or_environment():
+    from devstral_proxy.config import build
+
+    cfg = build({}, env={"DEVSTRAL_PROXY_BACKEND_API_KEY": "sk-env"}, overrides={"upstream": "http://127.0.0.1:8000"})
+    assert cfg.backend_list()[0].api_key == "sk-env"
+    cfg = build({}, env={}, overrides={"upstream": "http://127.0.0.1:8000", "api_key": "sk-flag"})
+    assert cfg.backend_list()[0].api_key == "sk-flag"
+
+
+def test_backend_error_codes_come_back_as_strings(proxy):
+    from tests.support import http
+
+    r = http("POST", proxy.url + "/v1/chat/completions", {"model": "unknown", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status == 404 and r.json()["error"]["code"] == "404"  # vLLM sends the integer 404
