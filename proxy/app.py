@@ -24,6 +24,7 @@ from .ratelimit import RateLimits
 from .router import Backend, Router
 from .routes import RouteTable
 from .server import HttpProtocol, Limits
+from .shared_metrics import MetricsShare
 
 log = logging.getLogger("devstral_proxy")
 _GET = (b"GET", b"HEAD")
@@ -43,9 +44,10 @@ def server_tls(server) -> ssl.SSLContext | None:
 class Proxy:
     """Implements server.Application for the connections it accepts."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics_dir: str | None = None) -> None:
         self.connections: set[HttpProtocol] = set()
         self.metrics = Metrics()
+        self.share = MetricsShare(metrics_dir, self.metrics) if metrics_dir else None
         self.started = time.time()
         self.server: asyncio.AbstractServer | None = None
         self.router: Router | None = None
@@ -72,6 +74,7 @@ class Proxy:
         auth = bool(config.authentication.active_keys())
         local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth)
         local.rate_limits = self.rate_limits
+        local.share = self.share
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)
@@ -159,6 +162,8 @@ class Proxy:
             self.rate_limits.prune(time.time())
         if self.access is not None:
             self.access.flush()
+        if self.share is not None:
+            self.share.publish()
         for conn in list(self.connections):
             if conn.deadline:
                 conn.expire(now)

@@ -105,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             from .workers import Supervisor
 
             def worker(sock, current) -> int:
-                uvloop.run(serve(Proxy(current), sock, ready=False, load_config=load_config))
+                uvloop.run(serve(Proxy(current, supervisor.metrics_dir), sock, ready=False, load_config=load_config))
                 return 0
 
-            return Supervisor(config, worker, load_config).run()
+            supervisor = Supervisor(config, worker, load_config)
+            return supervisor.run()
         uvloop.run(serve(Proxy(config), load_config=load_config))
     except OSError as exc:
         print(f"devstral-proxy: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}", file=sys.stderr)

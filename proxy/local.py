@@ -22,6 +22,7 @@ class LocalEndpoints:
     def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool = False) -> None:
         self.auth = auth
         self.rate_limits = None  # RateLimits, for the fail-open count
+        self.share = None  # MetricsShare with --workers: /metrics renders the whole service
         self.router = router
         self.monitor = monitor
         self.metrics = metrics
@@ -72,7 +73,8 @@ class LocalEndpoints:
         conn.respond(200 if ready else 503, JSON + (b"" if ready else b"retry-after: 1\r\n"), _encode(body))
 
     def metrics_text(self, conn, req, key) -> None:
-        conn.respond(200, _PROMETHEUS, self.metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0))
+        metrics = self.share.combined() if self.share is not None else self.metrics
+        conn.respond(200, _PROMETHEUS, metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0))
 
     async def _models(self, conn) -> None:
         """Every reachable backend's models, once each, plus the aliases."""

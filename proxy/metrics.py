@@ -2,7 +2,7 @@
 
 Requests by route, model, backend and status; latency histograms for the whole request, the
 proxy's own part, and time to first byte of streams; requests in flight; backend reachability;
-prompt and completion tokens from usage. Each worker process reports its own.
+prompt and completion tokens from usage. With --workers, shared_metrics.py sums the workers'.
 """
 
 from bisect import bisect_left

@@ -6,9 +6,11 @@ The parent holds the port bound (not listening) so port 0 resolves once for all 
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 from .notify import notify, watchdog_interval
@@ -48,6 +50,8 @@ class Supervisor:
         self.anchor = reuseport_socket(config.server.host, config.server.port, listen=False)
         self.host, self.port = self.anchor.getsockname()[:2]
         self.children: dict[int, float] = {}  # pid -> start time
+        # where the workers publish their metrics, so any of them renders the whole service's
+        self.metrics_dir = tempfile.mkdtemp(prefix="devstral-proxy-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.stopping = False
 
     def _spawn(self) -> None:
@@ -127,4 +131,5 @@ class Supervisor:
             if not self.stopping:
                 self._spawn()
         self.anchor.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return 0

@@ -63,3 +63,32 @@ def test_a_second_instance_with_workers_refuses_a_port_already_served(sim):
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(15) == 0
+
+
+def test_metrics_add_up_across_workers_and_never_fall(sim):
+    """Whichever worker a scrape reaches, /metrics counts the whole service."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
+    try:
+        wait_for(lambda: ok(port))
+        wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
+        before = served(port)
+        for _ in range(20):  # a new connection each: the kernel spreads them over both workers
+            assert ok(port)
+        time.sleep(1.2)  # each worker publishes on its sweep tick
+        totals = [served(port) for _ in range(10)]
+        assert totals == sorted(totals), totals  # monotonic, whichever worker answers
+        assert totals[0] == before + 20 and totals[-1] == totals[0]  # every one of the 20, in every scrape
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def served(port: int) -> int:
+    """Chat requests answered 200, summed over labels, in one scrape."""
+    body = http("GET", f"http://127.0.0.1:{port}/metrics").body.decode()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in body.splitlines()
+        if line.startswith("devstral_requests_total{") and 'route="/v1/chat/completions"' in line and 'status="200"' in line
+    )
