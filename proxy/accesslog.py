@@ -2,10 +2,12 @@
 buffered and written by the server's sweep, never per request. Bodies only when configured.
 """
 
+import os
 import sys
-import time
 
 import msgspec
+
+from .logs import WORKER, iso_now
 
 _encode = msgspec.json.encode
 
@@ -15,11 +17,14 @@ class AccessLog:
         self.stream = stream or sys.stderr
         self.bodies = bodies  # logging.log_bodies / include_request_body
         self.lines: list[bytes] = []
+        self.pid = os.getpid()
 
     def log(self, req, duration: float, first_byte: float | None) -> None:
         """`req`: the request's Record."""
         line = {
-            "ts": round(time.time(), 3),
+            "ts": iso_now(),
+            "pid": self.pid,
+            "worker": WORKER["n"],
             "request_id": req.rid,
             "client": req.client,
             "method": req.method.decode("latin-1"),
@@ -34,6 +39,8 @@ class AccessLog:
         }
         if first_byte is not None:
             line["first_byte_ms"] = round(first_byte * 1000, 3)
+        if req.error:
+            line["error"] = req.error  # a stream that ended badly (its status was sent already)
         if self.bodies:
             line["request_body"] = req.body.decode("utf-8", "replace")
         self.lines.append(_encode(line))

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__
+from . import __version__, logs
 from .app import Proxy
 from .config import ConfigError, load
 from .notify import notify, start_watchdog
@@ -43,7 +43,8 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
     `ready`: this process is the one that talks to systemd."""
     log = logging.getLogger("devstral_proxy")
     host, port = await proxy.start(sock)
-    log.info("pid %d listening on http://%s:%d", os.getpid(), host, port)
+    log.info("listening on %s://%s:%d", "https" if proxy.tls else "http", host, port)
+    summary(proxy, log)
     if ready:
         notify("READY=1")
     # What start-up allocated lives for good: keep it out of every collection, and collect the
@@ -67,6 +68,21 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
     await proxy.drain(proxy.config.server.drain_timeout)
 
 
+def summary(proxy: Proxy, log) -> None:
+    """What an operator needs to know at startup: the config, the backends, auth, mappings."""
+    c = proxy.config
+    log.info(
+        "config %s; authentication %s; %d model mappings",
+        os.environ.get("DEVSTRAL_PROXY_CONFIG") or "from flags",
+        "on" if c.authentication.active_keys() else "off",
+        len(c.model_mapping),
+    )
+    for b in proxy.router.backends:
+        generation = ", ".join(f"{m}: {g}" for m, g in sorted(b.generations.items())) or b.cfg.tokenizer_version
+        state = {True: "up", False: "DOWN (no connection)", None: "not checked"}[b.up]
+        log.info("backend %s %s dialect %s%s: %s", b.name, b.cfg.url, b.cfg.dialect, f" (generation {generation})" if b.cfg.dialect == "mistral" else "", state)
+
+
 async def _reload(proxy: Proxy, load_config) -> None:
     try:
         config = load_config()
@@ -78,6 +94,8 @@ async def _reload(proxy: Proxy, load_config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.config:  # where the configuration comes from: on the startup line, and for SIGHUP
+        os.environ["DEVSTRAL_PROXY_CONFIG"] = args.config
     overrides = {
         "upstream": args.upstream,
         "dialect": args.dialect,
@@ -97,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"devstral-proxy: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config.logging.level, config.logging.format)
     import uvloop
 
     try:

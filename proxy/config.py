@@ -142,6 +142,7 @@ class RateLimitConfig(_Section):
 
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+    format: Literal["json", "text"] = "json"  # every line of the proxy's own
     access: bool = True  # one JSON line per request on stderr (at INFO)
     log_bodies: bool = False  # add request bodies to those lines (the seed: include_request_body)
     include_request_body: bool = False

@@ -28,3 +28,4 @@ class Record(msgspec.Struct, gc=False):
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens
     body: bytes = b""  # the request body, kept only when the access log is configured to log it
     extra: bytes = b""  # header lines for the reply (rate-limit state, CORS)
+    error: str = ""  # why a reply whose status was already sent ended badly (a broken stream)

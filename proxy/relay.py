@@ -93,6 +93,8 @@ class _Handler:
     def _broken(self, failure: Failure) -> None:
         """The backend failed: answer with an error if nothing was sent yet, else end what was."""
         state = self.state
+        if state == Ex.STREAMING or state == Ex.RAW:
+            self.record.error = f"{failure.code}: {failure.message}"
         if state == Ex.STREAMING:
             self._end()
             self.reply.write_chunk(stream_error_event(failure))

@@ -5,6 +5,7 @@ request by model, availability and the model's strategy (see balance.py), and is
 for what exchanges and health checks learn of backends (outcome, connected).
 """
 
+import logging
 import math
 import random
 import ssl
@@ -42,6 +43,8 @@ def make_dialect(cfg: BackendConfig, generations: dict[str, str]):
         return MistralDialect(opts, generations)
     return OpenAIDialect()
 
+
+log = logging.getLogger("devstral_proxy")
 
 # Client headers never forwarded: hop-by-hop, the client's own credentials (the backend gets
 # its configured key instead), and compression (the proxy must read what it rewrites).
@@ -145,20 +148,29 @@ class Router:
         return chosen
 
     def connected(self, backend: Backend, up: bool) -> None:
-        """Whether a connection to the backend could be opened."""
+        """Whether a connection to the backend could be opened (a change is logged)."""
+        if up and backend.up is False:
+            log.warning("backend %s: reachable again", backend.name)
+        elif not up and backend.up is not False:
+            log.warning("backend %s: cannot connect to %s", backend.name, backend.cfg.url)
         backend.up = up
 
     def outcome(self, backend: Backend, ok: bool) -> None:
         """What a request (or a health check) learnt of a backend."""
         backend.trial = False
         if ok:
+            if backend.ejected_until:
+                log.warning("backend %s: back in service", backend.name)
             backend.failures = 0
             backend.ejected_until = 0.0
             return
         backend.failures += 1
         over = backend.failures - self.routing.eject_after
         if over >= 0:
-            backend.ejected_until = time.monotonic() + min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
+            cooldown = min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
+            if not backend.ejected_until or over == 0:
+                log.warning("backend %s: ejected after %d failures in a row, for %g s", backend.name, backend.failures, cooldown)
+            backend.ejected_until = time.monotonic() + cooldown
 
     def retry_after(self) -> int:
         """Seconds until the first ejected backend gets its trial request (at least 1)."""

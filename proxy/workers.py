@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 
+from . import logs
 from .notify import notify, watchdog_interval
 
 log = logging.getLogger("devstral_proxy")
@@ -50,11 +51,13 @@ class Supervisor:
         self.anchor = reuseport_socket(config.server.host, config.server.port, listen=False)
         self.host, self.port = self.anchor.getsockname()[:2]
         self.children: dict[int, float] = {}  # pid -> start time
+        self.number = 0
         # where the workers publish their metrics, so any of them renders the whole service's
         self.metrics_dir = tempfile.mkdtemp(prefix="devstral-proxy-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.stopping = False
 
     def _spawn(self) -> None:
+        self.number += 1  # this worker's number on its log lines
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -63,6 +66,7 @@ class Supervisor:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 self.anchor.close()
+                logs.WORKER["n"] = self.number
                 code = self.serve_worker(reuseport_socket(self.host, self.port, listen=True), self.config)
             except BaseException as exc:  # a worker never returns into the parent's code
                 log.error("worker %d failed: %s", os.getpid(), exc)

@@ -1,0 +1,39 @@
+"""The proxy's own log lines in one format: JSON (default) or text, by `logging.format`, each
+with an ISO-8601 UTC time, the level, the process id and the worker number.
+
+Access lines (accesslog.py) carry the same `ts`, `pid` and `worker` fields.
+"""
+
+import json
+import logging
+import os
+import time
+
+WORKER = {"n": 0}  # 0: the only process, or the supervisor; 1..N: a worker
+
+
+def iso_now(now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": iso_now(record.created), "level": record.levelname, "pid": os.getpid(), "worker": WORKER["n"], "msg": record.getMessage()}
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{iso_now(record.created)} {record.levelname} pid={os.getpid()} worker={WORKER['n']} {record.getMessage()}"
+        return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+def configure(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
