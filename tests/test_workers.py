@@ -72,6 +72,7 @@ def test_metrics_add_up_across_workers_and_never_fall(sim):
     try:
         wait_for(lambda: ok(port))
         wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
+        time.sleep(1.2)  # the requests that found the port open are published too
         before = served(port)
         for _ in range(20):  # a new connection each: the kernel spreads them over both workers
             assert ok(port)
