@@ -30,6 +30,7 @@ def test_unit_settings_match_the_proxy():
     assert settings["DynamicUser"] == "yes" and settings["ProtectSystem"] == "strict" and settings["NoNewPrivileges"] == "yes"
     assert "AF_INET" in settings["RestrictAddressFamilies"]
     assert settings["EnvironmentFile"].startswith("-")
+    assert settings["SupplementaryGroups"] == "devstral-proxy"  # reads the 640 config and key file
     assert (UNIT.parent / "devstral-proxy.env").exists() and (UNIT.parent / "config.toml").exists()
 
 
@@ -42,3 +43,56 @@ def test_example_config_loads():
     doc["authentication"] = {}  # the key file lives on the server
     config = build(doc, env={})
     assert config.backend_list()[0].dialect == "mistral"
+
+
+def test_the_shipped_files_run_the_proxy_as_the_readme_installs_them(sim, tmp_path):
+    """The README's steps, as far as this machine allows: the shipped config (backend pointed at
+    the simulator), a generated key file, the shipped environment file; the binary serves with
+    the key, reloads on SIGHUP and drains on SIGTERM."""
+    import json
+    import os
+    import signal
+    import time
+    import tomllib
+
+    from tests.support import free_port, http
+
+    keys = tmp_path / "api-keys"
+    keys.write_text("sk-generated-for-the-test\n")
+    keys.chmod(0o640)
+    text = (UNIT.parent / "config.toml").read_text()
+    assert 'api_keys_file = "/etc/devstral-proxy/api-keys"' in text
+    doc = tomllib.loads(text)
+    doc["authentication"]["api_keys_file"] = str(keys)
+    doc["backends"]["vllm"]["url"] = sim.url
+    doc["backends"]["vllm"]["dialect"] = "openai"  # the simulator's answers are not judged here
+    doc["model_mapping"] = {"gpt-4": "mistral-sim"}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(doc))
+    env = dict(os.environ)
+    for line in (UNIT.parent / "devstral-proxy.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    port = free_port()
+    env["DEVSTRAL_PROXY_PORT"], env["DEVSTRAL_PROXY_HOST"] = str(port), "127.0.0.1"
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(config)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        chat = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = http("POST", url, chat, headers={"authorization": "Bearer sk-generated-for-the-test"})
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert r.status == 200
+        assert http("POST", url, chat).status == 401
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert http("POST", url, chat, headers={"authorization": "Bearer sk-generated-for-the-test"}).status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
