@@ -43,8 +43,11 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
     `ready`: this process is the one that talks to systemd."""
     log = logging.getLogger("devstral_proxy")
     host, port = await proxy.start(sock)
-    log.info("listening on %s://%s:%d", "https" if proxy.tls else "http", host, port)
-    summary(proxy, log)
+    # the startup lines show at any --log-level: an operator needs them most when it is WARNING
+    startup = logging.getLogger("devstral_proxy.startup")
+    startup.setLevel(logging.INFO)
+    startup.info("listening on %s://%s:%d", "https" if proxy.tls else "http", host, port)
+    summary(proxy, startup)
     if ready:
         notify("READY=1")
     # What start-up allocated lives for good: keep it out of every collection, and collect the

@@ -5,6 +5,8 @@ a backend that cannot be connected to hands the request to the next one.
 Other /v1/* paths are relayed to a backend unchanged (`relay`).
 """
 
+import logging
+
 import msgspec
 
 from devstral_translate.errors import RequestError
@@ -13,6 +15,8 @@ from devstral_translate.openai import map_model
 from .errors import Failure
 from .relay import Exchange
 from .router import forward_headers
+
+log = logging.getLogger("devstral_proxy")
 
 
 class _RoutingHead(msgspec.Struct):
@@ -110,6 +114,7 @@ class InferenceService:
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
         self.log_error = log_error
+        self.debug = log.isEnabledFor(logging.DEBUG)  # a line per routing decision at DEBUG
 
     @property
     def entry(self):
@@ -177,6 +182,15 @@ class InferenceService:
             exchange.failover = _Failover(self, conn, req, who, tried)
         if prepared.retry is not None:
             exchange.resend = _Resend(self, conn, req, who, prepared.retry)
+        if self.debug:
+            log.debug(
+                "request %s: %s -> backend %s as %s%s",
+                record.rid,
+                record.model,
+                backend.name,
+                record.backend_model,
+                f" (after {len(tried)} unreachable)" if tried else "",
+            )
         exchange.start()
 
     @property

@@ -56,3 +56,31 @@ def test_a_stream_cut_by_the_backend_has_an_error_on_its_access_line(sim, start_
 
 async def _flush(p):
     p.proxy.access.flush()
+
+
+def test_warning_keeps_the_startup_lines_and_debug_adds_routing(sim):
+    for level, routed in (("WARNING", False), ("DEBUG", True)):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--log-level", level, "--map", "gpt-4=mistral-sim"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert (
+                        http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}).status
+                        == 200
+                    )
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        finally:
+            proc.terminate()
+            err = proc.communicate(timeout=15)[1]
+        text = "\n".join(json.loads(line).get("msg", "") for line in err.splitlines() if line.startswith("{"))
+        assert "listening on" in text and "backend primary" in text, level
+        assert ("-> backend primary as mistral-sim" in text) is routed, level

@@ -253,3 +253,14 @@ def test_the_bridge_turn_by_configuration(start_proxy, strict_sim):
     client = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
     create(client, messages, extra, False)
     assert [m["role"] for m in strict_sim.record.requests[-1]["messages"]][-2:] == ["assistant", "user"]
+
+
+def test_the_readme_error_example_is_what_the_proxy_prints(client):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"`(\{\"error\":\{\"message\":\"messages\[3\]: unknown role 'oracle'\".*?\}\})`", readme).group(1)
+    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "oracle", "content": "d"}]
+    r = http("POST", client.proxy.url + "/v1/chat/completions", {"model": "devstral", "messages": messages})
+    assert r.status == 400 and r.body.decode() == example
