@@ -15,6 +15,10 @@ _OPEN = frozenset(("/health", "/health/live", "/health/ready"))  # answered with
 _CORS_EXPOSE = b"x-request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
 
 
+def _not_allowed() -> Failure:
+    return Failure(403, "Requests from this address are not allowed.", "ip_not_allowed")
+
+
 def _networks(cidrs) -> list:
     return [ipaddress.ip_network(c, strict=False) for c in cidrs]
 
@@ -50,7 +54,7 @@ class Admission:
         if self.allowed and not _within(conn.client, self.allowed):
             if self.trusted and _within(conn.client, self.trusted):
                 return None  # a trusted proxy: the allow-list applies to the client it names
-            return Failure(403, "Requests from this address are not allowed.", "ip_not_allowed")
+            return _not_allowed()
         return None
 
     def _client(self, conn, req) -> Failure | None:
@@ -66,7 +70,7 @@ class Admission:
         req.client = req.record.client = client
         req.forwarded_for = b"%s, %s" % (forwarded[-2048:], peer.encode())
         if self.allowed and not _within(client, self.allowed):
-            return Failure(403, "Requests from this address are not allowed.", "ip_not_allowed")
+            return _not_allowed()
         return None
 
     def _cors(self, conn, req) -> bool:

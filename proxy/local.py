@@ -40,10 +40,15 @@ class LocalEndpoints:
             return
         spawn(conn, self._model(conn, req.path.split("/models/", 1)[1]), self.log_error)
 
-    async def _model(self, conn, wanted: str) -> None:
+    async def _lists(self) -> tuple[list, list]:
+        """(backends asked, each one's model list or the exception it raised): the backends
+        not ejected, or all of them when every one is."""
         now = time.monotonic()
         backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
-        results = await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+        return backends, await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+
+    async def _model(self, conn, wanted: str) -> None:
+        _, results = await self._lists()
         data = [m for r in results if not isinstance(r, BaseException) for m in r]
         listed = with_aliases({"object": "list", "data": data}, self.model_map)["data"]
         found = next((m for m in listed if m.get("id") == wanted), None)
@@ -78,9 +83,7 @@ class LocalEndpoints:
 
     async def _models(self, conn) -> None:
         """Every reachable backend's models, once each, plus the aliases."""
-        now = time.monotonic()
-        backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
-        results = await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+        backends, results = await self._lists()
         data, seen, failure = [], set(), None
         for backend, result in zip(backends, results):
             if isinstance(result, BaseException):

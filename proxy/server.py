@@ -89,8 +89,7 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         streaming = self.tx == Tx.STREAMING
-        if self.tx != Tx.CLOSED:
-            self.tx = Tx.CLOSED
+        self.tx = Tx.CLOSED
         self.app.connections.discard(self)
         self.deadline = 0.0
         self.queue.clear()

@@ -35,12 +35,12 @@ class MistralDialect:
         generation = self.opts.generation or self.known.get(req.backend_model) or guess_generation(req.backend_model)
         names = NameMap()
         translate_tools(top, names, self.opts.tool_strict)  # first: names registered in the tools' order
-        messages = translate_messages(decode_messages(top["messages"]), self.opts, generation, names, self.bridge is True)
+        messages, bridgeable = translate_messages(decode_messages(top["messages"]), self.opts, generation, names, self.bridge is True)
         top["messages"] = raw(messages)
         top_level(top, req.stream, generation, prefill=messages[-1].get("prefix") is True)
         response = MistralResponse(encoded_name(req.client_model), encoded_name(req.backend_model), names)
         prepared = Prepared(encode_object(top), req.stream, req.client_model, req.backend_model, response, req.usage_added)
-        if self.bridge is None and messages.bridgeable:
+        if self.bridge is None and bridgeable:
             prepared.retry = self.refused  # sent without the bridge: a refusal teaches it
         return prepared
 

@@ -285,10 +285,10 @@ def _merge_parallel(msgs: list[_Msg]) -> list[_Msg]:
     return out
 
 
-def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap, bridge: bool = True) -> "Messages":
-    """The messages of one request, valid for `generation` (None: for every generation);
-    `bridge`: put an assistant turn between a tool result and a user turn (mistral-common
-    before 1.11.1 refuses that order). The list's `bridgeable` is whether it had that order."""
+def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap, bridge: bool = True) -> tuple[list[dict], bool]:
+    """The messages of one request, valid for `generation` (None: for every generation), and
+    whether a user turn followed a tool result somewhere. `bridge`: put an assistant turn
+    between those two (mistral-common before 1.11.1 refuses that order)."""
     msgs = _merge_parallel([n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None])
     ids = IdMap()
     b = _Builder(opts, generation, bridge)
@@ -342,15 +342,7 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
         if len(out) == 1:
             raise TranslationError(msgs[-1].index, "a conversation cannot be a single assistant message")
         last["prefix"] = True  # a prefill: the model continues this text
-    return Messages(out, b.bridgeable)
-
-
-class Messages(list):
-    """The translated messages, and whether a bridge turn would change them."""
-
-    def __init__(self, items: list[dict], bridgeable: bool) -> None:
-        super().__init__(items)
-        self.bridgeable = bridgeable
+    return out, b.bridgeable
 
 
 def _plain(m: _Msg) -> dict:
