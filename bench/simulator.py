@@ -46,6 +46,8 @@ class Behavior:
     split_markers: bool = False  # send [TOOL_CALLS] and [ARGS] in pieces too (llama.cpp with some GGUFs)
     spaced_frames: bool = False  # stream frames as spaced JSON (`"finish_reason": "stop"`), not compact
     piece: int = 5  # characters per streamed delta of raw tool-call text
+    think: str = ""  # reasoning the model writes before its answer
+    think_mode: str = "raw"  # "raw": as [THINK]...[/THINK] text (Magistral); "structured": reasoning_content
     # vLLM's prefix cache: prefill costs `prefill_per_token` for each prompt token not cached
     prefix_cache_blocks: int = 0  # 0: no model of the cache
     prefill_per_token: float = 0.0
@@ -59,6 +61,7 @@ class Record:
     headers: list[dict] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
     health_checks: int = 0
+    tokenized: int = 0  # /tokenize requests answered
 
 
 def tokens(text: str) -> list[str]:
@@ -74,6 +77,16 @@ def tokens(text: str) -> list[str]:
 
 def _prompt_tokens(doc: dict) -> int:
     return max(1, len(_encode(doc.get("messages") or doc.get("prompt") or doc.get("input") or "")) // 4)
+
+
+def _stopped(words: list[str], stop: object) -> tuple[list[str], str | None]:
+    """The words before the first stop string, and that string (None when none occurs)."""
+    text = "".join(words)
+    found = [(text.find(s), s) for s in ([stop] if isinstance(stop, str) else stop) if isinstance(s, str) and s and s in text]
+    if not found:
+        return words, None
+    at, s = min(found)
+    return tokens(text[:at]) or [""], s
 
 
 def vllm_problem(doc: dict) -> str | None:
@@ -107,6 +120,9 @@ class Simulator:
         app.router.add_get("/health", self.health)
         app.router.add_route("*", "/v1/echo", self.echo)
         app.router.add_get("/v1/redirect", self.redirect)
+        app.router.add_post("/tokenize", self.tokenize)
+        app.router.add_post("/v1/responses", self.native)
+        app.router.add_post("/v1/messages", self.native)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> int:
@@ -238,12 +254,26 @@ class Simulator:
         words = tokens(self.behavior.reply)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        calls = self._calls(doc) if self.behavior.tool_mode else []
+        messages = doc.get("messages") or [{}]
+        answered = messages[-1].get("role") == "tool"  # a tool result came back: the model answers it
+        calls = self._calls(doc) if self.behavior.tool_mode and not answered else []
         await self._first_token(doc)
+        stop_reason = None
         if calls and self.behavior.tool_mode != "structured":
             words = self._raw_text(calls)
+        elif doc.get("stop"):  # vLLM: the text ends before the first stop string; stop_reason names it
+            words, stop_reason = _stopped(words, doc["stop"])
+        limit = doc.get("max_tokens")
+        cut = not calls and isinstance(limit, int) and 0 < limit < len(words)
+        if cut:
+            words = words[:limit]
+        think = tokens(self.behavior.think) if self.behavior.think else []
+        if think and self.behavior.think_mode == "raw":
+            words = ["[THINK]", *think, "[/THINK]", *words]
         message = {"role": "assistant", "reasoning_content": None, "content": "".join(words), "tool_calls": []}
-        finish = "stop"
+        if think and self.behavior.think_mode != "raw":
+            message["reasoning_content"] = self.behavior.think
+        finish = "length" if cut else "stop"
         if calls and self.behavior.tool_mode == "structured":
             structured = [{"id": uuid.uuid4().hex[:9], "type": "function", "function": {"name": n, "arguments": json.dumps(a)}} for n, a in calls]
             message.update(content=self.behavior.preamble or None, tool_calls=structured)
@@ -252,6 +282,8 @@ class Simulator:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
             delta = lambda d: {**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}  # noqa: E731
             frames = [delta({"role": "assistant", "content": ""})]
+            if message["reasoning_content"]:
+                frames += [delta({"reasoning_content": w}) for w in think]
             if finish == "tool_calls":
                 if self.behavior.preamble:
                     frames.append(delta({"content": self.behavior.preamble}))
@@ -261,7 +293,7 @@ class Simulator:
                     frames += [delta({"tool_calls": [{"index": k, "function": {"arguments": args[i : i + 5]}}]}) for i in range(0, len(args), 5)]
             else:
                 frames += [delta({"content": w}) for w in words]
-            frames.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": finish, "stop_reason": None}]})
+            frames.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": finish, "stop_reason": stop_reason}]})
             if (doc.get("stream_options") or {}).get("include_usage"):
                 frames.append({**base, "choices": [], "usage": self._usage(doc, len(words))})
             return await self._stream(request, doc, frames)
@@ -277,7 +309,7 @@ class Simulator:
                     "message": message,
                     "logprobs": None,
                     "finish_reason": finish,
-                    "stop_reason": None,
+                    "stop_reason": stop_reason,
                 }
             ],
             "usage": self._usage(doc, len(words)),
@@ -353,6 +385,26 @@ class Simulator:
     async def redirect(self, request: web.Request) -> web.Response:
         """Not vLLM: Starlette's trailing-slash redirect, with the server's own address."""
         return web.Response(status=307, headers={"location": f"http://{request.host}/v1/redirect/"})
+
+    async def tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's /tokenize of a chat request: the prompt's token count (judged as chat is)."""
+        doc = await self._read(request)
+        if isinstance(doc, web.Response):
+            return doc
+        refused = self._refusal(doc)
+        if refused is not None:
+            return refused
+        self.record.tokenized += 1
+        return web.Response(body=_encode({"count": _prompt_tokens(doc), "max_model_len": 32768, "tokens": []}), content_type="application/json")
+
+    async def native(self, request: web.Request) -> web.Response:
+        """A backend that serves /v1/responses or /v1/messages itself (tests of native_routes)."""
+        doc = await self._read(request)
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(
+            body=_encode({"object": "native", "path": request.path, "model": doc.get("model"), "request": doc}), content_type="application/json"
+        )
 
     async def echo(self, request: web.Request) -> web.Response:
         """Not vLLM: shows a test what arrived for a pass-through path."""

@@ -125,6 +125,8 @@ class Admission:
         """The request's valid API key, or None."""
         value = req.header(b"authorization") or b""
         token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
+        if not token and req.path.startswith("/v1/messages"):  # Anthropic's clients send x-api-key
+            token = (req.header(b"x-api-key") or b"").strip()
         ok = False
         for key in self.keys:  # every key is compared, in constant time each
             ok |= hmac.compare_digest(token, key)

@@ -16,6 +16,7 @@ from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
 from .config import Config
+from .fronts import FrontRoutes
 from .inference import InferenceService
 from .local import LocalEndpoints
 from .metrics import Metrics
@@ -25,6 +26,7 @@ from .router import Backend, Router
 from .routes import RouteTable
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
+from .store import make_store
 
 log = logging.getLogger("devstral_proxy")
 _GET = (b"GET", b"HEAD")
@@ -58,6 +60,7 @@ class Proxy:
         self.tls: ssl.SSLContext | None = None
         self._tick = 0.5
         self._pruned = 0.0
+        self.store = None  # stored Responses (store.py), made at start
         self.config = config
 
     def _wire(self, config: Config) -> None:
@@ -87,6 +90,12 @@ class Proxy:
         routes.add(_GET, "/health/live", local.live)
         routes.add(_GET, "/health/ready", local.ready)
         routes.add((b"GET",), "/metrics", local.metrics_text)
+        fronts = FrontRoutes(inference, self.store, self.log_error)
+        for path in ("/v1/responses", "/responses"):
+            routes.add((b"POST",), path, fronts.responses)
+            routes.add_prefix(path + "/", fronts.stored)
+        routes.add((b"POST",), "/v1/messages", fronts.messages)
+        routes.add((b"POST",), "/v1/messages/count_tokens", fronts.count_tokens)
         for path in config.server.relay_paths:
             routes.add_any(path, inference.relay_entry)
         admission = Admission(config, self.connections, self.metrics, routes.dispatch)
@@ -105,6 +114,7 @@ class Proxy:
         loop = asyncio.get_running_loop()
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing)
         self.rate_limits = RateLimits(self.config.rate_limit)
+        self.store = make_store(self.config.responses)
         self._wire(self.config)
         # Before the first request: each backend's state (devstral_backend_up from the start),
         # and with several backends or a Mistral one, the models each serves and their generation.
@@ -142,6 +152,10 @@ class Proxy:
         previous = None
         if config.rate_limit != old.rate_limit:
             previous, self.rate_limits = self.rate_limits, RateLimits(config.rate_limit)
+        if config.responses != old.responses:  # stored responses do not survive a new store
+            old_store, self.store = self.store, make_store(config.responses)
+            if old_store is not None:
+                await old_store.close()
         self.monitor.stop()
         self._wire(config)
         self.monitor.start()
@@ -199,5 +213,7 @@ class Proxy:
             self.router.close()
         if self.rate_limits is not None:
             await self.rate_limits.close()
+        if self.store is not None:
+            await self.store.close()
         if self.access is not None:
             self.access.flush()

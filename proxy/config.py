@@ -26,15 +26,15 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 RELAY_PATHS = (
     "/v1/audio/transcriptions",
     "/v1/audio/translations",
-    "/v1/responses",
-    "/v1/responses/*",
-    "/v1/messages",
-    "/v1/messages/count_tokens",
     "/v1/rerank",
     "/v1/score",
     "/tokenize",
     "/detokenize",
 )
+
+
+# The front protocols a backend may serve itself (BackendConfig.native_routes).
+NATIVE_ROUTES = ("/v1/responses", "/v1/messages")
 
 
 class ServerConfig(_Section):
@@ -86,6 +86,9 @@ class BackendConfig(_Section):
     weight: float = 1.0  # share of requests, relative to the other backends
     models: list[str] = []  # the (backend) model names it serves; empty: any, or discovered
     max_reply_bytes: int = 64 << 20  # a whole (non-streamed) reply buffered for translation; 502 above
+    # routes the backend serves itself, relayed to it untranslated (model mapped): of
+    # "/v1/responses", "/v1/messages"; others are translated to chat completions
+    native_routes: list[str] = []
     # https:// backends
     tls_verify: bool = True  # false: no certificate check (only when asked for)
     ca_file: str | None = None  # PEM CA bundle to verify the backend with (else the system's)
@@ -140,6 +143,18 @@ class RateLimitConfig(_Section):
     redis_timeout: float = 0.1  # Redis must answer within this (seconds), else requests go unlimited
 
 
+class ResponsesConfig(_Section):
+    """/v1/responses: where stored responses (`store: true`) live for previous_response_id."""
+
+    store: Literal["memory", "redis", "off"] = "memory"
+    ttl: float = 3600.0  # seconds a stored response can be named by a follow-up turn
+    max_stored: int = 10000  # memory: the oldest go first beyond this many
+    max_bytes: int = 256 << 20  # memory: ... or beyond this many bytes in all
+    redis_url: str | None = None  # store = "redis": defaults to rate_limit.redis_url
+    redis_prefix: str = "devstral-proxy:resp"
+    redis_timeout: float = 0.5
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     format: Literal["json", "text"] = "json"  # every line of the proxy's own
@@ -158,6 +173,7 @@ class Config(_Section):
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
 
     def backend_list(self) -> list[BackendConfig]:
         """Backends in order, each with its name set."""
@@ -269,6 +285,27 @@ def _check(config: Config) -> None:
     for i, path in enumerate(s.relay_paths):
         if not path.startswith("/"):
             raise ConfigError(f"server.relay_paths[{i}]: a path starting with '/', got {path!r}")
+    for b in backends:
+        for i, route in enumerate(b.native_routes):
+            if route not in NATIVE_ROUTES:
+                raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
+    _check_responses(config)
+
+
+def _check_responses(config: Config) -> None:
+    r = config.responses
+    for attr in ("ttl", "max_stored", "max_bytes", "redis_timeout"):
+        if getattr(r, attr) <= 0:
+            raise ConfigError(f"responses.{attr}: must be positive, got {getattr(r, attr)}")
+    if r.store == "redis":
+        if not (r.redis_url or config.rate_limit.redis_url):
+            raise ConfigError("responses.store = 'redis' needs responses.redis_url (or rate_limit.redis_url)")
+        if r.redis_url is None:
+            r.redis_url = config.rate_limit.redis_url
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise ConfigError("responses.store = 'redis': needs the redis client: pip install 'devstral-proxy[redis]'") from None
 
 
 def load(path: str | None = None, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:

@@ -43,16 +43,16 @@ class _Stale(Exception):
     pass
 
 
-async def fetch(backend, method: bytes, path: str, timeout: float) -> tuple[int, list, bytes]:
-    """(status, headers, body) of a request to `backend`.
+async def fetch(backend, method: bytes, path: str, timeout: float, body: bytes = b"") -> tuple[int, list, bytes]:
+    """(status, headers, body) of a request to `backend` (a `body` is sent as JSON).
 
     Raises OSError (TimeoutError included) when the backend cannot answer."""
-    head = backend.request_head(method, path.encode(), b"", 0)
+    head = backend.request_head(method, path.encode(), b"content-type: application/json\r\n" if body else b"", len(body))
     loop = asyncio.get_running_loop()
     for attempt in (0, 1):
         up = backend.pool.acquire() or await backend.pool.connect()
         sink = _Collect(loop.create_future())
-        up.send(sink, head, b"")
+        up.send(sink, head, body)
         try:
             return await asyncio.wait_for(sink.future, timeout)
         except _Stale:

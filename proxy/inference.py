@@ -10,6 +10,7 @@ import logging
 import msgspec
 
 from devstral_translate.errors import RequestError
+from devstral_translate.front import FrontResponse
 from devstral_translate.openai import map_model
 
 from .errors import Failure
@@ -165,12 +166,18 @@ class InferenceService:
                 else:
                     conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
+        front = req.front
+        if front is not None and front.path in backend.native:
+            self._native(conn, req, front, backend)
+            return
         counting = who is not None and self.rate_limits.counts_tokens
         try:
             prepared = backend.prepare(req.path, req.body, self.model_map, counting)
         except RequestError as exc:
             conn.fail(Failure(400, exc.message, exc.code, exc.param))
             return
+        if front is not None:  # Responses or Messages: their translator over the dialect's
+            prepared.response = FrontResponse(front.reply, prepared.response)
         record = req.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
         head = backend.request_head(b"POST", target(req), upstream_headers(req), len(prepared.body))
@@ -203,6 +210,14 @@ class InferenceService:
 
     def _retry(self) -> bytes:
         return b"retry-after: %d\r\n" % self.router.retry_after()
+
+    def _native(self, conn, req, front, backend) -> None:
+        """A front route the backend serves itself: the client's body, its model mapped."""
+        record = req.record
+        body, record.model = map_model(front.body, self.model_map)
+        record.backend = backend.name
+        head = backend.request_head(b"POST", front.path.encode(), upstream_headers(req), len(body))
+        Exchange(conn, record, self.router, backend, head, body, raw=True).start()
 
     def relay(self, conn, req, key: bytes | None) -> None:
         """A backend route the proxy does not translate: relayed as it is, its model mapped."""

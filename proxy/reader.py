@@ -42,6 +42,7 @@ class Request(msgspec.Struct, gc=False):
     client: str
     record: Record
     forwarded_for: bytes = b""  # X-Forwarded-For to send on (admission sets it)
+    front: object = None  # a front protocol's request (fronts.Front): its route, body, reply translator
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:

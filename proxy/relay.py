@@ -12,8 +12,8 @@ from devstral_translate.sse import WholeFrames
 from devstral_translate.usage import HideUsage, usage_counts
 from devstral_translate.wire import is_json_object
 
-from .errors import Failure, backend_failure, normalize_backend_error
-from .http import HOP_BY_HOP, JSON, relay_headers
+from .errors import Failure, backend_failure
+from .http import HOP_BY_HOP, relay_headers
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
@@ -97,7 +97,8 @@ class _Handler:
             self.record.error = f"{failure.code}: {failure.message}"
         if state == Ex.STREAMING:
             self._end()
-            self.reply.write_chunk(stream_error_event(failure))
+            error = getattr(self.stream, "error", None)  # a front protocol's own error event
+            self.reply.write_chunk(error(failure.status, failure.message) if error is not None else stream_error_event(failure))
             self.reply.end_stream()
         elif state == Ex.RAW:
             self._end()
@@ -263,7 +264,7 @@ class Exchange(_Handler):
         if status >= 400:
             if self.resend is not None and self.resend(status, body):
                 return  # sent again (a refusal the dialect learnt from): that exchange answers
-            reply.respond(status, JSON, normalize_backend_error(status, body))
+            reply.fail_backend(status, body)
         elif not self.raw and not is_json_object(body):
             reply.fail(_not_json(self.backend.name))
         else:

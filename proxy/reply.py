@@ -7,10 +7,15 @@ Mixed into server.HttpProtocol: a handler writes through these methods and nothi
 
 from time import perf_counter
 
+from devstral_translate.anthropic import error_body as anthropic_error
+from devstral_translate.anthropic import from_openai
+
 from . import flow
-from .errors import Failure
+from .errors import Failure, normalize_backend_error
 from .http import CHUNK_END, JSON, close_delimited_head, response_head
 from .reader import Request, Rx
+
+ANTHROPIC_ROUTE = "/v1/messages"  # its errors are in Anthropic's shape
 
 
 class Tx:
@@ -67,8 +72,20 @@ class ReplyChannel:
         return request.keep_alive and (self.reader.rx != Rx.DONE or bool(self.queue))
 
     def fail(self, failure: Failure) -> None:
-        """Answer the current request with an error in OpenAI's shape."""
-        self.respond(failure.status, JSON + failure.headers, failure.body())
+        """Answer the current request with an error in OpenAI's shape (Anthropic's on its route)."""
+        request = self.current
+        if request is not None and request.record.route.startswith(ANTHROPIC_ROUTE):
+            self.respond(failure.status, JSON + failure.headers, anthropic_error(failure.status, failure.message))
+        else:
+            self.respond(failure.status, JSON + failure.headers, failure.body())
+
+    def fail_backend(self, status: int, body: bytes) -> None:
+        """Answer with a backend's error reply, in the caller's protocol's shape."""
+        body = normalize_backend_error(status, body)
+        request = self.current
+        if request is not None and request.record.route.startswith(ANTHROPIC_ROUTE):
+            body = from_openai(status, body)
+        self.respond(status, JSON, body)
 
     def start_stream(self, status: int, headers: bytes) -> None:
         """Begin a reply whose body follows in write_chunk() calls."""

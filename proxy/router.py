@@ -59,6 +59,7 @@ class Backend:
         self.name = cfg.name
         self.timeout = config.backend_timeout(cfg)
         self.max_reply_bytes = cfg.max_reply_bytes
+        self.native = frozenset(cfg.native_routes)  # front routes it serves itself (relayed untranslated)
         self.pool = Pool(cfg.url, cfg.pool_idle_seconds, cfg.connect_timeout, ssl=client_tls(cfg) if cfg.url.startswith("https:") else None)
         # Mistral dialect: the tokenizer generation of each served model, from its `root`
         self.generations: dict[str, str] = {}

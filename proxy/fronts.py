@@ -1,0 +1,189 @@
+"""The front protocols' routes: /v1/responses (with stored responses) and /v1/messages (with
+count_tokens). Each request is read into a chat-completions request by translate/, then rate
+limited, routed, prepared by the backend's dialect and relayed like any chat request; the
+reply is translated back on its way (`Front`, which the inference service stacks on the
+dialect's translator). A backend that serves the route itself gets it as it came.
+"""
+
+import time
+from functools import partial
+
+import msgspec
+
+from devstral_translate import anthropic, responses
+from devstral_translate.errors import RequestError
+from devstral_translate.ids import new_id
+
+from .errors import Failure
+from .fetch import decode_json, fetch
+from .http import JSON
+from .store import owner_of
+from .tasks import background, spawn
+
+_encode = msgspec.json.encode
+_CHAT = "/v1/chat/completions"
+
+
+class Front:
+    """What the inference service needs of a front request: the route it came on and its
+    body (for a backend that serves the route itself) and its reply translator."""
+
+    __slots__ = ("path", "body", "reply")
+
+    def __init__(self, path: str, body: bytes, reply) -> None:
+        self.path = path
+        self.body = body
+        self.reply = reply
+
+
+class _Stored(msgspec.Struct):
+    response: msgspec.Raw
+    messages: list
+
+
+_stored = msgspec.json.Decoder(_Stored)
+
+
+def _refused(exc: RequestError) -> Failure:
+    return Failure(400, exc.message, exc.code, exc.param)
+
+
+def _as_chat(req, front: Front, chat: dict) -> None:
+    req.front = front
+    req.body = _encode(chat)
+    req.path = _CHAT
+
+
+class FrontRoutes:
+    def __init__(self, inference, store, log_error) -> None:
+        self.inference = inference
+        self.router = inference.router
+        self.store = store  # MemoryStore, RedisStore or None (store = "off")
+        self.log_error = log_error
+
+    # ---- /v1/responses
+    def responses(self, conn, req, key: bytes | None) -> None:
+        try:
+            turn = responses.read_request(req.body)
+        except RequestError as exc:
+            conn.fail(_refused(exc))
+            return
+        if turn.previous_response_id is None:
+            self._respond(conn, req, key, turn, [])
+        elif self.store is None:
+            conn.fail(
+                Failure(400, "previous_response_id: stored responses are off (responses.store = 'off').", "unsupported_parameter", "previous_response_id")
+            )
+        else:
+            spawn(conn, self._continue(conn, req, key, turn), self.log_error)
+
+    async def _continue(self, conn, req, key: bytes | None, turn) -> None:
+        previous = turn.previous_response_id
+        try:
+            value = await self.store.get(previous, owner_of(key))
+        except Exception as exc:  # the store (Redis) is down: say so, do not guess a history
+            self.log_error("response store", exc)
+            conn.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
+            return
+        if value is None:
+            conn.fail(Failure(404, f"Previous response with id '{previous}' not found.", "previous_response_not_found", "previous_response_id"))
+            return
+        self._respond(conn, req, key, turn, _stored.decode(value).messages)
+
+    def _respond(self, conn, req, key: bytes | None, turn, history: list) -> None:
+        try:
+            chat = responses.chat_request(turn, history)
+        except RequestError as exc:
+            conn.fail(_refused(exc))
+            return
+        rid = f"resp_{new_id(24)}"
+        keep = None
+        if turn.store and self.store is not None:
+            keep = partial(self._keep, rid, owner_of(key), history + turn.messages)
+        _as_chat(req, Front("/v1/responses", req.body, responses.ResponsesTranslator(turn, rid, int(time.time()), keep)), chat)
+        self.inference.entry(conn, req, key)
+
+    def _keep(self, rid: str, owner: bytes, messages: list, response: dict, assistant: dict) -> None:
+        messages.append(assistant)
+        background(self._put(rid, owner, _encode({"response": response, "messages": messages})))
+
+    async def _put(self, rid: str, owner: bytes, value: bytes) -> None:
+        try:
+            await self.store.put(rid, owner, value)
+        except Exception as exc:
+            self.log_error("response store", exc)
+
+    def stored(self, conn, req, key: bytes | None) -> None:
+        """GET or DELETE /v1/responses/{id}."""
+        rid = req.path.rpartition("/responses/")[2]
+        if req.method not in (b"GET", b"DELETE"):
+            conn.fail(
+                Failure(
+                    405, f"Method {req.method.decode()} not allowed on {req.path}; use GET or DELETE.", "method_not_allowed", headers=b"allow: GET, DELETE\r\n"
+                )
+            )
+        elif self.store is None or not rid or "/" in rid or len(rid) > 128:
+            conn.fail(Failure(404, f"Response with id '{rid[:128]}' not found.", "not_found"))
+        else:
+            spawn(conn, self._stored(conn, req, rid, owner_of(key)), self.log_error)
+
+    async def _stored(self, conn, req, rid: str, owner: bytes) -> None:
+        try:
+            if req.method == b"DELETE":
+                found = await self.store.delete(rid, owner)
+                body = _encode({"id": rid, "object": "response", "deleted": True})
+            else:
+                value = await self.store.get(rid, owner)
+                found = value is not None
+                body = bytes(_stored.decode(value).response) if found else b""
+        except Exception as exc:
+            self.log_error("response store", exc)
+            conn.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
+            return
+        if found:
+            conn.respond(200, JSON, body)
+        else:
+            conn.fail(Failure(404, f"Response with id '{rid}' not found.", "not_found"))
+
+    # ---- /v1/messages
+    def messages(self, conn, req, key: bytes | None) -> None:
+        try:
+            chat = anthropic.read_request(req.body)
+        except RequestError as exc:
+            conn.fail(_refused(exc))
+            return
+        _as_chat(req, Front("/v1/messages", req.body, anthropic.AnthropicTranslator(chat["model"], chat.get("stop"))), chat)
+        self.inference.entry(conn, req, key)
+
+    def count_tokens(self, conn, req, key: bytes | None) -> None:
+        """The prompt's tokens by the backend's tokenizer (vLLM's /tokenize) over the request
+        its dialect would send; without one, an estimate of 4 bytes a token."""
+        try:
+            chat = anthropic.read_request(req.body, counting=True)
+            model_map = self.inference.model_map
+            model = model_map.get(chat["model"], chat["model"])
+            backend = self.router.pick(model, chat["model"])
+            if backend is None:
+                conn.fail(Failure(404 if not self.router.serving(model) else 503, f"No backend serves the model '{chat['model']}' now.", "model_not_found"))
+                return
+            prepared = backend.prepare(_CHAT, _encode(chat), model_map)
+        except RequestError as exc:
+            conn.fail(_refused(exc))
+            return
+        req.record.model, req.record.backend_model, req.record.backend = prepared.client_model, prepared.backend_model, backend.name
+        spawn(conn, self._count(conn, backend, prepared.body), self.log_error)
+
+    async def _count(self, conn, backend, body: bytes) -> None:
+        doc = decode_json(body)
+        ask = {k: doc[k] for k in ("model", "messages", "tools") if k in doc}
+        count = None
+        try:
+            status, _, reply = await fetch(backend, b"POST", "/tokenize", min(backend.timeout, 10.0), _encode(ask))
+            answer = decode_json(reply) if status == 200 else None
+            if isinstance(answer, dict) and isinstance(answer.get("count"), int):
+                count = answer["count"]
+        except OSError:
+            pass
+        if count is None:
+            count = max(1, len(body) // 4)
+        conn.respond(200, JSON, _encode({"input_tokens": count}))

@@ -1,0 +1,106 @@
+"""Stored Responses (`store: true`): what a follow-up turn names with previous_response_id, and
+what GET / DELETE /v1/responses/{id} read: in this process (bounded: count, bytes, TTL) or
+in Redis, shared by every instance.
+
+A stored value is opaque bytes with its owner (a hash of the API key that made it): another
+key cannot read or delete it.
+"""
+
+import hashlib
+import time
+from collections import OrderedDict
+
+
+def owner_of(key: bytes | None) -> bytes:
+    """Who may read a stored response: a digest of the API key (not the key itself)."""
+    return hashlib.blake2b(key or b"", digest_size=12).digest()
+
+
+class MemoryStore:
+    """Responses in this process. Every entry lives `ttl` seconds, so insertion order is
+    expiry order: expired entries are dropped from the front (amortised O(1) a put), and the
+    oldest go first when `max_items` or `max_bytes` would be passed."""
+
+    def __init__(self, ttl: float, max_items: int, max_bytes: int, clock=time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.items: OrderedDict[str, tuple[float, bytes, bytes]] = OrderedDict()  # id -> (expires, owner, value)
+        self.size = 0
+
+    def _expire(self, now: float) -> None:
+        items = self.items
+        while items:
+            rid, (expires, _, value) = next(iter(items.items()))
+            if expires > now and len(items) <= self.max_items and self.size <= self.max_bytes:
+                return
+            del items[rid]
+            self.size -= len(value)
+
+    async def get(self, rid: str, owner: bytes) -> bytes | None:
+        found = self.items.get(rid)
+        if found is None or found[0] <= self.clock() or found[1] != owner:
+            return None
+        return found[2]
+
+    async def put(self, rid: str, owner: bytes, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return  # larger than the whole store: not kept (a follow-up gets a clear 404)
+        now = self.clock()
+        self.items[rid] = (now + self.ttl, owner, value)
+        self.size += len(value)
+        self._expire(now)
+
+    async def delete(self, rid: str, owner: bytes) -> bool:
+        found = self.items.get(rid)
+        if found is None or found[1] != owner or found[0] <= self.clock():
+            return False
+        del self.items[rid]
+        self.size -= len(found[2])
+        return True
+
+    async def close(self) -> None:
+        self.items.clear()
+
+
+class RedisStore:
+    """Responses in Redis (`SET key value EX ttl`): every proxy instance sees them."""
+
+    def __init__(self, url: str, prefix: str, ttl: float, max_bytes: int, timeout: float) -> None:
+        import redis.asyncio  # the [redis] extra; config.py checks it is installed
+
+        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.prefix = prefix
+        self.ttl = max(1, int(ttl))
+        self.max_bytes = max_bytes
+
+    def _key(self, rid: str) -> str:
+        return f"{self.prefix}:{rid}"
+
+    async def get(self, rid: str, owner: bytes) -> bytes | None:
+        value = await self.redis.get(self._key(rid))
+        if value is None or value[:12] != owner:
+            return None
+        return value[12:]
+
+    async def put(self, rid: str, owner: bytes, value: bytes) -> None:
+        if len(value) <= self.max_bytes:
+            await self.redis.set(self._key(rid), owner + value, ex=self.ttl)
+
+    async def delete(self, rid: str, owner: bytes) -> bool:
+        if await self.get(rid, owner) is None:
+            return False
+        return bool(await self.redis.delete(self._key(rid)))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def make_store(config) -> MemoryStore | RedisStore | None:
+    """The store the [responses] section names (None: `store = "off"`)."""
+    if config.store == "off":
+        return None
+    if config.store == "redis":
+        return RedisStore(config.redis_url, config.redis_prefix, config.ttl, config.max_bytes, config.redis_timeout)
+    return MemoryStore(config.ttl, config.max_stored, config.max_bytes)
