@@ -1,7 +1,12 @@
+import os
+import shutil
+import subprocess
+import time
+
 import pytest
 
 from devstral_proxy.config import RELAY_PATHS
-from tests.support import ProxyThread, SimThread
+from tests.support import ProxyThread, SimThread, free_port
 
 MAPPING = {"gpt-4": "mistral-sim", "gpt-3.5-turbo": "mistral-sim"}
 
@@ -33,3 +38,23 @@ def start_proxy():
 @pytest.fixture
 def proxy(sim, start_proxy):
     return start_proxy(sim.url)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
+    )
+    deadline = time.time() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
+        assert time.time() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)

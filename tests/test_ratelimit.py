@@ -2,7 +2,6 @@
 redis-server by several proxies."""
 
 import os
-import shutil
 import subprocess
 import time
 
@@ -54,26 +53,6 @@ def test_sliding_window_weights_the_previous_minute():
     assert limiter.admit("k", t0 + 50) is not None
     assert limiter.admit("k", t0 + 60 + 3) is not None  # 10 * 0.95 + 1 > 10
     assert limiter.admit("k", t0 + 60 + 30) is None  # 10 * 0.5 + 1 <= 10
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
-    )
-    deadline = time.time() + 10
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
-        assert time.time() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_proxies_sharing_redis_enforce_one_limit(sim, start_proxy, redis_url):
