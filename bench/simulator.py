@@ -51,6 +51,10 @@ class Behavior:
     # vLLM's prefix cache: prefill costs `prefill_per_token` for each prompt token not cached
     prefix_cache_blocks: int = 0  # 0: no model of the cache
     prefill_per_token: float = 0.0
+    # a continuous-batching engine: `slots` sequences run at once, the rest wait (0: no limit);
+    # beyond `max_queued` waiting, 503 (vLLM's --max-num-queued-reqs); /metrics reports both
+    slots: int = 0
+    max_queued: int = 0
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Record:
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
     health_checks: int = 0
     tokenized: int = 0  # /tokenize requests answered
+    engine_refused: int = 0  # 503s for a full engine queue
+    peak_running: int = 0  # most sequences running at once
 
 
 def tokens(text: str) -> list[str]:
@@ -110,6 +116,9 @@ class Simulator:
         self.runner: web.AppRunner | None = None
         self.cache = PrefixCache(self.behavior.prefix_cache_blocks) if self.behavior.prefix_cache_blocks else None
         self.port = 0
+        self.running = 0  # the engine's sequences (Behavior.slots)
+        self.waiting = 0
+        self.freed = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 << 20)
@@ -121,6 +130,7 @@ class Simulator:
         app.router.add_route("*", "/v1/echo", self.echo)
         app.router.add_get("/v1/redirect", self.redirect)
         app.router.add_post("/tokenize", self.tokenize)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/v1/responses", self.native)
         app.router.add_post("/v1/messages", self.native)
         return app
@@ -169,10 +179,57 @@ class Simulator:
         if wait:
             await asyncio.sleep(wait)
 
-    async def _generate(self, n: int) -> None:
-        """The time a non-streamed reply of n tokens takes after the first."""
-        if self.behavior.token_delay:
-            await asyncio.sleep(n * self.behavior.token_delay)
+    async def _generate(self, n: int, request: web.Request | None = None) -> bool:
+        """The time a non-streamed reply of n tokens takes after the first; False when the
+        client left meanwhile (vLLM aborts the request: recorded as a disconnect)."""
+        left = n * self.behavior.token_delay
+        while left > 0:
+            await asyncio.sleep(min(left, 0.005))
+            left -= 0.005
+            if request is not None and (request.transport is None or request.transport.is_closing()):
+                self.record.disconnects.append(time.monotonic())
+                return False
+        return True
+
+    async def _admit(self, request: web.Request) -> web.Response | bool:
+        """A slot of the engine: True once running; a 503 when its queue is full; False when
+        the client left while waiting."""
+        b = self.behavior
+        if not b.slots:
+            return True
+        if self.running >= b.slots and b.max_queued and self.waiting >= b.max_queued:
+            self.record.engine_refused += 1
+            return self._error(503, "The engine's waiting queue is full.", "ServiceUnavailableError")
+        self.waiting += 1
+        try:
+            while self.running >= b.slots:
+                self.freed.clear()
+                try:
+                    await asyncio.wait_for(self.freed.wait(), 0.005)
+                except TimeoutError:
+                    pass
+                if request.transport is None or request.transport.is_closing():
+                    self.record.disconnects.append(time.monotonic())
+                    return False
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        self.record.peak_running = max(self.record.peak_running, self.running)
+        return True
+
+    def _release(self) -> None:
+        self.running -= 1
+        self.freed.set()
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """vLLM's engine gauges in Prometheus text."""
+        b = self.behavior
+        lines = []
+        for m in b.models:
+            label = f'{{engine="0",model_name="{m}"}}'
+            lines += [f"vllm:num_requests_running{label} {float(self.running)}", f"vllm:num_requests_waiting{label} {float(self.waiting)}"]
+            lines.append(f"vllm:kv_cache_usage_perc{label} {self.running / b.slots if b.slots else 0.0}")
+        return web.Response(text="\n".join(["# HELP vllm:num_requests_running Running requests.", *lines]) + "\n", content_type="text/plain")
 
     def _refusal(self, doc: dict) -> web.Response | None:
         """vLLM's answer when it or mistral-common refuses the request (older vLLM's error shape)."""
@@ -250,6 +307,16 @@ class Simulator:
         refused = self._refusal(doc)
         if refused is not None:
             return refused
+        admitted = await self._admit(request)
+        if admitted is not True:
+            return admitted or web.Response(status=499)
+        try:
+            return await self._chat(request, doc)
+        finally:
+            if self.behavior.slots:
+                self._release()
+
+    async def _chat(self, request: web.Request, doc: dict) -> web.StreamResponse:
         model = doc.get("model") or self.behavior.models[0]
         words = tokens(self.behavior.reply)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
@@ -297,7 +364,8 @@ class Simulator:
             if (doc.get("stream_options") or {}).get("include_usage"):
                 frames.append({**base, "choices": [], "usage": self._usage(doc, len(words))})
             return await self._stream(request, doc, frames)
-        await self._generate(len(words))
+        if not await self._generate(len(words), request):
+            return web.Response(status=499)
         body = {
             "id": cid,
             "object": "chat.completion",

@@ -27,6 +27,7 @@ from .routes import RouteTable
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
 from .store import make_store
+from .waitqueue import FairQueue
 
 log = logging.getLogger("devstral_proxy")
 _GET = (b"GET", b"HEAD")
@@ -61,6 +62,7 @@ class Proxy:
         self._tick = 0.5
         self._pruned = 0.0
         self.store = None  # stored Responses (store.py), made at start
+        self.queue: FairQueue | None = None  # requests waiting for a backend under max_in_flight
         self.config = config
 
     def _wire(self, config: Config) -> None:
@@ -73,11 +75,16 @@ class Proxy:
         bodies = lg.log_bodies or lg.include_request_body
         self.access = AccessLog(bodies=bodies) if lg.access and lg.level.upper() in ("DEBUG", "INFO") else None
         self.monitor = BackendMonitor(self.router, config.routing)
-        inference = InferenceService(config, self.router, self.rate_limits, self.log_error)
+        if self.queue is None:
+            self.queue = FairQueue(config.queue, self.metrics)
+        else:  # a reload: those waiting stay in line
+            self.queue.configure(config.queue)
+        inference = InferenceService(config, self.router, self.rate_limits, self.log_error, self.queue)
         auth = bool(config.authentication.active_keys())
         local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth)
         local.rate_limits = self.rate_limits
         local.share = self.share
+        local.queue = self.queue
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)

@@ -20,7 +20,7 @@ def least_loaded(candidates: list, rng: random.Random):
     if first is second:
         others = [b for b in candidates if b is not first]
         second = rng.choices(others, [b.weight for b in others])[0]
-    return first if first.outstanding / first.weight <= second.outstanding / second.weight else second
+    return first if first.load / first.weight <= second.load / second.weight else second
 
 
 def _score(key: bytes, name: str, weight: float) -> float:
@@ -30,16 +30,24 @@ def _score(key: bytes, name: str, weight: float) -> float:
     return -weight / math.log(u)
 
 
-def affinity(candidates: list, key: bytes, load_factor: float):
-    """The first backend in the key's rendezvous order whose load stays within `load_factor`
-    times its weighted share (bounded load); the least loaded one if all are over."""
+def affinity(candidates: list, key: bytes, load_factor: float, overloaded=lambda b: None):
+    """(backend, left): the first backend in the key's rendezvous order whose load stays within
+    `load_factor` times its weighted share (bounded load) and that `overloaded(b)` does not
+    flag (its engine's queue or KV cache); the least loaded one if all are over. `left` is
+    (the key's first backend, why it was passed over) when the choice is another, else None."""
     ranked = sorted(candidates, key=lambda b: _score(key, b.name, b.weight), reverse=True)
-    total = sum(b.outstanding for b in candidates) + 1
+    total = sum(b.load for b in candidates) + 1
     weight = sum(b.weight for b in candidates)
+    why = None
     for b in ranked:
-        if b.outstanding + 1 <= math.ceil(load_factor * total * b.weight / weight):
-            return b
-    return min(candidates, key=lambda b: b.outstanding / b.weight)
+        reason = overloaded(b)
+        if reason is None and b.load + 1 > math.ceil(load_factor * total * b.weight / weight):
+            reason = "load"
+        if reason is None:
+            return b, (ranked[0], why) if b is not ranked[0] else None
+        why = why or reason
+    chosen = min(candidates, key=lambda b: b.load / b.weight)
+    return chosen, (ranked[0], why) if chosen is not ranked[0] else None
 
 
 def round_robin(candidates: list, turn: int):

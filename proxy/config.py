@@ -59,6 +59,9 @@ class ServerConfig(_Section):
     # are left out unless listed here.
     relay_paths: list[str] = msgspec.field(default_factory=lambda: list(RELAY_PATHS))
     cors_allow_origins: list[str] = []  # browser origins allowed to call the proxy ("*": any)
+    # a client closing its side (EOF) while a backend works for it: "abort" (it left: the
+    # backend's work is cancelled, as nginx does) or "answer" (a half-close: reply, then close)
+    half_close: Literal["abort", "answer"] = "abort"
     trusted_proxies: list[str] = []  # CIDRs whose X-Forwarded-For is believed
     tls_cert: str | None = None  # PEM certificate (chain) to serve HTTPS; reloaded on SIGHUP
     tls_key: str | None = None
@@ -89,6 +92,8 @@ class BackendConfig(_Section):
     # routes the backend serves itself, relayed to it untranslated (model mapped): of
     # "/v1/responses", "/v1/messages"; others are translated to chat completions
     native_routes: list[str] = []
+    max_in_flight: int = 0  # requests sent to it at once; above, they wait in the proxy's queue (0: no cap)
+    metrics_path: str | None = "/metrics"  # vLLM's engine load (num_requests_waiting/running, KV usage); None: not read
     # https:// backends
     tls_verify: bool = True  # false: no certificate check (only when asked for)
     ca_file: str | None = None  # PEM CA bundle to verify the backend with (else the system's)
@@ -106,6 +111,10 @@ class RoutingConfig(_Section):
     max_cooldown: float = 60.0
     health_interval: float = 5.0  # active checks: GET each backend's health_path this often
     health_timeout: float = 2.0
+    # the engines' own load, read from each vLLM's /metrics (least_loaded and affinity use it)
+    load_interval: float = 1.0  # seconds between reads (0: off)
+    max_engine_waiting: int = 4  # affinity: a pinned backend whose engine queue is longer is left (re-pinned)
+    max_kv_usage: float = 0.95  # affinity: ... or whose KV cache is fuller than this
 
 
 class AuthConfig(_Section):
@@ -155,6 +164,19 @@ class ResponsesConfig(_Section):
     redis_timeout: float = 0.5
 
 
+class QueueClient(_Section):
+    weight: float = 1.0  # share of the backends' room relative to other clients
+    priority: int = 0  # higher classes are served first
+
+
+class QueueConfig(_Section):
+    """Requests that find every backend for their model at max_in_flight wait here."""
+
+    max_wait: float = 30.0  # seconds a request may wait; then 503 queue_timeout with Retry-After
+    max_queued: int = 1000  # requests waiting at most; beyond, 503 queue_full with Retry-After
+    clients: dict[str, QueueClient] = {}  # API key (or client address without keys) -> weight, priority
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     format: Literal["json", "text"] = "json"  # every line of the proxy's own
@@ -174,6 +196,7 @@ class Config(_Section):
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
+    queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
 
     def backend_list(self) -> list[BackendConfig]:
         """Backends in order, each with its name set."""
@@ -290,6 +313,15 @@ def _check(config: Config) -> None:
             if route not in NATIVE_ROUTES:
                 raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
     _check_responses(config)
+    q = config.queue
+    if q.max_wait <= 0 or q.max_queued < 0:
+        raise ConfigError("queue.max_wait must be positive and queue.max_queued 0 or more")
+    for name, client in q.clients.items():
+        if client.weight <= 0:
+            raise ConfigError(f"queue.clients.{name}.weight: must be positive, got {client.weight}")
+    for b in backends:
+        if b.max_in_flight < 0:
+            raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")
 
 
 def _check_responses(config: Config) -> None:

@@ -16,6 +16,7 @@ from devstral_translate.openai import map_model
 from .errors import Failure
 from .relay import Exchange
 from .router import forward_headers
+from .waitqueue import client_key
 
 log = logging.getLogger("devstral_proxy")
 
@@ -109,8 +110,11 @@ class _Resend:
 
 
 class InferenceService:
-    def __init__(self, config, router, rate_limits, log_error) -> None:
+    def __init__(self, config, router, rate_limits, log_error, queue) -> None:
         self.router = router
+        self.queue = queue  # waitqueue.FairQueue: where requests wait for a full backend
+        queue.send = self.dispatched
+        router.queue = queue
         self.model_map = dict(config.model_mapping)
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
@@ -150,22 +154,46 @@ class InferenceService:
 
     def route(self, conn, req, who: str | None, tried: tuple = ()) -> None:
         router = self.router
-        if len(router.backends) == 1 and not tried:
+        if len(router.backends) == 1 and not tried and not self.queue.count:
             backend = router.pick(None)
             if backend is None:
+                if router.full(None):
+                    self._wait(conn, req, who, self.routing_keys(req)[1])
+                    return
                 conn.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
         else:
             client_model, model, session = self.routing_keys(req)
+            if self.queue.count and not tried and self.queue.waiting_for(model):
+                self._wait(conn, req, who, model)  # behind those already waiting for it
+                return
             backend = router.pick(model, client_model, session, tried)
             if backend is None:
-                if tried:
+                if not tried and router.full(model):
+                    self._wait(conn, req, who, model)
+                elif tried:
                     conn.fail(Failure(502, "No backend could be reached.", "backend_unreachable"))
                 elif model is not None and not router.serving(model):
                     conn.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
                 else:
                     conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
+        self.send(conn, req, who, backend, tried)
+
+    def _wait(self, conn, req, who, model: str | None) -> None:
+        """Every backend for the model is at its max_in_flight: the request waits its turn."""
+        refused = self.queue.add(conn, req, client_key(req), who, model, conn.loop.time())
+        if refused is not None:
+            conn.fail(refused)
+
+    def dispatched(self, entry, backend) -> None:
+        """A queued request's turn: the backend that has room takes it."""
+        if entry.conn.current is entry.req and not entry.conn.closed:
+            self.send(entry.conn, entry.req, entry.who, backend, ())
+
+    def send(self, conn, req, who, backend, tried: tuple) -> None:
+        """Prepare the request in the backend's dialect and relay it."""
+        router = self.router
         front = req.front
         if front is not None and front.path in backend.native:
             self._native(conn, req, front, backend)

@@ -79,7 +79,8 @@ class LocalEndpoints:
 
     def metrics_text(self, conn, req, key) -> None:
         metrics = self.share.combined() if self.share is not None else self.metrics
-        conn.respond(200, _PROMETHEUS, metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0))
+        text = metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0)
+        conn.respond(200, _PROMETHEUS, text + self.metrics.render_load(self.router, self.queue))
 
     async def _models(self, conn) -> None:
         """Every reachable backend's models, once each, plus the aliases."""

@@ -42,6 +42,43 @@ class Metrics:
         self.tokens: dict[tuple, int] = {}  # (model, "prompt"|"completion") -> count
         self.in_flight = 0
         self._models: set[str] = set()
+        self.queue_refused: dict[str, int] = {}  # reason -> requests refused or dropped by the queue
+        self.queue_waits: dict[tuple, Histogram] = {}  # (model, priority) -> time waited before a backend took it
+
+    def queue_wait(self, model: str | None, priority: int, seconds: float) -> None:
+        key = (self.model_label(model), priority)
+        hist = self.queue_waits.get(key) or self.queue_waits.setdefault(key, Histogram())
+        hist.observe(seconds)
+
+    def render_load(self, router, queue) -> bytes:
+        """The queue and the engines' load (this worker's: the queue is per process)."""
+        out = ["# HELP devstral_queue_length Requests waiting for a backend with room.", "# TYPE devstral_queue_length gauge"]
+        lengths = queue.lengths() if queue is not None else {}
+        out += [f"devstral_queue_length{{{_labels((('model', self.model_label(m)), ('priority', p)))}}} {n}" for (m, p), n in sorted(lengths.items(), key=str)]
+        out += ["# HELP devstral_queue_wait_seconds Time a request waited in the queue.", "# TYPE devstral_queue_wait_seconds histogram"]
+        for (m, p), hist in sorted(self.queue_waits.items(), key=str):
+            out += _histogram("devstral_queue_wait_seconds", hist, (("model", m), ("priority", p)))
+        out += ["# HELP devstral_queue_refused_total Requests the queue refused or lost, by reason.", "# TYPE devstral_queue_refused_total counter"]
+        out += [f'devstral_queue_refused_total{{reason="{r}"}} {n}' for r, n in sorted(self.queue_refused.items())]
+        out += [
+            "# HELP devstral_orphaned_generations_total Backend requests found still running after their client left (should stay 0).",
+            "# TYPE devstral_orphaned_generations_total counter",
+            f"devstral_orphaned_generations_total {router.orphaned}",
+            "# HELP devstral_affinity_repins_total Conversations moved off their backend, by the backend left and why.",
+            "# TYPE devstral_affinity_repins_total counter",
+        ]
+        out += [f"devstral_affinity_repins_total{{{_labels((('backend', b), ('reason', r)))}}} {n}" for (b, r), n in sorted(router.repins.items())]
+        read = [b for b in sorted(router.backends, key=lambda b: b.name) if b.engine_running is not None]
+        for name, text, attr in (
+            ("devstral_backend_engine_running", "Requests the engine reports running (vLLM /metrics).", "engine_running"),
+            ("devstral_backend_engine_waiting", "Requests the engine reports waiting.", "engine_waiting"),
+            ("devstral_backend_kv_cache_usage", "The engine's KV cache use, 0 to 1.", "kv_usage"),
+        ):
+            out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+            out += [f'{name}{{backend="{_escape(b.name)}"}} {getattr(b, attr)}' for b in read]
+        out += ["# HELP devstral_backend_in_flight Requests the proxy has sent to a backend and not finished.", "# TYPE devstral_backend_in_flight gauge"]
+        out += [f'devstral_backend_in_flight{{backend="{_escape(b.name)}"}} {b.outstanding}' for b in sorted(router.backends, key=lambda b: b.name)]
+        return ("\n".join(out) + "\n").encode()
 
     def model_label(self, model: str | None) -> str:
         if not model:
@@ -77,6 +114,9 @@ class Metrics:
             tokens[key] = tokens.get(key, 0) + usage[0]
             key = (label, "completion")
             tokens[key] = tokens.get(key, 0) + usage[1]
+            if usage[2]:
+                key = (label, "cached")
+                tokens[key] = tokens.get(key, 0) + usage[2]
 
     def render(self, backends=(), failed_open: int = 0) -> bytes:
         """The text exposition; `backends` (objects with `name` and `up`) give backend_up;
@@ -110,7 +150,10 @@ class Metrics:
         ]
         out += ["# HELP devstral_backend_up Whether the last connection attempt to a backend worked.", "# TYPE devstral_backend_up gauge"]
         out += [f'devstral_backend_up{{backend="{_escape(b.name)}"}} {int(b.up)}' for b in sorted(backends, key=lambda b: b.name) if b.up is not None]
-        out += ["# HELP devstral_tokens_total Tokens reported in usage, by client model.", "# TYPE devstral_tokens_total counter"]
+        out += [
+            "# HELP devstral_tokens_total Tokens reported in usage, by client model (cached: prompt tokens the prefix cache served).",
+            "# TYPE devstral_tokens_total counter",
+        ]
         out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for (m, k), n in sorted(self.tokens.items())]
         out += [
             "# HELP devstral_ratelimit_failed_open_total Requests let through unlimited because Redis did not answer.",

@@ -1,5 +1,6 @@
-"""Watching backends: an active health check of each every `routing.health_interval`, and
-every 30 s the model lists of backends whose config does not name their models.
+"""Watching backends: an active health check of each every `routing.health_interval`, every
+30 s the model lists of backends whose config does not name their models, and every
+`routing.load_interval` the engine load a vLLM reports on /metrics.
 
 What it learns feeds the router (outcome), as requests do.
 """
@@ -20,15 +21,45 @@ class BackendMonitor:
         self.router = router
         self.routing = routing  # RoutingConfig
         self.task: asyncio.Task | None = None
+        self.loads: asyncio.Task | None = None
 
     def start(self) -> None:
         self.stop()
         self.task = background(self._watch())
+        if self.routing.load_interval > 0 and any(b.cfg.metrics_path for b in self.router.backends):
+            self.loads = background(self._watch_loads())
 
     def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
+        for task in (self.task, self.loads):
+            if task is not None:
+                task.cancel()
+        self.task = self.loads = None
+
+    async def _watch_loads(self) -> None:
+        loop = asyncio.get_running_loop()
+        retry: dict[str, float] = {}  # backends without engine metrics are asked again every 30 s
+        while True:
+            now = loop.time()
+            due = [b for b in self.router.backends if b.cfg.metrics_path and retry.get(b.name, 0) <= now]
+            found = await asyncio.gather(*(self.read_load(b) for b in due), return_exceptions=True)
+            for b, ok in zip(due, found):
+                if ok is not True:
+                    retry[b.name] = now + 30
+            await asyncio.sleep(self.routing.load_interval)
+
+    async def read_load(self, backend) -> bool:
+        """Read one engine's load into the backend; False when it reports none (not vLLM)."""
+        try:
+            status, _, body = await fetch(backend, b"GET", backend.cfg.metrics_path, self.routing.health_timeout)
+        except OSError:
+            backend.engine_running = None
+            return False
+        load = engine_load(body) if status == 200 and len(body) <= MAX_METRICS_BYTES else None
+        if load is None:
+            backend.engine_running = None
+            return False
+        backend.engine_running, backend.engine_waiting, backend.kv_usage = load
+        return True
 
     async def discover_once(self) -> None:
         backends = [b for b in self.router.backends if not b.cfg.models or b.learns_generations]
@@ -91,6 +122,38 @@ class BackendMonitor:
                 )
                 continue
             log.info("backend %s: model %s (root %s): Mistral tokenizer generation %s", backend.name, served, root, generation)
+
+
+MAX_METRICS_BYTES = 8 << 20  # a /metrics page larger than this is not read
+_RUNNING = b"vllm:num_requests_running"
+_WAITING = b"vllm:num_requests_waiting"
+_KV = (b"vllm:kv_cache_usage_perc", b"vllm:gpu_cache_usage_perc")  # the newer name, the older
+
+
+def engine_load(text: bytes) -> tuple[int, int, float] | None:
+    """(running, waiting, KV cache use 0-1) from vLLM's Prometheus text, summed over its
+    models (KV: the highest); None when the page has none of them (not a vLLM)."""
+    running = waiting = 0
+    kv = 0.0
+    seen = False
+    for line in text.split(b"\n"):
+        if not line.startswith(b"vllm:"):
+            continue
+        name, _, rest = line.partition(b"{") if b"{" in line else line.partition(b" ")
+        try:
+            value = float(line.rsplit(b" ", 1)[1]) if rest else 0.0
+        except (ValueError, IndexError):
+            continue
+        if name == _RUNNING:
+            running += int(value)
+        elif name == _WAITING:
+            waiting += int(value)
+        elif name in _KV:
+            kv = max(kv, value)
+        else:
+            continue
+        seen = True
+    return (running, waiting, kv) if seen else None
 
 
 class BadModelList(Exception):

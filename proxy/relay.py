@@ -55,6 +55,7 @@ class _Handler:
     reading, reads again; the sweep's deadlines), and the ways it ends."""
 
     __slots__ = ()
+    abandonable = True  # the client's connection closing (EOF) means it left: cancel
     state: int
     up: object
     task: object
@@ -114,7 +115,19 @@ class _Handler:
     def _end(self) -> None:
         if self.state != Ex.DONE:
             self.state = Ex.DONE
-            self.backend.outstanding -= 1
+            backend = self.backend
+            backend.outstanding -= 1
+            if backend.max_in_flight:  # room for a queued request (after this callback returns)
+                self.loop.call_soon(self.feedback.freed, backend)
+
+    def _orphaned(self) -> bool:
+        """Whether the client is gone while the backend still works for it (a path that did
+        not cancel): counted, and stopped now."""
+        if self.reply.closed and self.state != Ex.DONE:
+            self.feedback.orphaned += 1
+            self.cancel()
+            return True
+        return False
 
 
 class Exchange(_Handler):
@@ -195,6 +208,8 @@ class Exchange(_Handler):
 
     # ---- upstream sink
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._orphaned():
+            return
         self.last = self.loop.time()
         self.status = status
         self.feedback.outcome(self.backend, status < 500)
@@ -247,7 +262,7 @@ class Exchange(_Handler):
 
     def on_end(self) -> None:
         state = self.state
-        if state == Ex.DONE:
+        if state == Ex.DONE or self._orphaned():
             return
         self._end()
         reply = self.reply
@@ -264,6 +279,9 @@ class Exchange(_Handler):
         if status >= 400:
             if self.resend is not None and self.resend(status, body):
                 return  # sent again (a refusal the dialect learnt from): that exchange answers
+            if status == 503 and self.failover is not None:
+                self.failover(self.backend)  # the engine refused to queue it (vLLM's max-num-queued-reqs): nothing generated
+                return
             reply.fail_backend(status, body)
         elif not self.raw and not is_json_object(body):
             reply.fail(_not_json(self.backend.name))

@@ -78,9 +78,28 @@ class Backend:
         self.ejected_until = 0.0  # monotonic time; 0: in service
         self.trial = False  # after a cooldown, one request tries it before it takes more
         self.up: bool | None = None  # whether the last connection attempt worked (None: none yet)
+        self.max_in_flight = cfg.max_in_flight  # 0: no cap
+        # the engine's own load, read from its /metrics (vLLM); None until read, or never
+        self.engine_running: int | None = None
+        self.engine_waiting = 0
+        self.kv_usage = 0.0
 
     def serves(self, model: str | None) -> bool:
         return not self.models or model is None or model in self.models
+
+    def usable(self) -> bool:
+        """Not ejected (a queued request is not the trial of an ejected backend)."""
+        return not self.ejected_until
+
+    def full(self) -> bool:
+        return 0 < self.max_in_flight <= self.outstanding
+
+    @property
+    def load(self) -> int:
+        """Requests on it: the proxy's own in flight, or the engine's count when that is
+        higher (other clients; the engine's figure lags by up to a read interval)."""
+        running = self.engine_running
+        return self.outstanding if running is None else max(self.outstanding, running + self.engine_waiting)
 
     def state(self, now: float) -> str:
         if not self.ejected_until:
@@ -117,6 +136,9 @@ class Router:
         self.routing = routing
         self.rng = random.Random()
         self.turn = 0
+        self.queue = None  # the admission queue (waitqueue.FairQueue), told when a capped backend has room
+        self.repins: dict[tuple[str, str], int] = {}  # (backend left, reason) -> affinity re-pins
+        self.orphaned = 0  # backend requests found still running after their client left
 
     def strategy(self, client_model: str | None) -> str:
         return self.routing.per_model.get(client_model or "", self.routing.strategy)
@@ -130,6 +152,8 @@ class Router:
                 continue
             if b.ejected_until and (now < b.ejected_until or b.trial):
                 continue
+            if b.max_in_flight and b.outstanding >= b.max_in_flight:
+                continue  # full: the request waits in the queue
             candidates.append(b)
         if not candidates:
             return None
@@ -138,7 +162,10 @@ class Router:
         else:
             strategy = self.strategy(client_model)
             if strategy == "affinity" and session:
-                chosen = balance.affinity(candidates, session, self.routing.load_factor)
+                chosen, left = balance.affinity(candidates, session, self.routing.load_factor, self._overloaded)
+                if left is not None:
+                    key = (left[0].name, left[1])
+                    self.repins[key] = self.repins.get(key, 0) + 1
             elif strategy == "round_robin":
                 self.turn += 1
                 chosen = balance.round_robin(candidates, self.turn)
@@ -147,6 +174,28 @@ class Router:
         if chosen.ejected_until:
             chosen.trial = True
         return chosen
+
+    def _overloaded(self, b: Backend) -> str | None:
+        """Why affinity should leave a backend its engine reports as overloaded, or None."""
+        if b.engine_running is None:
+            return None
+        if b.engine_waiting > self.routing.max_engine_waiting:
+            return "engine_waiting"
+        if b.kv_usage > self.routing.max_kv_usage:
+            return "kv_cache"
+        return None
+
+    def full(self, model: str | None) -> bool:
+        """Whether every usable backend serving `model` is at its max_in_flight (so a request
+        for it waits in the queue rather than being refused)."""
+        usable = [b for b in self.backends if b.serves(model) and b.usable()]
+        return bool(usable) and all(b.full() for b in usable)
+
+    def freed(self, backend: Backend) -> None:
+        """A capped backend finished a request: the queue may send it the next one."""
+        queue = self.queue
+        if queue is not None and queue.count:
+            queue.dispatch(backend)
 
     def connected(self, backend: Backend, up: bool) -> None:
         """Whether a connection to the backend could be opened (a change is logged)."""
@@ -197,4 +246,6 @@ class Router:
             backends.append(kept if kept is not None else Backend(cfg, config))
         for b in old.values():
             b.close()
-        return Router(backends, config.routing)
+        router = Router(backends, config.routing)
+        router.repins, router.orphaned = self.repins, self.orphaned  # counters go on
+        return router

@@ -39,7 +39,7 @@ class Application(Protocol):
 
 
 class Limits:
-    __slots__ = ("max_body", "max_header", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "request_timeout")
+    __slots__ = ("max_body", "max_header", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "request_timeout", "eof_aborts")
 
     def __init__(self, server_config, max_body: int) -> None:
         self.max_body = max_body
@@ -49,6 +49,7 @@ class Limits:
         self.keepalive_timeout = server_config.keepalive_timeout
         self.max_pipeline = server_config.max_pipeline
         self.request_timeout = server_config.request_timeout
+        self.eof_aborts = server_config.half_close == "abort"
 
 
 class HttpProtocol(ReplyChannel, asyncio.Protocol):
@@ -129,6 +130,11 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         """The client half-closed: answer what it sent, then close; no more requests."""
         if self.reader.parsing:  # a request cut short by the close
             self._refuse(Failure(400, "The client closed its side in the middle of a request.", "bad_request"))
+        elif self.limits.eof_aborts and getattr(self.active, "abandonable", False):
+            # A client that closes while a backend works for it (or it waits for one) has left
+            # (it cannot be told from a half-close): stop the backend's work now, as nginx does.
+            self.transport.close()
+            return False
         else:
             self._no_more_requests()
         return True  # keep the transport open for writing

@@ -47,6 +47,15 @@ class SimThread:
     def record(self):
         return self.sim.record
 
+    @property
+    def running(self) -> int:
+        """The engine's sequences running now (Behavior.slots)."""
+        return self.sim.running
+
+    @property
+    def waiting(self) -> int:
+        return self.sim.waiting
+
     def stop(self) -> None:
         self.loop.call(self.sim.stop)
         self.loop.stop()

@@ -15,9 +15,15 @@ class B:
         self.name, self.weight, self.outstanding = name, weight, 0
         self.models = set(models)
         self.failures, self.ejected_until, self.trial = 0, 0.0, False
+        self.max_in_flight = 0
+        self.engine_running, self.engine_waiting, self.kv_usage = None, 0, 0.0
 
     def serves(self, model):
         return not self.models or model is None or model in self.models
+
+    @property
+    def load(self):
+        return self.outstanding if self.engine_running is None else max(self.outstanding, self.engine_running + self.engine_waiting)
 
 
 def test_least_loaded_honours_weights():
@@ -43,9 +49,9 @@ def test_affinity_is_sticky_spread_and_the_same_in_every_instance():
     picks = {}
     for s in range(400):
         key = f"conversation-{s}".encode()
-        first = affinity(backends, key, 1.25)
-        assert affinity(backends, key, 1.25) is first
-        assert affinity(others, key, 1.25).name == first.name
+        first = affinity(backends, key, 1.25)[0]
+        assert affinity(backends, key, 1.25)[0] is first
+        assert affinity(others, key, 1.25)[0].name == first.name
         picks[key] = first.name
     spread = collections.Counter(picks.values())
     assert len(spread) == 4 and max(spread.values()) < 1.4 * 100
@@ -54,9 +60,9 @@ def test_affinity_is_sticky_spread_and_the_same_in_every_instance():
 def test_affinity_bounded_load_moves_overflow_elsewhere():
     backends = [B(f"vllm-{i}") for i in range(4)]
     key = b"hot conversation"
-    home = affinity(backends, key, 1.25)
+    home = affinity(backends, key, 1.25)[0]
     home.outstanding = 50  # far over its share
-    assert affinity(backends, key, 1.25) is not home
+    assert affinity(backends, key, 1.25)[0] is not home
 
 
 def test_router_filters_by_model_and_ejects_with_growing_cooldown():

@@ -228,11 +228,12 @@ def test_pipelined_requests_before_garbage_are_answered_then_the_connection_clos
     assert [b"connection: close" in h for h in heads] == [False, False, True]
 
 
-def test_request_then_half_close_is_still_answered(sim, proxy):
-    """Both requests are answered, then the proxy closes; an answer written after the
-    half-close was seen says `connection: close`. The first reply is held so that the
-    half-close reaches the proxy before the second answer, whatever the scheduling."""
+def test_request_then_half_close_is_still_answered(sim, start_proxy):
+    """With half_close = "answer": both requests are answered, then the proxy closes; an
+    answer written after the half-close was seen says `connection: close`. The first reply
+    is held so that the half-close reaches the proxy before the second answer."""
     sim.behavior.first_token_delay = 0.3
+    proxy = start_proxy(sim.url, server={"half_close": "answer"})
     with connect(proxy) as s:
         s.sendall(request_bytes() + request_bytes("/v1/models", b"", method="GET"))
         s.shutdown(socket.SHUT_WR)

@@ -23,12 +23,14 @@ def _last_count(data: bytes, key: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def usage_counts(data: bytes) -> tuple[int, int] | None:
-    """(prompt, completion) tokens of the last usage in a body or a block of frames."""
+def usage_counts(data: bytes) -> tuple[int, int, int] | None:
+    """(prompt, completion, cached prompt) tokens of the last usage in a body or a block of
+    frames (cached: vLLM's prompt_tokens_details.cached_tokens, the prefix cache's hits)."""
     prompt = _last_count(data, b'"prompt_tokens"')
     if prompt is None:
         return None
-    return prompt, _last_count(data, b'"completion_tokens"') or 0
+    cached = _last_count(data, b'"cached_tokens"') if data.find(b'"cached_tokens"') != -1 else None
+    return prompt, _last_count(data, b'"completion_tokens"') or 0, cached or 0
 
 
 def request_usage(top: dict[str, Raw]) -> bool:

@@ -20,6 +20,11 @@ from tests.unit.fakes import CheckedHttpProtocol, CheckedUpstream, FakeApp, Fake
 class FakeRouter:
     def __init__(self) -> None:
         self.outcomes: list = []
+        self.orphaned = 0
+        self.freed_backends: list = []
+
+    def freed(self, backend) -> None:
+        self.freed_backends.append(backend)
 
     def outcome(self, backend, ok) -> None:
         self.outcomes.append(ok)
@@ -33,6 +38,7 @@ class FakeBackend:
     timeout = 30.0
     max_reply_bytes = 1 << 20
     origin = b"http://127.0.0.1:8000"
+    max_in_flight = 0
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool

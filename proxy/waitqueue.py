@@ -1,0 +1,200 @@
+"""The admission queue: a request that finds every backend serving its model at its
+`max_in_flight` waits here, shared fairly between clients, until a backend has room, its
+deadline passes (503 queue_timeout) or its client leaves (it never reaches a backend).
+
+Fairness: one flow per (client, model), a client being its API key (or its address without
+keys); flows of a higher `priority` class are served first; within a class, weighted deficit
+round robin (each visit adds the flow's weight; a request costs one), so one client's burst
+waits behind its own requests, not in front of everyone's. Removal on leave or timeout is
+lazy (marked, skipped when reached): every operation is O(1) amortised, a dispatch scans
+at most the flows it cannot serve.
+"""
+
+import time
+from collections import deque
+
+from .errors import Failure
+
+
+def client_key(req) -> bytes | None:
+    """The API key a queued request came with (Authorization, or x-api-key), for its weight."""
+    value = req.header(b"authorization") or b""
+    if value[:7].lower() == b"bearer ":
+        return value[7:].strip()
+    return req.header(b"x-api-key")
+
+
+class Waiting:
+    """One queued request; the connection's active handler while it waits."""
+
+    __slots__ = ("queue", "conn", "req", "who", "model", "flow", "deadline", "t0", "gone")
+    abandonable = True  # the client's connection closing (EOF) means it left
+
+    def __init__(self, queue: "FairQueue", conn, req, who, model: str | None, flow: "Flow", deadline: float) -> None:
+        self.queue = queue
+        self.conn = conn
+        self.req = req
+        self.who = who
+        self.model = model
+        self.flow = flow
+        self.deadline = deadline  # the loop's clock
+        self.t0 = time.perf_counter()
+        self.gone = False
+
+    def cancel(self) -> None:
+        """The client left: out of the queue; nothing was sent anywhere."""
+        if not self.gone:
+            self.queue.drop(self, "client_gone")
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+    def expire(self, now: float) -> None:
+        """Called by the sweep: waited max_wait without a backend with room."""
+        if not self.gone and now >= self.deadline:
+            self.queue.drop(self, "queue_timeout")
+            wait = self.queue.max_wait
+            self.conn.fail(
+                Failure(
+                    503, f"No backend had room for this request within {wait:g} s.", "queue_timeout", headers=b"retry-after: %d\r\n" % max(1, round(wait / 2))
+                )
+            )
+
+
+class Flow:
+    __slots__ = ("key", "model", "priority", "quantum", "deficit", "entries", "live", "active")
+
+    def __init__(self, key, model: str | None, priority: int, quantum: float) -> None:
+        self.key = key
+        self.model = model
+        self.priority = priority
+        self.quantum = quantum  # >= 1: one visit always earns at least one request
+        self.deficit = 0.0
+        self.entries: deque[Waiting] = deque()
+        self.live = 0  # entries not gone
+        self.active = False  # in its class's ring
+
+
+class FairQueue:
+    def __init__(self, config, metrics, loop_time=None) -> None:
+        self.metrics = metrics
+        self.send = None  # (Waiting, backend) -> None: set by the inference service that owns the route
+        self.count = 0  # requests waiting
+        self.by_model: dict[str | None, int] = {}
+        self.flows: dict[tuple, Flow] = {}
+        self.rings: dict[int, deque[Flow]] = {}  # priority -> active flows, in service order
+        self.order: list[int] = []  # priorities, highest first
+        self.configure(config)
+
+    def configure(self, config) -> None:
+        """The [queue] section (again on reload: new weights apply to new flows)."""
+        self.max_wait = config.max_wait
+        self.max_queued = config.max_queued
+        weights = [c.weight for c in config.clients.values()]
+        unit = min([1.0, *weights])  # the smallest weight earns one request a visit
+        self.clients = {k.encode(): (c.priority, c.weight / unit) for k, c in config.clients.items()}
+        self.default = (0, 1.0 / unit)
+
+    def waiting_for(self, model: str | None) -> bool:
+        return self.by_model.get(model, 0) > 0
+
+    def add(self, conn, req, key: bytes | None, who, model: str | None, now: float) -> Failure | None:
+        """Queue a request (its connection's active handler becomes the entry); a Failure
+        when the queue is full."""
+        if self.count >= self.max_queued:
+            self.metrics.queue_refused["queue_full"] = self.metrics.queue_refused.get("queue_full", 0) + 1
+            return Failure(503, f"Every backend is busy and {self.max_queued} requests are waiting already.", "queue_full", headers=b"retry-after: 1\r\n")
+        client = key if key is not None else req.client.encode()
+        priority, quantum = self.clients.get(key or b"", self.default)
+        flow = self.flows.get((client, model))
+        if flow is None:
+            flow = self.flows[(client, model)] = Flow(client, model, priority, quantum)
+        entry = Waiting(self, conn, req, who, model, flow, now + self.max_wait)
+        flow.entries.append(entry)
+        flow.live += 1
+        if not flow.active:
+            flow.active = True
+            ring = self.rings.get(priority)
+            if ring is None:
+                ring = self.rings[priority] = deque()
+                self.order = sorted(self.rings, reverse=True)
+            ring.append(flow)
+        self.count += 1
+        self.by_model[model] = self.by_model.get(model, 0) + 1
+        conn.active = entry
+        return None
+
+    def drop(self, entry: Waiting, reason: str) -> None:
+        entry.gone = True
+        flow = entry.flow
+        flow.live -= 1
+        self._left(entry)
+        refused = self.metrics.queue_refused
+        refused[reason] = refused.get(reason, 0) + 1
+        if flow.live == 0:  # nothing left: out of the ring now (at most max_queued flows to scan)
+            if flow.active:
+                self.rings[flow.priority].remove(flow)
+                flow.active = False
+            flow.entries.clear()
+            flow.deficit = 0.0
+            self.flows.pop((flow.key, flow.model), None)
+        elif len(flow.entries) > 2 * flow.live + 8:  # mostly gone: compact (amortised O(1))
+            flow.entries = deque(e for e in flow.entries if not e.gone)
+
+    def _left(self, entry: Waiting) -> None:
+        self.count -= 1
+        self.by_model[entry.model] -= 1
+        if entry.conn.active is entry:
+            entry.conn.active = None
+
+    def dispatch(self, backend) -> None:
+        """A backend has room: give it the waiting requests it serves, fairly, while it has."""
+        while self.count and (not backend.max_in_flight or backend.outstanding < backend.max_in_flight) and backend.usable():
+            entry = self._next(backend)
+            if entry is None:
+                return
+            self._left(entry)
+            entry.gone = True
+            self.metrics.queue_wait(entry.model, entry.flow.priority, time.perf_counter() - entry.t0)
+            self.send(entry, backend)
+
+    def _next(self, backend) -> Waiting | None:
+        for priority in self.order:
+            ring = self.rings[priority]
+            for _ in range(len(ring)):
+                flow = ring[0]
+                while flow.entries and flow.entries[0].gone:  # left or timed out: skip
+                    flow.entries.popleft()
+                if not flow.entries:
+                    ring.popleft()
+                    flow.active = False
+                    flow.deficit = 0.0
+                    del self.flows[(flow.key, flow.model)]
+                    continue
+                if not backend.serves(flow.model):
+                    ring.rotate(-1)
+                    continue
+                if flow.deficit < 1:
+                    flow.deficit += flow.quantum  # a new visit
+                entry = flow.entries.popleft()
+                flow.live -= 1
+                flow.deficit -= 1
+                if flow.deficit < 1:  # its share of this round is spent: the next flow's turn
+                    ring.rotate(-1)
+                return entry
+            if not ring:
+                del self.rings[priority]
+                self.order = sorted(self.rings, reverse=True)
+        return None
+
+    def lengths(self) -> dict[tuple, int]:
+        """(model, priority) -> requests waiting, for /metrics."""
+        out: dict[tuple, int] = {}
+        for flow in self.flows.values():
+            if flow.live:
+                key = (flow.model, flow.priority)
+                out[key] = out.get(key, 0) + flow.live
+        return out
