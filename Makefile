@@ -49,8 +49,9 @@ lint: venv  # fast: style, then the types of the pure half
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare
 
-bench-routing: venv
+bench-routing: venv  # affinity and the prefix cache, then the saturation scenario (queue, fairness, engine load)
 	$(PY) -m bench.routing
+	$(PY) -m bench.saturation
 
 bench-translate: venv
 	$(PY) -m bench.translate_cost

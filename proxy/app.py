@@ -125,7 +125,7 @@ class Proxy:
         self._wire(self.config)
         # Before the first request: each backend's state (devstral_backend_up from the start),
         # and with several backends or a Mistral one, the models each serves and their generation.
-        first = [self.monitor.probe_all()]
+        first = [self.monitor.probe_all(), self.monitor.read_loads()]
         if len(self.router.backends) > 1 or any(b.learns_generations for b in self.router.backends):
             first.append(self.monitor.discover_once())
         try:

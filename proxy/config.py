@@ -175,6 +175,10 @@ class QueueConfig(_Section):
     max_wait: float = 30.0  # seconds a request may wait; then 503 queue_timeout with Retry-After
     max_queued: int = 1000  # requests waiting at most; beyond, 503 queue_full with Retry-After
     clients: dict[str, QueueClient] = {}  # API key (or client address without keys) -> weight, priority
+    fair: bool = True  # false: one first-come-first-served line for everyone (for comparison)
+    # the most of the capped slots (sum of max_in_flight over a model's backends) one client
+    # may hold; below 1, room stays free for the others' next request (1: work-conserving)
+    max_share: float = 1.0
 
 
 class LoggingConfig(_Section):
@@ -314,8 +318,8 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
     _check_responses(config)
     q = config.queue
-    if q.max_wait <= 0 or q.max_queued < 0:
-        raise ConfigError("queue.max_wait must be positive and queue.max_queued 0 or more")
+    if q.max_wait <= 0 or q.max_queued < 0 or not 0 < q.max_share <= 1:
+        raise ConfigError("queue: max_wait must be positive, max_queued 0 or more, max_share in (0, 1]")
     for name, client in q.clients.items():
         if client.weight <= 0:
             raise ConfigError(f"queue.clients.{name}.weight: must be positive, got {client.weight}")

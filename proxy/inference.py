@@ -115,6 +115,7 @@ class InferenceService:
         self.queue = queue  # waitqueue.FairQueue: where requests wait for a full backend
         queue.send = self.dispatched
         router.queue = queue
+        queue.router = router
         self.model_map = dict(config.model_mapping)
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
@@ -154,7 +155,8 @@ class InferenceService:
 
     def route(self, conn, req, who: str | None, tried: tuple = ()) -> None:
         router = self.router
-        if len(router.backends) == 1 and not tried and not self.queue.count:
+        queue = self.queue
+        if len(router.backends) == 1 and not tried and not queue.count and not queue.strict:
             backend = router.pick(None)
             if backend is None:
                 if router.full(None):
@@ -164,8 +166,8 @@ class InferenceService:
                 return
         else:
             client_model, model, session = self.routing_keys(req)
-            if self.queue.count and not tried and self.queue.waiting_for(model):
-                self._wait(conn, req, who, model)  # behind those already waiting for it
+            if not tried and (queue.count and queue.waiting_for(model) or queue.strict and queue.over_share(queue.holder(req), model)):
+                self._wait(conn, req, who, model)  # behind those already waiting for it, or over its share
                 return
             backend = router.pick(model, client_model, session, tried)
             if backend is None:
@@ -182,9 +184,14 @@ class InferenceService:
 
     def _wait(self, conn, req, who, model: str | None) -> None:
         """Every backend for the model is at its max_in_flight: the request waits its turn."""
-        refused = self.queue.add(conn, req, client_key(req), who, model, conn.loop.time())
+        queue = self.queue
+        refused = queue.add(conn, req, client_key(req), who, model, conn.loop.time())
         if refused is not None:
             conn.fail(refused)
+            return
+        for backend in self.router.backends:  # room already (a share kept free, a slot just freed)
+            if queue.count and backend.serves(model) and not backend.full():
+                queue.dispatch(backend)
 
     def dispatched(self, entry, backend) -> None:
         """A queued request's turn: the backend that has room takes it."""
@@ -210,6 +217,8 @@ class InferenceService:
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
         head = backend.request_head(b"POST", target(req), upstream_headers(req), len(prepared.body))
         exchange = Exchange(conn, record, router, backend, head, prepared.body, prepared.response)
+        if backend.max_in_flight:  # a slot of a capped backend: counted against the client's share
+            exchange.client = self.queue.take(req)
         if counting:
             exchange.on_tokens = self.rate_limits.token_counter(who)
             exchange.hide_usage = prepared.usage_added

@@ -22,6 +22,7 @@ class BackendMonitor:
         self.routing = routing  # RoutingConfig
         self.task: asyncio.Task | None = None
         self.loads: asyncio.Task | None = None
+        self.retry: dict[str, float] = {}  # backend -> when to ask a non-vLLM for engine metrics again
 
     def start(self) -> None:
         self.stop()
@@ -36,16 +37,21 @@ class BackendMonitor:
         self.task = self.loads = None
 
     async def _watch_loads(self) -> None:
-        loop = asyncio.get_running_loop()
-        retry: dict[str, float] = {}  # backends without engine metrics are asked again every 30 s
         while True:
-            now = loop.time()
-            due = [b for b in self.router.backends if b.cfg.metrics_path and retry.get(b.name, 0) <= now]
-            found = await asyncio.gather(*(self.read_load(b) for b in due), return_exceptions=True)
-            for b, ok in zip(due, found):
-                if ok is not True:
-                    retry[b.name] = now + 30
             await asyncio.sleep(self.routing.load_interval)
+            await self.read_loads()
+
+    async def read_loads(self) -> None:
+        """One read of every engine's load (the first before serving); a backend without
+        engine metrics (not a vLLM) is asked again only every 30 s."""
+        if self.routing.load_interval <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+        due = [b for b in self.router.backends if b.cfg.metrics_path and self.retry.get(b.name, 0) <= now]
+        found = await asyncio.gather(*(self.read_load(b) for b in due), return_exceptions=True)
+        for b, ok in zip(due, found):
+            if ok is not True:
+                self.retry[b.name] = now + 30
 
     async def read_load(self, backend) -> bool:
         """Read one engine's load into the backend; False when it reports none (not vLLM)."""

@@ -118,7 +118,7 @@ class _Handler:
             backend = self.backend
             backend.outstanding -= 1
             if backend.max_in_flight:  # room for a queued request (after this callback returns)
-                self.loop.call_soon(self.feedback.freed, backend)
+                self.loop.call_soon(self.feedback.freed, backend, self.client)
 
     def _orphaned(self) -> bool:
         """Whether the client is gone while the backend still works for it (a path that did
@@ -136,7 +136,7 @@ class Exchange(_Handler):
 
     __slots__ = tuple(
         "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
-        " on_tokens hide_usage record head_only feedback failover resend".split()
+        " on_tokens hide_usage record head_only feedback failover resend client".split()
     )
 
     def __init__(self, reply, record, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
@@ -166,6 +166,7 @@ class Exchange(_Handler):
         self.hide_usage = False  # the usage chunk was asked for by the proxy, not the client
         self.failover = None  # called with this backend when it cannot be reached: try another
         self.resend = None  # called with a refusal (status, body): True when it sent the request again
+        self.client = None  # on a capped backend: whose slot this is (the queue's share per client)
 
     def start(self) -> None:
         self.reply.active = self

@@ -191,11 +191,13 @@ class Router:
         usable = [b for b in self.backends if b.serves(model) and b.usable()]
         return bool(usable) and all(b.full() for b in usable)
 
-    def freed(self, backend: Backend) -> None:
-        """A capped backend finished a request: the queue may send it the next one."""
+    def freed(self, backend: Backend, client=None) -> None:
+        """A capped backend finished a request (`client`'s slot): the queue may send it the next one."""
         queue = self.queue
-        if queue is not None and queue.count:
-            queue.dispatch(backend)
+        if queue is not None:
+            queue.release(client)
+            if queue.count:
+                queue.dispatch(backend)
 
     def connected(self, backend: Backend, up: bool) -> None:
         """Whether a connection to the backend could be opened (a change is logged)."""

@@ -73,8 +73,7 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         self.active = None  # its handler, while the answer is not complete
         self.queue: deque = deque()  # requests (or a Failure) waiting for their turn
         self.draining = False  # answer the request being read, then close
-        # One deadline at a time, checked by the server's sweep (no timer handle per request):
-        # reading a request (header_timeout, then body_timeout) or idle (keepalive_timeout).
+        # One deadline at a time, checked by the sweep: reading (header, body) or idle (keep-alive).
         self.deadline = 0.0
         self._continue_pending = False
 
@@ -127,14 +126,12 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
             self._refuse(failure)
 
     def eof_received(self) -> bool:
-        """The client half-closed: answer what it sent, then close; no more requests."""
+        """The client closed its side: gone, while a backend works for it (half_close = "abort");
+        else answer what it sent, then close."""
         if self.reader.parsing:  # a request cut short by the close
             self._refuse(Failure(400, "The client closed its side in the middle of a request.", "bad_request"))
         elif self.limits.eof_aborts and getattr(self.active, "abandonable", False):
-            # A client that closes while a backend works for it (or it waits for one) has left
-            # (it cannot be told from a half-close): stop the backend's work now, as nginx does.
-            self.transport.close()
-            return False
+            return False  # gone (nginx's reading): the transport closes, the handler is cancelled
         else:
             self._no_more_requests()
         return True  # keep the transport open for writing

@@ -83,6 +83,8 @@ class FairQueue:
         self.metrics = metrics
         self.send = None  # (Waiting, backend) -> None: set by the inference service that owns the route
         self.count = 0  # requests waiting
+        self.router = None  # for the capacity a share is of
+        self.inflight: dict[bytes, int] = {}  # client -> its requests on capped backends
         self.by_model: dict[str | None, int] = {}
         self.flows: dict[tuple, Flow] = {}
         self.rings: dict[int, deque[Flow]] = {}  # priority -> active flows, in service order
@@ -92,11 +94,40 @@ class FairQueue:
     def configure(self, config) -> None:
         """The [queue] section (again on reload: new weights apply to new flows)."""
         self.max_wait = config.max_wait
+        self.fair = config.fair
+        self.max_share = config.max_share
+        self.strict = config.fair and config.max_share < 1  # a client may not take every slot
         self.max_queued = config.max_queued
         weights = [c.weight for c in config.clients.values()]
         unit = min([1.0, *weights])  # the smallest weight earns one request a visit
         self.clients = {k.encode(): (c.priority, c.weight / unit) for k, c in config.clients.items()}
         self.default = (0, 1.0 / unit)
+
+    def holder(self, req, key: bytes | None = None) -> bytes:
+        """Whose share a request counts against: its API key, else its address (one line for
+        everyone when the queue is not fair)."""
+        if not self.fair:
+            return b""
+        key = key if key is not None else client_key(req)
+        return key if key is not None else req.client.encode()
+
+    def take(self, req) -> bytes:
+        client = self.holder(req)
+        self.inflight[client] = self.inflight.get(client, 0) + 1
+        return client
+
+    def release(self, client: bytes | None) -> None:
+        if client is not None:
+            left = self.inflight.get(client, 0) - 1
+            if left > 0:
+                self.inflight[client] = left
+            else:
+                self.inflight.pop(client, None)
+
+    def over_share(self, client: bytes, model: str | None) -> bool:
+        """Whether `client` holds max_share of the capped slots of the backends serving `model`."""
+        capacity = sum(b.max_in_flight for b in self.router.backends if b.max_in_flight and b.serves(model))
+        return capacity > 0 and self.inflight.get(client, 0) >= max(1, int(self.max_share * capacity))
 
     def waiting_for(self, model: str | None) -> bool:
         return self.by_model.get(model, 0) > 0
@@ -107,7 +138,7 @@ class FairQueue:
         if self.count >= self.max_queued:
             self.metrics.queue_refused["queue_full"] = self.metrics.queue_refused.get("queue_full", 0) + 1
             return Failure(503, f"Every backend is busy and {self.max_queued} requests are waiting already.", "queue_full", headers=b"retry-after: 1\r\n")
-        client = key if key is not None else req.client.encode()
+        client = self.holder(req, key)
         priority, quantum = self.clients.get(key or b"", self.default)
         flow = self.flows.get((client, model))
         if flow is None:
@@ -174,7 +205,7 @@ class FairQueue:
                     flow.deficit = 0.0
                     del self.flows[(flow.key, flow.model)]
                     continue
-                if not backend.serves(flow.model):
+                if not backend.serves(flow.model) or self.strict and self.over_share(flow.key, flow.model):
                     ring.rotate(-1)
                     continue
                 if flow.deficit < 1:

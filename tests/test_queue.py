@@ -106,6 +106,21 @@ def test_weights_share_the_backend(slow_sim, start_proxy):
     assert served.count("a") == 9 and served.count("b") == 3
 
 
+def test_max_share_keeps_room_for_the_other_keys(slow_sim, start_proxy):
+    keys = {"authentication": {"api_keys": ["sk-a", "sk-b"]}}
+    p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 4}}, queue={"max_share": 0.5}, **keys)
+    slow_sim.behavior.token_delay = 0.02
+    with ThreadPoolExecutor(8) as pool:
+        burst = [pool.submit(post, p, "sk-a", {**CHAT, "user": "a"}) for _ in range(6)]
+        wait_until(lambda: metric(p, "devstral_queue_length") == 4)  # sk-a holds 2 of the 4 slots, not 4
+        assert slow_sim.running == 2
+        t0 = time.monotonic()
+        assert post(p, "sk-b", {**CHAT, "user": "b"}).status == 200
+        assert time.monotonic() - t0 < 0.6  # a free slot at once: no wait for sk-a's to end (~0.4 s each)
+        assert all(f.result().status == 200 for f in burst)
+    assert in_order(slow_sim).index("b") == 2
+
+
 def test_a_client_leaving_while_queued_never_reaches_a_backend(slow_sim, start_proxy):
     slow_sim.behavior.token_delay = 0.03
     p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 1}})

@@ -23,7 +23,7 @@ class FakeRouter:
         self.orphaned = 0
         self.freed_backends: list = []
 
-    def freed(self, backend) -> None:
+    def freed(self, backend, client=None) -> None:
         self.freed_backends.append(backend)
 
     def outcome(self, backend, ok) -> None:
