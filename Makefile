@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint venv clean sim bench bench-translate bench-routing
+.PHONY: run test lint venv clean sim bench bench-translate bench-routing csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ bench-routing: venv  # affinity and the prefix cache, then the saturation scenar
 
 bench-translate: venv
 	$(PY) -m bench.translate_cost
+
+# The C# library (clients/dotnet) with Mono (apt-get install mono-devel nunit-console): its
+# NUnit suite starts the simulator and the proxy from this checkout as processes.
+csharp-test: venv
+	clients/dotnet/build.sh
+	DEVSTRAL_PYTHON=$(abspath $(PY)) DEVSTRAL_ROOT=$(CURDIR) nunit-console -nologo -noresult clients/dotnet/build/OpenAI.LocalAdapter.Tests.dll
+
+csharp-sample: venv  # a few streamed turns of a text adventure, through the proxy to the simulator
+	clients/dotnet/build.sh
+	@$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02 --tool-mode structured & sim=$$!; \
+	$(PY) -m bench.wait --ready http://127.0.0.1:$(SIM_PORT)/health; \
+	$(PY) -m devstral_proxy --upstream http://127.0.0.1:$(SIM_PORT) --port $(PORT) --map gpt-4=mistral-sim --log-level WARNING & proxy=$$!; \
+	trap "kill $$sim $$proxy 2>/dev/null" EXIT INT TERM; \
+	$(PY) -m bench.wait --ready http://127.0.0.1:$(PORT)/health && mono clients/dotnet/build/TextAdventure.exe http://127.0.0.1:$(PORT) gpt-4
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

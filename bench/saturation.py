@@ -109,6 +109,8 @@ SCENARIOS = (
     ("cap + fair queue, load-aware affinity", True, True, "affinity", True, 1.0),
     ("cap + fair queue + max_share 0.75, least loaded", True, True, "least_loaded", False, 0.75),
     ("cap + fair queue + max_share 0.75, load-aware affinity", True, True, "affinity", True, 0.75),
+    ("cap + fair queue + max_share 0.5, least loaded", True, True, "least_loaded", False, 0.5),
+    ("cap + fair queue + max_share 0.5, load-aware affinity", True, True, "affinity", True, 0.5),
 )
 
 
@@ -123,6 +125,7 @@ def main(argv=None) -> None:
     p.add_argument("--burst", type=int, default=10, help="the bursty key's requests per burst")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--only", default="", help="run the setups whose name contains this")
     args = p.parse_args(argv)
     capacity = args.backends * args.slots / (args.tokens * args.token_delay)
     offered = args.rate * 12
@@ -134,6 +137,8 @@ def main(argv=None) -> None:
     print("| setup | TTFT p50 / p99 ms: burst key | steady key b | steady key c | steady p99 vs alone | throughput req/s | prefix-cache hits | failed |")
     print("|---|---|---|---|---|---|---|---|")
     for name, cap, fair, strategy, load_aware, share in SCENARIOS:
+        if args.only not in name:
+            continue
         r = run(name, args, cap, fair, strategy, load_aware, share)
         cells = " | ".join(f"{r[k][0]:.0f} / {r[k][1]:.0f}" for k in KEYS)
         ratio = r["others_p99"] / alone["others_p99"] if alone["others_p99"] else float("nan")

@@ -131,6 +131,7 @@ class Simulator:
         app.router.add_get("/v1/redirect", self.redirect)
         app.router.add_post("/tokenize", self.tokenize)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/sim/stats", self.stats)
         app.router.add_post("/v1/responses", self.native)
         app.router.add_post("/v1/messages", self.native)
         return app
@@ -454,6 +455,12 @@ class Simulator:
         """Not vLLM: Starlette's trailing-slash redirect, with the server's own address."""
         return web.Response(status=307, headers={"location": f"http://{request.host}/v1/redirect/"})
 
+    async def stats(self, request: web.Request) -> web.Response:
+        """Not vLLM: what the simulator saw, for tests in other processes (the C# suite)."""
+        r = self.record
+        body = {"requests": len(r.requests), "disconnects": len(r.disconnects), "last_messages": (r.requests[-1].get("messages") if r.requests else None)}
+        return web.Response(body=_encode(body), content_type="application/json")
+
     async def tokenize(self, request: web.Request) -> web.Response:
         """vLLM's /tokenize of a chat request: the prompt's token count (judged as chat is)."""
         doc = await self._read(request)
@@ -490,13 +497,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--first-token-delay", type=float, default=0.0)
     p.add_argument("--strict-mistral", action="store_true", help="refuse what mistral-common refuses, as vLLM does")
     p.add_argument("--tool-mode", choices=("structured", "raw-v3", "raw-v11"))
+    p.add_argument("--reply", default=REPLY, help="what the model answers")
     args = p.parse_args(argv)
     if args.strict_mistral:
         try:
             import mistral_common  # noqa: F401  (the judge)
         except ImportError:
             p.exit(2, "--strict-mistral judges requests with mistral-common, which is not installed: pip install 'devstral-proxy[test]' (or mistral-common)\n")
-    behavior = Behavior(token_delay=args.token_delay, first_token_delay=args.first_token_delay, strict_mistral=args.strict_mistral, tool_mode=args.tool_mode)
+    behavior = Behavior(
+        token_delay=args.token_delay, first_token_delay=args.first_token_delay, strict_mistral=args.strict_mistral, tool_mode=args.tool_mode, reply=args.reply
+    )
     if args.model:
         behavior.models = args.model
 
