@@ -1,6 +1,7 @@
 """When the GPUs are full: three API keys through the proxy over simulated continuous-batching
 engines (fixed sequence slots, a waiting queue, a prefix cache), one key bursty at 10x the
-others' rate, open-loop arrivals for a fixed time. Compares no cap / cap + FIFO / cap + fair
+others' rate, open-loop arrivals for a fixed time; engines, proxy and client are separate
+processes. Compares no cap / cap + FIFO / cap + fair
 queue, and round robin / least loaded / affinity / load-aware affinity under the cap. Prints
 time to first token per key (p50, p99), throughput and the prefix-cache hit rate.
 `make bench-routing` runs it after bench.routing.
@@ -8,13 +9,20 @@ time to first token per key (p50, p99), throughput and the prefix-cache hit rate
 
 import argparse
 import asyncio
+import gc
+import json
 import random
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
 
 import aiohttp
 
-from bench.simulator import Behavior
-from tests.support import ProxyThread, SimThread
+from bench.wait import ready
+from tests.support import free_port
 
 KEYS = ("sk-burst", "sk-b", "sk-c")
 
@@ -52,6 +60,8 @@ async def arrivals(session, url: str, key: str, rate: float, burst: int, seconds
 
 
 async def workload(url: str, args, with_burst: bool) -> tuple[dict, list, float]:
+    gc.collect()
+    gc.disable()  # the client measures: a collection pause of its own would count as the proxy's
     rng = random.Random(args.seed)
     ttfts: dict = {}
     done: list = []
@@ -61,6 +71,7 @@ async def workload(url: str, args, with_burst: bool) -> tuple[dict, list, float]
         if with_burst:
             jobs.append(arrivals(session, url, KEYS[0], args.rate * 10, args.burst, args.seconds, rng, ttfts, done))
         await asyncio.gather(*jobs)
+    gc.enable()
     return ttfts, done, time.perf_counter() - t0
 
 
@@ -69,27 +80,43 @@ def pct(values: list, q: float) -> float:
     return values[min(len(values) - 1, int(q * (len(values) - 1)))] * 1000 if values else float("nan")
 
 
+def _toml(value) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def start(argv: list[str], url: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not ready(url, 20):
+        proc.kill()
+        raise RuntimeError(f"{argv} did not start")
+    return proc
+
+
 def run(name: str, args, cap: bool, fair: bool, strategy: str, load_aware: bool, share: float = 1.0, with_burst: bool = True) -> dict:
-    behavior = dict(
-        slots=args.slots, token_delay=args.token_delay, reply=" ".join(["ok"] * args.tokens), prefix_cache_blocks=2000, prefill_per_token=args.prefill_us / 1e6
-    )
-    sims = [SimThread(Behavior(**behavior)) for _ in range(args.backends)]
-    backends = {f"vllm{i}": {"url": s.url, **({"max_in_flight": args.slots} if cap else {})} for i, s in enumerate(sims)}
-    proxy = ProxyThread(
-        backends=backends,
-        routing={"strategy": strategy, "load_interval": 0.25 if load_aware else 0, "max_engine_waiting": 2},
-        queue={"fair": fair, "max_wait": 120, "max_queued": 100000, "max_share": share},
-        authentication={"api_keys": list(KEYS)},
-        logging={"access": False},
-    )
+    """One setup; the engines and the proxy are processes of their own (no shared GIL)."""
+    procs, ports = [], [free_port() for _ in range(args.backends)]
+    reply = " ".join(["ok"] * args.tokens)
+    for port in ports:
+        sim = ["-m", "bench.simulator", "--port", str(port), "--slots", str(args.slots), "--token-delay", str(args.token_delay), "--reply", reply]
+        procs.append(start(sim + ["--prefix-cache-blocks", "2000", "--prefill-us", str(args.prefill_us)], f"http://127.0.0.1:{port}/health"))
+    port = free_port()
+    lines = ["[server]", f"port = {port}", "[routing]", f'strategy = "{strategy}"', f"load_interval = {0.25 if load_aware else 0}", "max_engine_waiting = 2"]
+    lines += ["[queue]", f"fair = {_toml(fair)}", "max_wait = 120", "max_queued = 100000", f"max_share = {share}"]
+    lines += ["[authentication]", f"api_keys = {json.dumps(list(KEYS))}", "[logging]", "access = false", 'level = "WARNING"']
+    for i, p in enumerate(ports):
+        lines += [f"[backends.vllm{i}]", f'url = "http://127.0.0.1:{p}"'] + ([f"max_in_flight = {args.slots}"] if cap else [])
+    config = Path(tempfile.mkdtemp()) / "proxy.toml"
+    config.write_text("\n".join(lines) + "\n")
+    procs.append(start(["-m", "devstral_proxy", "--config", str(config)], f"http://127.0.0.1:{port}/health"))
     try:
-        ttfts, done, wall = asyncio.run(workload(proxy.url + "/v1/chat/completions", args, with_burst))
+        ttfts, done, wall = asyncio.run(workload(f"http://127.0.0.1:{port}/v1/chat/completions", args, with_burst))
+        stats = [json.loads(urllib.request.urlopen(f"http://127.0.0.1:{p}/sim/stats").read()) for p in ports]
     finally:
-        proxy.stop()
-    prompt = sum(s.sim.cache.prompt_tokens for s in sims)
-    cached = sum(s.sim.cache.cached_tokens for s in sims)
-    for s in sims:
-        s.stop()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    prompt = sum(s["prompt_tokens"] for s in stats)
+    cached = sum(s["cached_tokens"] for s in stats)
     row = {"name": name, "throughput": len(done) / wall, "hit": cached / prompt if prompt else 0.0}
     for key in KEYS:
         row[key] = (pct(ttfts.get(key, []), 0.5), pct(ttfts.get(key, []), 0.99))

@@ -459,6 +459,8 @@ class Simulator:
         """Not vLLM: what the simulator saw, for tests in other processes (the C# suite)."""
         r = self.record
         body = {"requests": len(r.requests), "disconnects": len(r.disconnects), "last_messages": (r.requests[-1].get("messages") if r.requests else None)}
+        if self.cache is not None:
+            body.update(prompt_tokens=self.cache.prompt_tokens, cached_tokens=self.cache.cached_tokens)
         return web.Response(body=_encode(body), content_type="application/json")
 
     async def tokenize(self, request: web.Request) -> web.Response:
@@ -498,6 +500,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--strict-mistral", action="store_true", help="refuse what mistral-common refuses, as vLLM does")
     p.add_argument("--tool-mode", choices=("structured", "raw-v3", "raw-v11"))
     p.add_argument("--reply", default=REPLY, help="what the model answers")
+    p.add_argument("--slots", type=int, default=0, help="sequences the engine runs at once (0: no limit)")
+    p.add_argument("--max-queued", type=int, default=0, help="with --slots: waiting requests beyond which it answers 503")
+    p.add_argument("--prefix-cache-blocks", type=int, default=0, help="model vLLM's prefix cache (16-token blocks)")
+    p.add_argument("--prefill-us", type=float, default=0.0, help="prefill time per uncached prompt token, µs")
     args = p.parse_args(argv)
     if args.strict_mistral:
         try:
@@ -507,6 +513,8 @@ def main(argv: list[str] | None = None) -> None:
     behavior = Behavior(
         token_delay=args.token_delay, first_token_delay=args.first_token_delay, strict_mistral=args.strict_mistral, tool_mode=args.tool_mode, reply=args.reply
     )
+    behavior.slots, behavior.max_queued = args.slots, args.max_queued
+    behavior.prefix_cache_blocks, behavior.prefill_per_token = args.prefix_cache_blocks, args.prefill_us / 1e6
     if args.model:
         behavior.models = args.model
 
