@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint venv clean sim bench bench-translate bench-routing csharp-test csharp-sample
+.PHONY: run test lint venv clean sim bench bench-translate bench-routing bench-quick bench-paced csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 bench-routing: venv  # affinity and the prefix cache, then the saturation scenario (queue, fairness, engine load)
 	$(PY) -m bench.routing
 	$(PY) -m bench.saturation
+
+bench-quick: venv  # the per-request cost beside bench/baseline.json (reports; not a pass/fail step)
+	$(PY) -m bench.quick
+
+bench-paced: venv  # many paced streams and large requests: direct, nginx, the proxy (needs nginx)
+	$(PY) -m bench.paced
+	$(PY) -m bench.paced --big
 
 bench-translate: venv
 	$(PY) -m bench.translate_cost
