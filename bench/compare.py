@@ -84,7 +84,7 @@ def wait_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def nginx_conf(work: Path, name: str, server_block: str, workers: int = 1) -> Path:
+def nginx_conf(work: Path, name: str, server_block: str, workers: int = 1, connections: int = 4096) -> Path:
     conf = work / f"{name}.conf"
     conf.write_text(
         f"""
@@ -92,12 +92,15 @@ worker_processes {workers};
 daemon off;
 pid {work}/{name}.pid;
 error_log {work}/{name}.error.log warn;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile {connections * 2 + 64};
+events {{ worker_connections {connections}; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
   keepalive_timeout 75s;
   client_body_temp_path {work}/{name}.body;
+  client_body_buffer_size 2m;  # agent histories stay in memory (the workers may not write here)
+  client_max_body_size 64m;
   proxy_temp_path {work}/{name}.proxy;
   {server_block}
 }}
@@ -148,7 +151,7 @@ def workers_of(pid: int, count: int) -> list[int]:
     return [pid] if count == 1 else children(pid)
 
 
-def start_nginx_proxy(work: Path, backend_port: int, port: int, workers: int, procs: list) -> subprocess.Popen:
+def start_nginx_proxy(work: Path, backend_port: int, port: int, workers: int, procs: list, connections: int = 4096) -> subprocess.Popen:
     """nginx as a plain reverse proxy to the backend: upstream keepalive, no buffering."""
     conf = nginx_conf(
         work,
@@ -159,6 +162,7 @@ def start_nginx_proxy(work: Path, backend_port: int, port: int, workers: int, pr
     location / {{ proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
   }}""",
         workers,
+        connections,
     )
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
     procs.append(proc)

@@ -196,10 +196,11 @@ def chat_body(size: int) -> bytes:
 
 def start_targets(which: list[str], backend_port: int, workers: int, work: Path, procs: list) -> dict:
     """{target: (port, pids to measure)}."""
+    work.mkdir(parents=True, exist_ok=True)
     targets = {"direct": (backend_port, [])}
     if "nginx" in which:
         port = free_port()
-        nginx = start_nginx_proxy(work, backend_port, port, workers, procs)
+        nginx = start_nginx_proxy(work, backend_port, port, workers, procs, connections=12000)
         wait_port(port)
         time.sleep(0.3)
         targets["nginx"] = (
@@ -255,15 +256,17 @@ def main(argv=None) -> None:
     procs.append(subprocess.Popen([sys.executable, "-m", "bench.paced", "--serve", str(backend_port), "--frames", str(frames), "--gap", str(args.gap)]))
     try:
         wait_port(backend_port)
-        targets = start_targets(args.targets.split(","), backend_port, args.workers, work, procs)
         print(f"{os.cpu_count()} CPUs; streams of {frames} frames {args.gap * 1000:g} ms apart, K started over 1 s; workers {args.workers}\n")
         if args.big:
-            big(targets, args)
+            big(start_targets(args.targets.split(","), backend_port, args.workers, work, procs), args)
             return
         print("| K | target | first frame p50 / p99 / max ms | frame delay p50 / p99 / max ms | relay CPU µs/frame | RSS KB/stream | streams ok |")
         print("|---|---|---|---|---|---|---|")
         body = json.dumps({"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "Write the function."}]}).encode()
         for k in [int(x) for x in args.streams.split(",")]:
+            fresh: list = []  # new relays for each K: their RSS growth is this run's
+            targets = start_targets(args.targets.split(","), backend_port, args.workers, work / str(k), fresh)
+            procs.extend(fresh)
             for target, (port, pids) in targets.items():
                 rows = [measure(target, port, pids, k, body) for _ in range(args.repeat)]
                 r = rows[len(rows) // 2]
@@ -274,11 +277,14 @@ def main(argv=None) -> None:
                     flush=True,
                 )
                 time.sleep(0.5)
+            for proc in fresh:
+                proc.terminate()
+                proc.wait(10)
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
 
 
 def big(targets: dict, args) -> None:

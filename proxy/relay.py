@@ -14,6 +14,7 @@ from devstral_translate.wire import is_json_object
 
 from .errors import Failure, backend_failure
 from .http import HOP_BY_HOP, relay_headers
+from .reply import Tx
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
@@ -120,14 +121,12 @@ class _Handler:
             if backend.max_in_flight:  # room for a queued request (after this callback returns)
                 self.loop.call_soon(self.feedback.freed, backend, self.client)
 
-    def _orphaned(self) -> bool:
-        """Whether the client is gone while the backend still works for it (a path that did
-        not cancel): counted, and stopped now."""
-        if self.reply.closed and self.state != Ex.DONE:
+    def _orphaned(self) -> None:
+        """The client is gone while the backend still works for it (a path that did not
+        cancel): counted, and stopped now. Callers check `reply.tx == Tx.CLOSED` first."""
+        if self.state != Ex.DONE:
             self.feedback.orphaned += 1
             self.cancel()
-            return True
-        return False
 
 
 class Exchange(_Handler):
@@ -209,7 +208,8 @@ class Exchange(_Handler):
 
     # ---- upstream sink
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if self._orphaned():
+        if self.reply.tx == Tx.CLOSED:
+            self._orphaned()
             return
         self.last = self.loop.time()
         self.status = status
@@ -263,7 +263,10 @@ class Exchange(_Handler):
 
     def on_end(self) -> None:
         state = self.state
-        if state == Ex.DONE or self._orphaned():
+        if state == Ex.DONE:
+            return
+        if self.reply.tx == Tx.CLOSED:
+            self._orphaned()
             return
         self._end()
         reply = self.reply
