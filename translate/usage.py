@@ -23,14 +23,23 @@ def _last_count(data: bytes, key: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_COUNTS = re.compile(rb'"(prompt|completion|cached)_tokens"\s*:\s*(\d+)')
+_USAGE_SPAN = 1024  # the usage object follows its key within this many bytes
+
+
 def usage_counts(data: bytes) -> tuple[int, int, int] | None:
     """(prompt, completion, cached prompt) tokens of the last usage in a body or a block of
-    frames (cached: vLLM's prompt_tokens_details.cached_tokens, the prefix cache's hits)."""
-    prompt = _last_count(data, b'"prompt_tokens"')
-    if prompt is None:
-        return None
-    cached = _last_count(data, b'"cached_tokens"') if data.find(b'"cached_tokens"') != -1 else None
-    return prompt, _last_count(data, b'"completion_tokens"') or 0, cached or 0
+    frames (cached: vLLM's prompt_tokens_details.cached_tokens, the prefix cache's hits).
+    One scan of the last `"usage"` object's bytes."""
+    at = data.rfind(b'"usage"')
+    counts = {kind: int(n) for kind, n in _COUNTS.findall(data, at, at + _USAGE_SPAN)} if at != -1 else {}
+    prompt = counts.get(b"prompt")
+    if prompt is None:  # no usage object, or the last one is null / far from its counts
+        prompt = _last_count(data, b'"prompt_tokens"')
+        if prompt is None:
+            return None
+        counts = {b"completion": _last_count(data, b'"completion_tokens"') or 0, b"cached": _last_count(data, b'"cached_tokens"') or 0}
+    return prompt, counts.get(b"completion", 0), counts.get(b"cached", 0)
 
 
 def request_usage(top: dict[str, Raw]) -> bool:

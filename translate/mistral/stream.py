@@ -6,7 +6,7 @@ with index, id, type, name; then argument pieces), holding back only a call's na
 
 import msgspec
 
-from ..markers import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, has_markers, has_partial_marker, split_raw_calls, strip_control
+from ..markers import ARGS, CALL_ID, END_THINK, THINK, TOOL_CALLS, has_marker_or_start, split_raw_calls, strip_control
 from ..modelname import set_model
 from ..openai import RenameStream
 from ..sse import FrameSplitter, data_payload
@@ -128,11 +128,11 @@ class MistralStream(RenameStream):
         """Nothing in these frames needs more than the model name."""
         if self.choices and any(c.mode != _TEXT or c.held for c in self.choices.values()):
             return False
-        if has_markers(data) or has_partial_marker(data):
+        if has_marker_or_start(data):
             return False
         if self.names.renamed and data.find(b'"name"') != -1:  # a tool call's name to map back
             return False
-        if data.find(b'"finish_reason"') != -1 and any(c.calls for c in self.choices.values()):
+        if self.choices and data.find(b'"finish_reason"') != -1 and any(c.calls for c in self.choices.values()):
             return False  # decided on the decoded value: frames need not be compact JSON
         return True
 
