@@ -12,19 +12,25 @@ from devstral_translate.wire import DECODE_ERRORS
 class _Collect:
     """A sink that gathers a whole reply for the proxy's own use."""
 
-    __slots__ = ("future", "status", "headers", "parts")
+    __slots__ = ("future", "status", "headers", "parts", "size")
 
     def __init__(self, future: asyncio.Future) -> None:
         self.future = future
         self.status = 0
         self.headers: list = []
         self.parts: list[bytes] = []
+        self.size = 0
 
     def on_head(self, status, headers) -> None:
         self.status = status
         self.headers = headers
 
     def on_body(self, data) -> None:
+        self.size += len(data)
+        if self.size > MAX_REPLY:  # the caller detaches the connection
+            if not self.future.done():
+                self.future.set_exception(ConnectionError(f"reply over {MAX_REPLY} bytes"))
+            return
         self.parts.append(data)
 
     def on_end(self) -> None:
@@ -41,6 +47,9 @@ class _Collect:
 
 class _Stale(Exception):
     pass
+
+
+MAX_REPLY = 16 << 20  # the proxy's own requests (health, models, engine metrics, tokenize) read no more
 
 
 async def fetch(backend, method: bytes, path: str, timeout: float, body: bytes = b"") -> tuple[int, list, bytes]:

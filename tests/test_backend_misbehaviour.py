@@ -160,3 +160,32 @@ def test_a_reply_nobody_asked_for_retires_the_connection(start_proxy):
         assert "extra" not in contents and all(c.startswith("answer ") for c in contents)
     finally:
         backend.stop()
+
+
+def test_the_proxys_own_requests_read_a_bounded_reply(start_proxy):
+    """A backend answering the proxy's own request (here its engine metrics) with more than
+    MAX_REPLY bytes: the read fails like a dead backend's, nothing is kept."""
+    import asyncio
+
+    from devstral_proxy.fetch import MAX_REPLY, fetch
+
+    async def serve(reader, writer) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                size = MAX_REPLY + (1 << 20)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+                for _ in range(size // 65536):
+                    writer.write(b"x" * 65536)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    backend = RawBackend(serve)
+    try:
+        proxy = start_proxy(f"http://127.0.0.1:{backend.port}", routing={"load_interval": 0})
+        b = proxy.proxy.router.backends[0]
+        with pytest.raises(OSError, match="reply over"):
+            proxy.loop.call(lambda: fetch(b, b"GET", "/metrics", 10), timeout=30)
+    finally:
+        backend.stop()
