@@ -254,7 +254,10 @@ class InferenceService:
         body, record.model = map_model(front.body, self.model_map)
         record.backend = backend.name
         head = backend.request_head(b"POST", front.path.encode(), upstream_headers(req), len(body))
-        Exchange(conn, record, self.router, backend, head, body, raw=True).start()
+        exchange = Exchange(conn, record, self.router, backend, head, body, raw=True)
+        if backend.max_in_flight:
+            exchange.client = self.queue.take(req)
+        exchange.start()
 
     def relay(self, conn, req, key: bytes | None) -> None:
         """A backend route the proxy does not translate: relayed as it is, its model mapped."""
