@@ -229,10 +229,12 @@ class Pool:
         return None
 
     async def connect(self) -> UpstreamConnection:
-        _, conn = await asyncio.wait_for(
-            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None),
-            self.connect_timeout,
-        )
+        # asyncio.timeout, not wait_for: no second task for every new connection (a burst of
+        # new streams opens one each)
+        async with asyncio.timeout(self.connect_timeout):
+            _, conn = await self.loop.create_connection(
+                lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None
+            )
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:

@@ -88,3 +88,32 @@ def test_backend_error_status_and_body_are_passed_on(proxy):
     assert r.status == 404
     err = r.json()["error"]
     assert "unknown" in err["message"] and err["type"]
+
+
+def test_a_backend_that_never_accepts_times_out_at_connect_timeout(start_proxy):
+    """Its listen queue is full, so a new connection is never established: the request is
+    answered 504 after connect_timeout, not after the whole request timeout."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later SYNs are dropped
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.1)
+    try:
+        p = start_proxy(backends={"b": {"url": f"http://127.0.0.1:{port}", "connect_timeout": 0.3}}, routing={"load_interval": 0})
+        t0 = time.monotonic()
+        r = http("POST", p.url + "/v1/chat/completions", CHAT, timeout=10)
+        assert r.status == 504 and r.json()["error"]["code"] == "backend_timeout"
+        assert time.monotonic() - t0 < 2
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
