@@ -98,7 +98,8 @@ def run(name: str, args, cap: bool, fair: bool, strategy: str, load_aware: bool,
     reply = " ".join(["ok"] * args.tokens)
     for port in ports:
         sim = ["-m", "bench.simulator", "--port", str(port), "--slots", str(args.slots), "--token-delay", str(args.token_delay), "--reply", reply]
-        procs.append(start(sim + ["--prefix-cache-blocks", "2000", "--prefill-us", str(args.prefill_us)], f"http://127.0.0.1:{port}/health"))
+        sim += ["--prefix-cache-blocks", "2000", "--prefill-us", str(args.prefill_us), "--no-gc"]
+        procs.append(start(sim, f"http://127.0.0.1:{port}/health"))
     port = free_port()
     lines = ["[server]", f"port = {port}", "[routing]", f'strategy = "{strategy}"', f"load_interval = {0.25 if load_aware else 0}", "max_engine_waiting = 2"]
     lines += ["[queue]", f"fair = {_toml(fair)}", "max_wait = 120", "max_queued = 100000", f"max_share = {share}"]

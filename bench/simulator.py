@@ -504,7 +504,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-queued", type=int, default=0, help="with --slots: waiting requests beyond which it answers 503")
     p.add_argument("--prefix-cache-blocks", type=int, default=0, help="model vLLM's prefix cache (16-token blocks)")
     p.add_argument("--prefill-us", type=float, default=0.0, help="prefill time per uncached prompt token, µs")
+    p.add_argument("--no-gc", action="store_true", help="no collector pauses (benchmarks that time the proxy, not the simulator)")
     args = p.parse_args(argv)
+    if args.no_gc:
+        import gc
+
+        gc.disable()
     if args.strict_mistral:
         try:
             import mistral_common  # noqa: F401  (the judge)
