@@ -18,8 +18,8 @@ _REFUSED = {
     "prompt": "stored prompt templates are not supported; send the input itself",
     "max_tool_calls": "max_tool_calls is not supported",
 }
-# Fields accepted and not acted on (they change nothing a local model does).
-_IGNORED = {"include", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "truncation", "stream_options", "top_logprobs", "user"}
+# Other fields (include, metadata, service_tier, prompt_cache_key, safety_identifier,
+# truncation, stream_options, top_logprobs, user) are accepted and change nothing a local model does.
 # Fields the Response object repeats back.
 _ECHOED = (
     "instructions",
