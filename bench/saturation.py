@@ -94,7 +94,7 @@ def start(argv: list[str], url: str) -> subprocess.Popen:
     return proc
 
 
-def run(name: str, args, cap: bool, fair: bool, strategy: str, load_aware: bool, share: float = 1.0, with_burst: bool = True) -> dict:
+def run(name: str, args, cap: bool, fair: bool, strategy: str, load_aware: bool, share: float = 1.0, with_burst: bool = True, burst_share: float = 1.0) -> dict:
     """One setup; the engines and the proxy are processes of their own (no shared GIL)."""
     procs, ports = [], [free_port() for _ in range(args.backends)]
     reply = " ".join(["ok"] * args.tokens)
@@ -105,6 +105,8 @@ def run(name: str, args, cap: bool, fair: bool, strategy: str, load_aware: bool,
     port = free_port()
     lines = ["[server]", f"port = {port}", "[routing]", f'strategy = "{strategy}"', f"load_interval = {0.25 if load_aware else 0}", "max_engine_waiting = 2"]
     lines += ["[queue]", f"fair = {_toml(fair)}", "max_wait = 120", "max_queued = 100000", f"max_share = {share}"]
+    if burst_share < 1:
+        lines += [f'[queue.clients."{KEYS[0]}"]', f"max_share = {burst_share}"]
     lines += ["[authentication]", f"api_keys = {json.dumps(list(KEYS))}", "[logging]", "access = false", 'level = "WARNING"']
     for i, p in enumerate(ports):
         lines += [f"[backends.vllm{i}]", f'url = "http://127.0.0.1:{p}"'] + ([f"max_in_flight = {args.slots}"] if cap else [])
@@ -141,6 +143,8 @@ SCENARIOS = (
     ("cap + fair queue + max_share 0.75, load-aware affinity", True, True, "affinity", True, 0.75),
     ("cap + fair queue + max_share 0.5, least loaded", True, True, "least_loaded", False, 0.5),
     ("cap + fair queue + max_share 0.5, load-aware affinity", True, True, "affinity", True, 0.5),
+    ("cap + fair queue + the burst key's max_share 0.5, least loaded", True, True, "least_loaded", False, -0.5),
+    ("cap + fair queue + the burst key's max_share 0.75, least loaded", True, True, "least_loaded", False, -0.75),
 )
 
 
@@ -169,7 +173,8 @@ def main(argv=None) -> None:
     for name, cap, fair, strategy, load_aware, share in SCENARIOS:
         if args.only not in name:
             continue
-        r = run(name, args, cap, fair, strategy, load_aware, share)
+        # a negative share: that share for the bursty key alone ([queue.clients."sk-burst"])
+        r = run(name, args, cap, fair, strategy, load_aware, max(share, 1.0) if share < 0 else share, burst_share=-share if share < 0 else 1.0)
         cells = " | ".join(f"{r[k][0]:.0f} / {r[k][1]:.0f}" for k in KEYS)
         ratio = r["others_p99"] / alone["others_p99"] if alone["others_p99"] else float("nan")
         print(f"| {name} | {cells} | {ratio:.1f}x | {r['throughput']:.1f} | {r['hit']:.0%} | {r['failed']} |", flush=True)

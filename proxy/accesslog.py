@@ -39,6 +39,8 @@ class AccessLog:
         }
         if first_byte is not None:
             line["first_byte_ms"] = round(first_byte * 1000, 3)
+        if req.t_sent:  # before the backend got it: admission, the queue, translation
+            line["sent_ms"] = round((req.t_sent - req.t0) * 1000, 3)
         if req.error:
             line["error"] = req.error  # a stream that ended badly (its status was sent already)
         if self.bodies:

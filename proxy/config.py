@@ -167,6 +167,7 @@ class ResponsesConfig(_Section):
 class QueueClient(_Section):
     weight: float = 1.0  # share of the backends' room relative to other clients
     priority: int = 0  # higher classes are served first
+    max_share: float | None = None  # this client's cap on the capped slots (else queue.max_share)
 
 
 class QueueConfig(_Section):
@@ -323,6 +324,8 @@ def _check(config: Config) -> None:
     for name, client in q.clients.items():
         if client.weight <= 0:
             raise ConfigError(f"queue.clients.{name}.weight: must be positive, got {client.weight}")
+        if client.max_share is not None and not 0 < client.max_share <= 1:
+            raise ConfigError(f"queue.clients.{name}.max_share: in (0, 1], got {client.max_share}")
     for b in backends:
         if b.max_in_flight < 0:
             raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")

@@ -96,7 +96,9 @@ class FairQueue:
         self.max_wait = config.max_wait
         self.fair = config.fair
         self.max_share = config.max_share
-        self.strict = config.fair and config.max_share < 1  # a client may not take every slot
+        self.shares = {k.encode(): c.max_share for k, c in config.clients.items() if c.max_share is not None}
+        capped = config.max_share < 1 or any(share < 1 for share in self.shares.values())
+        self.strict = config.fair and capped  # some client may not take every slot
         self.max_queued = config.max_queued
         weights = [c.weight for c in config.clients.values()]
         unit = min([1.0, *weights])  # the smallest weight earns one request a visit
@@ -125,9 +127,12 @@ class FairQueue:
                 self.inflight.pop(client, None)
 
     def over_share(self, client: bytes, model: str | None) -> bool:
-        """Whether `client` holds max_share of the capped slots of the backends serving `model`."""
+        """Whether `client` holds its max_share of the capped slots of the backends serving `model`."""
+        share = self.shares.get(client, self.max_share)
+        if share >= 1:
+            return False
         capacity = sum(b.max_in_flight for b in self.router.backends if b.max_in_flight and b.serves(model))
-        return capacity > 0 and self.inflight.get(client, 0) >= max(1, int(self.max_share * capacity))
+        return capacity > 0 and self.inflight.get(client, 0) >= max(1, int(share * capacity))
 
     def waiting_for(self, model: str | None) -> bool:
         return self.by_model.get(model, 0) > 0

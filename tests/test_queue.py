@@ -121,6 +121,20 @@ def test_max_share_keeps_room_for_the_other_keys(slow_sim, start_proxy):
     assert in_order(slow_sim).index("b") == 2
 
 
+def test_a_max_share_for_one_client_caps_it_alone(slow_sim, start_proxy):
+    keys = {"authentication": {"api_keys": ["sk-batch", "sk-ide", "sk-a"]}}  # sk-a: the metrics scrape
+    p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 4}}, queue={"clients": {"sk-batch": {"max_share": 0.25}}}, **keys)
+    slow_sim.behavior.token_delay = 0.02
+    with ThreadPoolExecutor(8) as pool:
+        batch = [pool.submit(post, p, "sk-batch", {**CHAT, "user": "batch"}) for _ in range(3)]
+        wait_until(lambda: metric(p, "devstral_queue_length") == 2)  # one slot of four for sk-batch
+        assert slow_sim.running == 1
+        ide = [pool.submit(post, p, "sk-ide", {**CHAT, "user": "ide"}) for _ in range(3)]
+        wait_until(lambda: slow_sim.running == 4)  # sk-ide is not capped: it takes the other three
+        assert all(f.result().status == 200 for f in [*batch, *ide])
+    assert in_order(slow_sim)[:4].count("ide") == 3
+
+
 def test_a_client_leaving_while_queued_never_reaches_a_backend(slow_sim, start_proxy):
     slow_sim.behavior.token_delay = 0.03
     p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 1}})
