@@ -171,6 +171,59 @@ class ChunkReader:
         return self.feed(tail + b"\n\n") if tail.strip() else []
 
 
+class DeltaStream:
+    """A front protocol's stream machine, driven by the chat deltas of the bytes fed: its
+    opening events once (`_start`), an event list per delta (`_delta`), the closing events
+    (`_complete`) when the chat stream ends, and `_broken` when the relay breaks it."""
+
+    __slots__ = ("chunks", "started", "finished")
+
+    def __init__(self) -> None:
+        self.chunks = ChunkReader()
+        self.started = False
+        self.finished = False
+
+    def _start(self, out: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _delta(self, d: Delta, out: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _complete(self, out: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _broken(self, out: list[bytes], status: int, message: str) -> None:
+        raise NotImplementedError
+
+    def _opened(self) -> list[bytes]:
+        out: list[bytes] = []
+        if not self.started:
+            self.started = True
+            self._start(out)
+        return out
+
+    def feed(self, data: bytes) -> bytes:
+        out = self._opened()
+        for delta in self.chunks.feed(data):
+            self._delta(delta, out)
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        out = self._opened()
+        for delta in self.chunks.close():
+            self._delta(delta, out)
+        if not self.finished:
+            self._complete(out)
+        return b"".join(out)
+
+    def error(self, status: int, message: str) -> bytes:
+        """The relay broke the stream (backend gone, timeout): the protocol's own last event."""
+        out = self._opened()
+        if not self.finished:
+            self._broken(out, status, message)
+        return b"".join(out)
+
+
 def error_message(error: dict) -> str:
     message = error.get("message")
     return message if isinstance(message, str) else "The backend failed while generating."

@@ -3,7 +3,7 @@ start / deltas (thinking_delta, text_delta, input_json_delta) / stop, message_de
 stop reason and usage, message_stop; a broken stream ends with an `error` event.
 """
 
-from ..chat import ChunkReader, Delta, Usage, error_message, sse_event
+from ..chat import Delta, DeltaStream, Usage, error_message, sse_event
 from ..ids import new_id
 from .errors import error_type
 from .reply import AnthropicReply
@@ -12,14 +12,12 @@ _THINKING, _TEXT, _TOOL = range(3)
 _START = {_THINKING: {"type": "thinking", "thinking": "", "signature": ""}, _TEXT: {"type": "text", "text": ""}}
 
 
-class AnthropicStream:
-    __slots__ = ("reply", "chunks", "started", "finished", "blocks", "kind", "calls", "finish", "stop_reason", "usage")
+class AnthropicStream(DeltaStream):
+    __slots__ = ("reply", "blocks", "kind", "calls", "finish", "stop_reason", "usage")
 
     def __init__(self, reply: AnthropicReply) -> None:
+        super().__init__()
         self.reply = reply
-        self.chunks = ChunkReader()
-        self.started = False
-        self.finished = False
         self.blocks = 0  # content blocks opened so far
         self.kind: int | None = None  # the open block's kind
         self.calls: dict[int, int] = {}  # chat tool-call index -> its block index
@@ -28,36 +26,12 @@ class AnthropicStream:
         self.usage: Usage | None = None
 
     def _start(self, out: list[bytes]) -> None:
-        self.started = True
         out.append(sse_event("message_start", {"type": "message_start", "message": self.reply.message([], (None, None), None)}))
         out.append(sse_event("ping", {"type": "ping"}))
 
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        for delta in self.chunks.feed(data):
-            self._delta(delta, out)
-        return b"".join(out)
-
-    def close(self) -> bytes:
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        for delta in self.chunks.close():
-            self._delta(delta, out)
-        if not self.finished:
-            self._complete(out)
-        return b"".join(out)
-
-    def error(self, status: int, message: str) -> bytes:
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        if not self.finished:
-            self.finished = True
-            out.append(sse_event("error", {"type": "error", "error": {"type": error_type(status), "message": message}}))
-        return b"".join(out)
+    def _broken(self, out: list[bytes], status: int, message: str) -> None:
+        self.finished = True
+        out.append(sse_event("error", {"type": "error", "error": {"type": error_type(status), "message": message}}))
 
     def _delta(self, d: Delta, out: list[bytes]) -> None:
         if self.finished:

@@ -5,7 +5,7 @@ Items open in the order the chat deltas bring them (reasoning, text, each tool c
 kind of delta closes the item before it. Text is gathered in lists and joined once (linear).
 """
 
-from ..chat import Call, ChunkReader, Delta, Usage, error_message, sse_event
+from ..chat import Call, Delta, DeltaStream, Usage, error_message, sse_event
 from .reply import ResponsesReply, call_item, item_id, message_item, reasoning_item
 
 _REASONING, _MESSAGE, _CALL = range(3)
@@ -23,15 +23,13 @@ class _Item:
         self.open = True
 
 
-class ResponsesStream:
-    __slots__ = ("reply", "chunks", "seq", "started", "finished", "items", "current", "calls", "finish", "usage")
+class ResponsesStream(DeltaStream):
+    __slots__ = ("reply", "seq", "items", "current", "calls", "finish", "usage")
 
     def __init__(self, reply: ResponsesReply) -> None:
+        super().__init__()
         self.reply = reply
-        self.chunks = ChunkReader()
         self.seq = 0
-        self.started = False
-        self.finished = False
         self.items: list[_Item] = []
         self.current: _Item | None = None  # the open item deltas go to
         self.calls: dict[int, _Item] = {}  # chat tool-call index -> its item
@@ -44,37 +42,12 @@ class ResponsesStream:
         out.append(sse_event(name, payload))
 
     def _start(self, out: list[bytes]) -> None:
-        self.started = True
         response = self.reply.response("in_progress", [])
         self._emit(out, "response.created", {"response": response})
         self._emit(out, "response.in_progress", {"response": response})
 
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        for delta in self.chunks.feed(data):
-            self._delta(delta, out)
-        return b"".join(out)
-
-    def close(self) -> bytes:
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        for delta in self.chunks.close():
-            self._delta(delta, out)
-        if not self.finished:
-            self._complete(out)
-        return b"".join(out)
-
-    def error(self, status: int, message: str) -> bytes:
-        """The stream broke (backend gone, timeout): the Response fails."""
-        out: list[bytes] = []
-        if not self.started:
-            self._start(out)
-        if not self.finished:
-            self._fail(out, {"code": "server_error" if status >= 500 else "invalid_request", "message": message})
-        return b"".join(out)
+    def _broken(self, out: list[bytes], status: int, message: str) -> None:
+        self._fail(out, {"code": "server_error" if status >= 500 else "invalid_request", "message": message})
 
     # ---- deltas
     def _delta(self, d: Delta, out: list[bytes]) -> None:
