@@ -149,18 +149,24 @@ def request_bytes(body: bytes) -> bytes:
     return b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
 
-async def run_streams(port: int, k: int, body: bytes, sample_rss) -> tuple[list, int]:
-    """K streams started evenly over one second; (results, RSS while all were open)."""
+async def launch(port: int, body: bytes, n: int, rate: float) -> tuple[Batch, list]:
+    """n requests started evenly, `rate` a second; (their batch, the tasks opening them)."""
     loop = asyncio.get_running_loop()
-    batch = Batch(k)
+    batch = Batch(n)
     request = request_bytes(body)
     start = loop.time()
     tasks = []
-    for i in range(k):
-        delay = start + i / k - loop.time()
+    for i in range(n):
+        delay = start + i / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(loop.create_task(batch.open(port, request)))
+    return batch, tasks
+
+
+async def run_streams(port: int, k: int, body: bytes, sample_rss) -> tuple[list, int]:
+    """K streams started evenly over one second; (results, RSS while all were open)."""
+    batch, _tasks = await launch(port, body, k, k)
     await asyncio.sleep(0.3)  # every stream open and streaming (each lasts frames x gap)
     rss = sample_rss()
     await asyncio.wait_for(batch.done, 180)
@@ -305,17 +311,7 @@ def big(targets: dict, args) -> None:
 
 
 async def paced_requests(port: int, body: bytes, rate: float, seconds: float) -> tuple[list, int]:
-    loop = asyncio.get_running_loop()
-    n = int(rate * seconds)
-    batch = Batch(n)
-    request = request_bytes(body)
-    start = loop.time()
-    tasks = []
-    for i in range(n):
-        delay = start + i / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(loop.create_task(batch.open(port, request)))
+    batch, _tasks = await launch(port, body, int(rate * seconds), rate)
     await asyncio.wait_for(batch.done, 180)
     return batch.results, 0
 
