@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from bench.simulator import Behavior
 from devstral_proxy.config import RELAY_PATHS
 from tests.support import ProxyThread, SimThread, free_port
 
@@ -58,3 +59,26 @@ def redis_url(tmp_path):
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+# The strict Mistral backends the front-protocol suites (Responses, Messages) run against:
+# three tokenizer generations, each with structured and raw `[TOOL_CALLS]` replies.
+# generation judged -> the raw tool-call format that generation's models write
+GENERATIONS = {"v7": "raw-v3", "v11": "raw-v11", "v13": "raw-v11"}
+
+
+@pytest.fixture(scope="module", params=[(g, m) for g in GENERATIONS for m in ("structured", GENERATIONS[g])], ids=lambda p: f"{p[0]}-{p[1]}")
+def front_strict_sim(request):
+    generation, mode = request.param
+    s = SimThread(Behavior(strict_mistral=True, generation=generation, models=["devstral-sim"], tool_mode=mode))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def front_sim(front_strict_sim):
+    """The front suites' (Responses, Messages) strict Mistral backend of the module, its behaviour restored and its record cleared per test."""
+    saved = dict(front_strict_sim.behavior.__dict__)
+    front_strict_sim.record.requests.clear()
+    yield front_strict_sim
+    front_strict_sim.behavior.__dict__.update(saved)

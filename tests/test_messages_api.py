@@ -8,11 +8,9 @@ import base64
 import anthropic
 import pytest
 
-from bench.simulator import Behavior
 from tests.conversations import SCREENSHOT
-from tests.support import SimThread, http
+from tests.support import http
 
-GENERATIONS = {"v7": "raw-v3", "v11": "raw-v11", "v13": "raw-v11"}
 BASH = {
     "name": "Bash",
     "description": "Run a command.",
@@ -22,26 +20,10 @@ READ = {"name": "Read", "input_schema": {"type": "object", "properties": {"file_
 SYSTEM = [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}]
 
 
-@pytest.fixture(scope="module", params=[(g, m) for g in GENERATIONS for m in ("structured", GENERATIONS[g])], ids=lambda p: f"{p[0]}-{p[1]}")
-def strict_sim(request):
-    generation, mode = request.param
-    s = SimThread(Behavior(strict_mistral=True, generation=generation, models=["devstral-sim"], tool_mode=mode))
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def sim(strict_sim):
-    saved = dict(strict_sim.behavior.__dict__)
-    strict_sim.record.requests.clear()
-    yield strict_sim
-    strict_sim.behavior.__dict__.update(saved)
-
-
-@pytest.fixture
-def client(sim, start_proxy):
+def client(front_sim, start_proxy):
     p = start_proxy(
-        backends={"vllm": {"url": sim.url, "dialect": "mistral", "tokenizer_version": sim.behavior.generation}},
+        backends={"vllm": {"url": front_sim.url, "dialect": "mistral", "tokenizer_version": front_sim.behavior.generation}},
         model_mapping={"claude-local": "devstral-sim"},
         authentication={"api_keys": ["sk-local"]},
     )
@@ -67,7 +49,7 @@ def tool_uses(message):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_claude_code_shaped_tool_loop(client, sim, stream):
+def test_claude_code_shaped_tool_loop(client, front_sim, stream):
     messages = [{"role": "user", "content": [{"type": "text", "text": "What is in this directory?"}]}]
     first = create(client, stream, system=SYSTEM, messages=messages, tools=[BASH, READ])
     assert first.model == "claude-local" and first.stop_reason == "tool_use"
@@ -78,8 +60,8 @@ def test_claude_code_shaped_tool_loop(client, sim, stream):
     messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "README.md"}]})
     second = create(client, stream, system=SYSTEM, messages=messages, tools=[BASH, READ])
     assert second.stop_reason == "end_turn"
-    assert [b.type for b in second.content] == ["text"] and second.content[0].text == sim.behavior.reply
-    sent = sim.record.requests[-1]["messages"]
+    assert [b.type for b in second.content] == ["text"] and second.content[0].text == front_sim.behavior.reply
+    sent = front_sim.record.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
     # A third turn: the user speaks right after the tool result (bridged where needed).
     messages.append({"role": "assistant", "content": [{"type": "text", "text": second.content[0].text}]})
@@ -89,8 +71,8 @@ def test_claude_code_shaped_tool_loop(client, sim, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_two_parallel_tool_uses_and_their_results(client, sim, stream):
-    sim.behavior.tool_calls = 2
+def test_two_parallel_tool_uses_and_their_results(client, front_sim, stream):
+    front_sim.behavior.tool_calls = 2
     messages = [{"role": "user", "content": "Look around."}]
     first = create(client, stream, messages=messages, tools=[BASH, READ])
     uses = tool_uses(first)
@@ -98,18 +80,18 @@ def test_two_parallel_tool_uses_and_their_results(client, sim, stream):
     messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]})
     messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": u.id, "content": f"out {k}"} for k, u in enumerate(uses)]})
     second = create(client, stream, messages=messages, tools=[BASH, READ])
-    assert second.content[0].text == sim.behavior.reply
-    sent = sim.record.requests[-1]["messages"]
+    assert second.content[0].text == front_sim.behavior.reply
+    sent = front_sim.record.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_thinking_comes_back_and_goes_back_in(client, sim, stream):
-    sim.behavior.tool_mode = None
-    sim.behavior.think = "The user greets me."
+def test_thinking_comes_back_and_goes_back_in(client, front_sim, stream):
+    front_sim.behavior.tool_mode = None
+    front_sim.behavior.think = "The user greets me."
     first = create(client, stream, messages=[{"role": "user", "content": "Hello"}])
     assert [b.type for b in first.content] == ["thinking", "text"]
-    assert first.content[0].thinking == "The user greets me." and first.content[1].text == sim.behavior.reply
+    assert first.content[0].thinking == "The user greets me." and first.content[1].text == front_sim.behavior.reply
     messages = [
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
@@ -119,35 +101,35 @@ def test_thinking_comes_back_and_goes_back_in(client, sim, stream):
     assert second.stop_reason == "end_turn"
 
 
-def test_image_blocks_reach_the_backend(client, sim):
-    sim.behavior.tool_mode = None
+def test_image_blocks_reach_the_backend(client, front_sim):
+    front_sim.behavior.tool_mode = None
     data = SCREENSHOT.split(",", 1)[1]
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
     reply = create(client, False, messages=[{"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]}])
-    assert reply.content[0].text == sim.behavior.reply
-    parts = sim.record.requests[-1]["messages"][0]["content"]
+    assert reply.content[0].text == front_sim.behavior.reply
+    parts = front_sim.record.requests[-1]["messages"][0]["content"]
     assert [p["type"] for p in parts] == ["image_url", "text"]
     assert base64.b64decode(parts[0]["image_url"]["url"].split(",", 1)[1]) == base64.b64decode(data)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_stop_sequences_and_max_tokens(client, sim, stream):
-    sim.behavior.tool_mode = None
+def test_stop_sequences_and_max_tokens(client, front_sim, stream):
+    front_sim.behavior.tool_mode = None
     stopped = create(client, stream, messages=[{"role": "user", "content": "Hi"}], stop_sequences=["simulated"])
     assert stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == "simulated"
-    assert stopped.content[0].text == sim.behavior.reply.split("simulated")[0]
+    assert stopped.content[0].text == front_sim.behavior.reply.split("simulated")[0]
     short = create(client, stream, messages=[{"role": "user", "content": "Hi"}], max_tokens=3)
     assert short.stop_reason == "max_tokens"
 
 
-def test_count_tokens_asks_the_backend_tokenizer(client, sim):
-    before = sim.record.tokenized
+def test_count_tokens_asks_the_backend_tokenizer(client, front_sim):
+    before = front_sim.record.tokenized
     counted = client.messages.count_tokens(model="claude-local", system=SYSTEM, messages=[{"role": "user", "content": "Hello there"}], tools=[BASH])
     assert counted.input_tokens > 0
-    assert sim.record.tokenized == before + 1
+    assert front_sim.record.tokenized == before + 1
 
 
-def test_errors_are_in_anthropics_shape(client, sim):
+def test_errors_are_in_anthropics_shape(client, front_sim):
     with pytest.raises(anthropic.BadRequestError) as exc:
         client.messages.create(
             model="claude-local", max_tokens=10, messages=[{"role": "user", "content": "Hi"}], tools=[{"type": "web_search_20250305", "name": "web_search"}]
@@ -162,8 +144,8 @@ def test_errors_are_in_anthropics_shape(client, sim):
     assert reply.status == 400 and reply.json()["error"]["message"].startswith("max_tokens")
 
 
-def test_backend_refusal_is_in_anthropics_shape(client, sim):
-    sim.behavior.tool_mode = None
+def test_backend_refusal_is_in_anthropics_shape(client, front_sim):
+    front_sim.behavior.tool_mode = None
     with pytest.raises(anthropic.NotFoundError) as exc:
         client.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert exc.value.body["type"] == "error" and "no-such-model" in exc.value.body["error"]["message"]

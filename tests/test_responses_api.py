@@ -8,12 +8,9 @@ import json
 import openai
 import pytest
 
-from bench.simulator import Behavior
 from tests.conversations import SCREENSHOT
 from tests.support import SimThread, http
 
-# generation judged -> the raw tool-call format that generation's models write
-GENERATIONS = {"v7": "raw-v3", "v11": "raw-v11", "v13": "raw-v11"}
 SHELL = {
     "type": "function",
     "name": "shell",
@@ -23,26 +20,10 @@ SHELL = {
 READ = {"type": "function", "name": "read_file", "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}
 
 
-@pytest.fixture(scope="module", params=[(g, m) for g in GENERATIONS for m in ("structured", GENERATIONS[g])], ids=lambda p: f"{p[0]}-{p[1]}")
-def strict_sim(request):
-    generation, mode = request.param
-    s = SimThread(Behavior(strict_mistral=True, generation=generation, models=["devstral-sim"], tool_mode=mode))
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def sim(strict_sim):
-    saved = dict(strict_sim.behavior.__dict__)
-    strict_sim.record.requests.clear()
-    yield strict_sim
-    strict_sim.behavior.__dict__.update(saved)
-
-
-@pytest.fixture
-def client(sim, start_proxy):
+def client(front_sim, start_proxy):
     p = start_proxy(
-        backends={"vllm": {"url": sim.url, "dialect": "mistral", "tokenizer_version": sim.behavior.generation}},
+        backends={"vllm": {"url": front_sim.url, "dialect": "mistral", "tokenizer_version": front_sim.behavior.generation}},
         model_mapping={"devstral": "devstral-sim"},
     )
     c = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
@@ -71,7 +52,7 @@ def calls_of(response):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_codex_shaped_tool_loop_with_previous_response_id(client, sim, stream):
+def test_codex_shaped_tool_loop_with_previous_response_id(client, front_sim, stream):
     first = create(client, stream, model="devstral", instructions="You are a coding agent.", input="List the files.", tools=[SHELL])
     assert first.model == "devstral" and first.status == "completed"
     [call] = calls_of(first)
@@ -87,17 +68,17 @@ def test_codex_shaped_tool_loop_with_previous_response_id(client, sim, stream):
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "README.md\nsetup.py"}],
         tools=[SHELL],
     )
-    assert second.output_text == sim.behavior.reply
+    assert second.output_text == front_sim.behavior.reply
     assert second.previous_response_id == first.id
-    sent = sim.record.requests[-1]["messages"]  # what the strict backend accepted
+    sent = front_sim.record.requests[-1]["messages"]  # what the strict backend accepted
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
     assert sent[3]["content"] == "README.md\nsetup.py"
     assert sent[2]["tool_calls"][0]["function"]["name"] == "shell"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_two_parallel_calls_sent_back_as_items(client, sim, stream):
-    sim.behavior.tool_calls = 2
+def test_two_parallel_calls_sent_back_as_items(client, front_sim, stream):
+    front_sim.behavior.tool_calls = 2
     first = create(client, stream, model="devstral", input="Look around.", tools=[SHELL, READ], store=False)
     calls = calls_of(first)
     assert [c.name for c in calls] == ["shell", "read_file"]
@@ -107,13 +88,13 @@ def test_two_parallel_calls_sent_back_as_items(client, sim, stream):
     history += [{"type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls]
     history += [{"type": "function_call_output", "call_id": c.call_id, "output": f"result {k}"} for k, c in enumerate(calls)]
     second = create(client, stream, model="devstral", input=history, tools=[SHELL, READ], store=False)
-    assert second.output_text == sim.behavior.reply
-    sent = sim.record.requests[-1]["messages"]
+    assert second.output_text == front_sim.behavior.reply
+    sent = front_sim.record.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
     assert len(sent[1]["tool_calls"]) == 2
 
 
-def test_stream_helper_gives_the_final_response(client, sim):
+def test_stream_helper_gives_the_final_response(client, front_sim):
     with client.responses.stream(model="devstral", input="Hi", tools=[SHELL]) as stream:
         events = [e.type for e in stream]
         final = stream.get_final_response()
@@ -123,40 +104,40 @@ def test_stream_helper_gives_the_final_response(client, sim):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_reasoning_comes_back_as_an_item_and_goes_back_in(client, sim, stream):
-    sim.behavior.tool_mode = None
-    sim.behavior.think = "The user greets me."
+def test_reasoning_comes_back_as_an_item_and_goes_back_in(client, front_sim, stream):
+    front_sim.behavior.tool_mode = None
+    front_sim.behavior.think = "The user greets me."
     first = create(client, stream, model="devstral", input="Hello")
     kinds = [item.type for item in first.output]
     assert kinds == ["reasoning", "message"]
     assert first.output[0].content[0].text == "The user greets me."
-    assert first.output_text == sim.behavior.reply
+    assert first.output_text == front_sim.behavior.reply
     items = [{"role": "user", "content": "Hello"}, first.output[0].model_dump(exclude_none=True), first.output[1].model_dump(exclude_none=True)]
     items.append({"role": "user", "content": "And now?"})
     second = create(client, stream, model="devstral", input=items, store=False)
     assert second.status == "completed"
-    assert [m["role"] for m in sim.record.requests[-1]["messages"]] == ["user", "assistant", "user"]
+    assert [m["role"] for m in front_sim.record.requests[-1]["messages"]] == ["user", "assistant", "user"]
 
 
-def test_image_input_reaches_the_backend(client, sim):
-    sim.behavior.tool_mode = None
+def test_image_input_reaches_the_backend(client, front_sim):
+    front_sim.behavior.tool_mode = None
     content = [{"type": "input_text", "text": "What is this?"}, {"type": "input_image", "image_url": SCREENSHOT}]
     reply = client.responses.create(model="devstral", input=[{"role": "user", "content": content}])
-    assert reply.output_text == sim.behavior.reply
-    parts = sim.record.requests[-1]["messages"][0]["content"]
+    assert reply.output_text == front_sim.behavior.reply
+    parts = front_sim.record.requests[-1]["messages"][0]["content"]
     assert [p["type"] for p in parts] == ["text", "image_url"]
 
 
-def test_max_output_tokens_makes_it_incomplete(client, sim):
-    sim.behavior.tool_mode = None
+def test_max_output_tokens_makes_it_incomplete(client, front_sim):
+    front_sim.behavior.tool_mode = None
     reply = client.responses.create(model="devstral", input="Hi", max_output_tokens=3)
     assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_output_tokens"
     events, final = streamed(client, model="devstral", input="Hi", max_output_tokens=3)
     assert events[-1].type == "response.incomplete" and final.incomplete_details.reason == "max_output_tokens"
 
 
-def test_stored_response_get_and_delete(client, sim):
-    sim.behavior.tool_mode = None
+def test_stored_response_get_and_delete(client, front_sim):
+    front_sim.behavior.tool_mode = None
     reply = client.responses.create(model="devstral", input="Hi")
     got = client.responses.retrieve(reply.id)
     assert got.id == reply.id and got.output_text == reply.output_text
@@ -168,7 +149,7 @@ def test_stored_response_get_and_delete(client, sim):
     assert exc.value.body["param"] == "previous_response_id"
 
 
-def test_unsupported_fields_are_named(client, sim):
+def test_unsupported_fields_are_named(client, front_sim):
     with pytest.raises(openai.BadRequestError) as exc:
         client.responses.create(model="devstral", input="Hi", tools=[{"type": "web_search"}])
     assert exc.value.body["param"] == "tools[0].type" and "web_search" in exc.value.body["message"]
@@ -178,10 +159,10 @@ def test_unsupported_fields_are_named(client, sim):
     with pytest.raises(openai.BadRequestError) as exc:
         client.responses.create(model="devstral", input=[{"type": "computer_call_output", "call_id": "x"}])
     assert exc.value.body["param"] == "input[0].type"
-    assert not sim.record.requests  # none of them reached the backend
+    assert not front_sim.record.requests  # none of them reached the backend
 
 
-def test_backend_refusal_is_an_openai_error(client, sim):
+def test_backend_refusal_is_an_openai_error(client, front_sim):
     with pytest.raises(openai.NotFoundError) as exc:
         client.responses.create(model="no-such-model", input="Hi")
     assert "no-such-model" in exc.value.body["message"]  # the backend's own 404, in OpenAI's shape
