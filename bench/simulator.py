@@ -301,13 +301,18 @@ class Simulator:
         return resp
 
     # ---- routes
-    async def chat(self, request: web.Request) -> web.StreamResponse:
+    async def _judged(self, request: web.Request) -> dict | web.Response:
+        """The request's JSON, or the answer vLLM gives when it (or mistral-common) refuses it."""
         doc = await self._read(request)
         if isinstance(doc, web.Response):
             return doc
         refused = self._refusal(doc)
-        if refused is not None:
-            return refused
+        return doc if refused is None else refused
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        doc = await self._judged(request)
+        if isinstance(doc, web.Response):
+            return doc
         admitted = await self._admit(request)
         if admitted is not True:
             return admitted or web.Response(status=499)
@@ -465,12 +470,9 @@ class Simulator:
 
     async def tokenize(self, request: web.Request) -> web.Response:
         """vLLM's /tokenize of a chat request: the prompt's token count (judged as chat is)."""
-        doc = await self._read(request)
+        doc = await self._judged(request)
         if isinstance(doc, web.Response):
             return doc
-        refused = self._refusal(doc)
-        if refused is not None:
-            return refused
         self.record.tokenized += 1
         return web.Response(body=_encode({"count": _prompt_tokens(doc), "max_model_len": 32768, "tokens": []}), content_type="application/json")
 

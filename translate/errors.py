@@ -14,6 +14,11 @@ class RequestError(ValueError):
         self.code = code
 
 
+def invalid(message: str, param: str, code: str = "invalid_value") -> RequestError:
+    """A RequestError naming the field at fault (the front protocols' readers raise these)."""
+    return RequestError(message, param=param, code=code)
+
+
 class TranslationError(RequestError):
     """A conversation that cannot be made valid for the backend's dialect."""
 

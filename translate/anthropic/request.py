@@ -9,15 +9,11 @@ from typing import Any
 
 import msgspec
 
-from ..errors import RequestError
+from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
 
 _encode = msgspec.json.encode
-
-
-def _bad(message: str, param: str, code: str = "invalid_value") -> RequestError:
-    return RequestError(message, param=param, code=code)
 
 
 def _image(block: dict, where: str) -> dict:

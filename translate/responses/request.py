@@ -7,7 +7,7 @@ What cannot be honoured (built-in tools, background, stored prompts) is a 400 na
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RequestError
+from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
 
@@ -45,10 +45,6 @@ class ResponsesRequest:
     messages: list[dict]  # this turn's input as chat messages
     chat: dict[str, Any]  # the chat request's other fields
     echo: dict[str, Any] = field(default_factory=dict)
-
-
-def _bad(message: str, param: str, code: str = "invalid_value") -> RequestError:
-    return RequestError(message, param=param, code=code)
 
 
 def _text_of(parts: Any, param: str) -> str:
