@@ -81,3 +81,4 @@ def _relay_named(headers: list[tuple[bytes, bytes]], skip: frozenset) -> bytes:
 
 JSON = b"content-type: application/json\r\n"
 CHUNK_END = b"0\r\n\r\n"
+CHUNK_TAIL_END = b"\r\n" + CHUNK_END  # a chunk's end, then the body's

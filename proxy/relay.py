@@ -18,6 +18,7 @@ from .reply import Tx
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
+CHUNK_FRAMING = 16  # bytes of a read around one chunk's data: its size line and CRLFs, or the body's end
 
 
 class Ex:
@@ -53,13 +54,15 @@ def _not_json(backend: str) -> Failure:
 
 class _Handler:
     """The exchange as its client connection's active handler (the client leaves, stops
-    reading, reads again; the sweep's deadlines), and the ways it ends."""
+    reading, reads again; the sweep's deadlines), the usage it notes, and the ways it ends."""
 
     __slots__ = ()
     abandonable = True  # the client's connection closing (EOF) means it left: cancel
     state: int
     up: object
     task: object
+    record: object
+    on_tokens: object
 
     def cancel(self) -> None:
         """The client went away: stop the backend's work at once."""
@@ -78,6 +81,18 @@ class _Handler:
     def resume(self) -> None:
         if self.up is not None and self.state != Ex.DONE:
             self.up.resume()
+
+    def hold_client(self, held: bool) -> None:
+        """The backend stopped (True) or resumed reading what is written to it."""
+        self.reply.hold_reading(held)
+
+    def _count(self, data: bytes) -> None:
+        """Note the usage a reply reports in the request's record."""
+        usage = usage_counts(data)
+        if usage is not None:
+            self.record.usage = usage
+            if self.on_tokens is not None:
+                self.on_tokens(usage[0] + usage[1])
 
     # ---- endings
     def expire(self, now: float) -> None:
@@ -100,8 +115,8 @@ class _Handler:
         if state == Ex.STREAMING:
             self._end()
             error = getattr(self.stream, "error", None)  # a front protocol's own error event
-            self.reply.write_chunk(error(failure.status, failure.message) if error is not None else stream_error_event(failure))
-            self.reply.end_stream()
+            self.parts.append(error(failure.status, failure.message) if error is not None else stream_error_event(failure))
+            self.reply.end_stream(b"".join(self.parts))  # the frames read before the break, then the error
         elif state == Ex.RAW:
             self._end()
             self.reply.abort()
@@ -254,12 +269,25 @@ class Exchange(_Handler):
             return
         if data.find(b'"prompt_tokens"') != -1:  # (find: `bytes in bytes` costs ~2x on 3.11)
             self._count(data)
+        size = len(data)
         if self.stream is not None:
-            out = self.stream.feed(data)
-            if out:
-                self.reply.write_chunk(out)
+            data = self.stream.feed(data)
+            if not data:
+                return
+        parts = self.parts
+        if parts or self.up.read_size - size > CHUNK_FRAMING:
+            # more of this read may follow (several frames a read: the backend is ahead, or
+            # the proxy behind): gathered, and written at the read's end in one write
+            parts.append(data)
+            self.up.held = True
         else:
             self.reply.write_chunk(data)
+
+    def on_read(self) -> None:
+        parts = self.parts
+        if parts and (self.state == Ex.STREAMING or self.state == Ex.RAW):
+            self.reply.write_chunk(parts[0] if len(parts) == 1 else b"".join(parts))
+            parts.clear()
 
     def on_end(self) -> None:
         state = self.state
@@ -274,8 +302,8 @@ class Exchange(_Handler):
             self._whole(reply, b"".join(self.parts))
             return
         if self.stream is not None:
-            reply.write_chunk(self.stream.close())
-        reply.end_stream()
+            self.parts.append(self.stream.close())
+        reply.end_stream(b"".join(self.parts))  # the last frames and the end in one write
 
     def _whole(self, reply, body: bytes) -> None:
         """Answer with a whole reply of the backend: its error, or its translated JSON."""
@@ -314,13 +342,3 @@ class Exchange(_Handler):
             self.feedback.outcome(self.backend, False)
         reason = f"Backend '{self.backend.name}' closed the connection" + (f" ({exc})" if exc else "")
         self._broken(Failure(502, reason + ".", "backend_disconnected"))
-
-    def _count(self, data: bytes) -> None:
-        usage = usage_counts(data)
-        if usage is not None:
-            self.record.usage = usage
-            if self.on_tokens is not None:
-                self.on_tokens(usage[0] + usage[1])
-
-    def hold_client(self, held: bool) -> None:
-        self.reply.hold_reading(held)

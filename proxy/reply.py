@@ -12,7 +12,7 @@ from devstral_translate.anthropic import from_openai
 
 from . import flow
 from .errors import Failure, normalize_backend_error
-from .http import CHUNK_END, JSON, close_delimited_head, response_head
+from .http import CHUNK_END, CHUNK_TAIL_END, JSON, close_delimited_head, response_head
 from .reader import Request, Rx
 
 ANTHROPIC_ROUTE = "/v1/messages"  # its errors are in Anthropic's shape
@@ -116,11 +116,21 @@ class ReplyChannel:
         else:
             self.transport.write(data)
 
-    def end_stream(self) -> None:
+    def end_stream(self, data: bytes = b"") -> None:
+        """The end of a streamed body, after its last piece `data` (one write for both)."""
         if self.tx != Tx.STREAMING:
             return
         if self.current.http11:
-            self.transport.write(CHUNK_END)
+            if data:
+                record = self.current.record
+                if not record.t_first:
+                    record.t_first = perf_counter()
+                record.bytes_out += len(data)
+                self.transport.writelines((b"%x\r\n" % len(data), data, CHUNK_TAIL_END))
+            else:
+                self.transport.write(CHUNK_END)
+        elif data:
+            self.write_chunk(data)
         self._finish()
 
     def abort(self) -> None:

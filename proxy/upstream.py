@@ -18,6 +18,10 @@ class Sink(_Protocol):
 
     def on_body(self, data: bytes) -> None: ...
 
+    def on_read(self) -> None:
+        """The read is parsed, and the sink had set `held` on its connection: pass on what
+        it held back, in one write."""
+
     def on_end(self) -> None: ...
 
     def on_lost(self, conn: "UpstreamConnection", exc: Exception | None) -> None: ...
@@ -46,7 +50,22 @@ UP_NEXT = (1 << Up.SENT | 1 << Up.CLOSED, 1 << Up.BODY | 1 << Up.CLOSED, 1 << Up
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "parser", "sink", "state", "paused", "idle_since", "received", "uses", "_headers", "_framed", "_interim")
+    __slots__ = (
+        "pool",
+        "transport",
+        "parser",
+        "sink",
+        "state",
+        "paused",
+        "idle_since",
+        "received",
+        "read_size",
+        "held",
+        "uses",
+        "_headers",
+        "_framed",
+        "_interim",
+    )
 
     def __init__(self, pool: "Pool") -> None:
         self.pool = pool
@@ -57,6 +76,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.paused = False  # reading paused by the sink (flow control)
         self.idle_since = 0.0
         self.received = 0  # bytes of the current reply
+        self.read_size = 0  # bytes of the read being parsed: a body piece much smaller has more behind it
+        self.held = False  # the sink held back body pieces of this read: on_read() when it is parsed
         self.uses = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._framed = False
@@ -74,7 +95,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self.sink is None:  # bytes nobody asked for (a sink is set from SENT to the end of BODY)
             self.abort()
             return
-        self.received += len(data)
+        self.read_size = len(data)
+        self.received += self.read_size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -83,6 +105,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()
             if sink is not None:
                 sink.on_lost(self, exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ else exc)
+            return
+        if self.held:
+            self.held = False
+            if self.sink is not None:
+                self.sink.on_read()
 
     def connection_lost(self, exc: Exception | None) -> None:
         body = self.state == Up.BODY

@@ -47,18 +47,24 @@ class FakeTransport:
         self.closed = False
         self.aborted = False
         self.pauses = 0  # calls to pause_reading
+        self.writes = 0  # calls to write / writelines: the syscalls a real transport would make
 
     def write(self, data: bytes) -> None:
+        self.writes += 1
+        self._put(data)
+
+    def writelines(self, parts) -> None:
+        self.writes += 1
+        for p in parts:
+            self._put(p)
+
+    def _put(self, data: bytes) -> None:
         if self.closed:
             return
         self.buffer += data
         if not self.write_paused and len(self.buffer) > self.high and self.protocol is not None:
             self.write_paused = True
             self.protocol.pause_writing()
-
-    def writelines(self, parts) -> None:
-        for p in parts:
-            self.write(p)
 
     def drain(self, n: int | None = None) -> bytes:
         """The peer reads `n` bytes (all by default)."""

@@ -97,6 +97,22 @@ EVENT = b'data: {"a": 1234}\n\n'
 FRAME = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)
 
 
+def test_the_frames_of_one_read_reach_the_client_in_one_write():
+    """A backend that is ahead (or a proxy that is behind) hands over several frames a read:
+    one write (one syscall, one wake-up of the client) for all of them, and the last frames
+    go out with the end of the stream."""
+    rig = Rig()
+    rig.request()
+    rig.reply(STREAM_HEAD + FRAME)
+    assert rig.ct.writes == 2  # the head, then the first frame at once
+    rig.reply(FRAME * 3)
+    assert rig.ct.writes == 3
+    rig.reply(FRAME * 2 + b"0\r\n\r\n")
+    assert rig.ct.writes == 4
+    assert responses(rig.ct.drain(), [b"POST"]) == [(200, EVENT * 6)]  # h11 reads the chunks
+    assert rig.pool.acquire() is rig.up
+
+
 def test_a_request_behind_a_reply_the_client_has_not_read_waits_for_it():
     rig = Rig(client_high=64 * 1024)
     rig.app.handle = lambda conn, req: conn.respond(200, b"", b"a" * 100_000) if req.path == "/big" else rig.relay(conn, req)
