@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint venv clean sim bench bench-translate bench-routing bench-quick bench-paced csharp-test csharp-sample
+.PHONY: run test lint venv clean sim bench bench-translate bench-routing bench-quick bench-paced bench-one csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,12 @@ bench-routing: venv  # affinity and the prefix cache, then the saturation scenar
 bench-quick: venv  # the per-request cost beside bench/baseline.json (reports; not a pass/fail step)
 	$(PY) -m bench.quick
 
-bench-paced: venv  # many paced streams and large requests: direct, nginx, the proxy (needs nginx)
+bench-paced: venv  # many paced streams and large requests: direct, nginx, the byte-relay floor, the proxy (needs nginx)
 	$(PY) -m bench.paced
 	$(PY) -m bench.paced --big
+
+bench-one: venv  # one connection: where the time of a lone request goes (needs nginx and valgrind)
+	$(PY) -m bench.one_connection --callgrind
 
 bench-translate: venv
 	$(PY) -m bench.translate_cost

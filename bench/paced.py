@@ -1,6 +1,7 @@
 """The load LLM serving really is: many concurrent streams, each paced like a busy vLLM
 (`--frames` frames `--gap` seconds apart), K streams started over one second, through nothing
-(direct), nginx, and the proxy in both dialects. Each frame carries the backend's send time
+(direct), nginx, a Python byte relay (bench.floor: the floor of any Python proxy on uvloop)
+and the proxy in both dialects. Each frame carries the backend's send time
 (CLOCK_MONOTONIC, shared by the processes), so the client sees how late every token arrives.
 
 Prints per target: first frame after the request (p50 / p99 / max, ms), each frame's delay
@@ -213,6 +214,16 @@ def start_targets(which: list[str], backend_port: int, workers: int, work: Path,
             port,
             [int(p) for p in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()] or [nginx.pid],
         )
+    if "floor" in which:  # a Python byte relay on uvloop, parsing nothing: what any Python proxy pays
+        port = free_port()
+        floors = [
+            subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", f"127.0.0.1:{backend_port}", "--backlog", "8192"])
+            for _ in range(workers)
+        ]
+        procs.extend(floors)
+        wait_port(port)
+        time.sleep(0.3)
+        targets["floor"] = (port, [f.pid for f in floors])
     for dialect in ("openai", "mistral"):
         if f"proxy-{dialect}" not in which:
             continue
@@ -247,7 +258,7 @@ def main(argv=None) -> None:
     p.add_argument("--streams", default="500,1500,2000,5000", help="K: concurrent streams per run")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--gap", type=float, default=0.04, help="seconds between a stream's frames (0.04: 25 tokens/s)")
-    p.add_argument("--targets", default="direct,nginx,proxy-openai,proxy-mistral")
+    p.add_argument("--targets", default="direct,nginx,floor,proxy-openai,proxy-mistral", help="floor: bench.floor, a Python byte relay")
     p.add_argument("--workers", type=int, default=1, help="proxy workers and nginx worker_processes")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--big", action="store_true", help="large agent requests (50, 200, 500 KB) instead")

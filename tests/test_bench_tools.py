@@ -1,12 +1,16 @@
-"""The measuring sticks of bench/ keep working: the byte-relay floor relays real HTTP, and the
-socket-free pipeline measurement answers every request it feeds, in both dialects."""
+"""The measuring sticks of bench/ keep working: the byte-relay floor relays real HTTP, the
+socket-free pipeline measurement answers every request it feeds, in both dialects, and the
+paced-stream and one-connection harnesses count what they send."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import uvloop
 
-from bench import floor, pipeline_cost
+from bench import floor, one_connection, paced, pipeline_cost
+from bench.compare import stop_all, wait_port
 from tests.support import LoopThread, free_port, http
 
 
@@ -42,3 +46,28 @@ def test_pipeline_cost_feeds_replies_as_a_backend_sends_them():
     assert b"".join(frames) == body  # the same frames, one per read
     assert all(f.endswith(b"\n\n") and f.count(b"data: ") == 1 for f in frames)
     assert json.loads(frames[0][6:])["object"] == "chat.completion.chunk"
+
+
+def test_paced_streams_reach_the_client_through_the_floor_and_the_proxy(tmp_path):
+    """bench.paced's harness: every frame of every stream is counted, through the byte-relay
+    floor and the proxy alike (each frame stamped by the paced backend)."""
+    backend_port, procs = free_port(), []
+    procs.append(subprocess.Popen([sys.executable, "-m", "bench.paced", "--serve", str(backend_port), "--frames", "3", "--gap", "0.01"]))
+    try:
+        wait_port(backend_port)
+        targets = paced.start_targets(["floor", "proxy-openai"], backend_port, 1, tmp_path, procs)
+        assert set(targets) == {"direct", "floor", "proxy-openai"}
+        body = json.dumps({"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+        for port, pids in targets.values():
+            row = paced.measure("t", port, pids, 4, body)
+            assert row["streams"] == 4 and row["frames"] == 4 * 3, row
+            assert 0 <= row["first"][0] <= row["first"][2]
+    finally:
+        stop_all(procs, tmp_path / "gone")
+
+
+def test_one_connection_times_each_round_trip_on_one_keep_alive_connection(sim, start_proxy):
+    proxy = start_proxy(sim.url)
+    times = one_connection.round_trips(proxy.port, 5)
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert len(sim.record.requests) == 5
