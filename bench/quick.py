@@ -6,6 +6,7 @@ in percent. It reports; it is not a pass/fail step (`make bench-quick`; `--save`
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import uvloop
@@ -34,7 +35,12 @@ def main(argv=None) -> None:
     p.add_argument("--save", action="store_true", help="write these figures to bench/baseline.json")
     args = p.parse_args(argv)
     now = measure(args.requests, args.repeat)
-    base = json.loads(BASELINE.read_text())["us"] if BASELINE.exists() else {}
+    saved = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    base = saved.get("us", {})
+    print(f"interpreter now: {sys.version}")
+    if saved.get("python") and saved["python"] != sys.version:
+        # a build without PGO/LTO (pyenv's default) runs this code 10-20% slower (BENCHMARKS.md)
+        print(f"baseline's: {saved['python']} (another interpreter build: compare with care)")
     print("| row | µs now | baseline | change |")
     print("|---|---|---|---|")
     for name, value in now.items():
@@ -44,7 +50,11 @@ def main(argv=None) -> None:
         print(f"| {name}{unit} ({SHAPES[name.split()[1]]}) | {value:.2f} | {was if was else '-'} | {change} |")
     if args.save:
         BASELINE.write_text(
-            json.dumps({"note": "bench.quick on the session's machine; CPU time, medians", "us": {k: round(v, 2) for k, v in now.items()}}, indent=2) + "\n"
+            json.dumps(
+                {"note": "bench.quick on the session's machine; CPU time, medians", "python": sys.version, "us": {k: round(v, 2) for k, v in now.items()}},
+                indent=2,
+            )
+            + "\n"
         )
         print(f"saved {BASELINE}")
 
