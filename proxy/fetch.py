@@ -33,9 +33,6 @@ class _Collect:
             return
         self.parts.append(data)
 
-    def on_read(self) -> None:
-        pass
-
     def on_end(self) -> None:
         if not self.future.done():
             self.future.set_result((self.status, self.headers, b"".join(self.parts)))

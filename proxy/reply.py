@@ -103,7 +103,8 @@ class ReplyChannel:
             request.keep_alive = False
             self.transport.write(close_delimited_head(status, headers))
 
-    def write_chunk(self, data: bytes) -> None:
+    def write_chunk(self, data: bytes, tail: bytes = b"\r\n") -> None:
+        """One piece of a streamed body; `tail` closes its chunk (end_stream's also ends the body)."""
         request = self.current
         if not data or self.tx != Tx.STREAMING:
             return
@@ -112,7 +113,7 @@ class ReplyChannel:
             record.t_first = perf_counter()
         record.bytes_out += len(data)
         if request.http11:
-            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            self.transport.writelines((b"%x\r\n" % len(data), data, tail))
         else:
             self.transport.write(data)
 
@@ -120,17 +121,10 @@ class ReplyChannel:
         """The end of a streamed body, after its last piece `data` (one write for both)."""
         if self.tx != Tx.STREAMING:
             return
-        if self.current.http11:
-            if data:
-                record = self.current.record
-                if not record.t_first:
-                    record.t_first = perf_counter()
-                record.bytes_out += len(data)
-                self.transport.writelines((b"%x\r\n" % len(data), data, CHUNK_TAIL_END))
-            else:
-                self.transport.write(CHUNK_END)
-        elif data:
-            self.write_chunk(data)
+        if data:
+            self.write_chunk(data, CHUNK_TAIL_END)
+        elif self.current.http11:
+            self.transport.write(CHUNK_END)
         self._finish()
 
     def abort(self) -> None:

@@ -20,7 +20,7 @@ class Sink(_Protocol):
 
     def on_read(self) -> None:
         """The read is parsed, and the sink had set `held` on its connection: pass on what
-        it held back, in one write."""
+        it held back, in one write (only a sink that sets `held` is called)."""
 
     def on_end(self) -> None: ...
 
