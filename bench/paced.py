@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,16 @@ def summary(results: list) -> dict:
     }
 
 
+def median_row(rows: list[dict]) -> dict:
+    """Each figure's median over repeated runs (streams ok: the fewest)."""
+    out = {"streams": min(r["streams"] for r in rows)}
+    for key in ("first", "delay"):
+        out[key] = tuple(statistics.median(r[key][i] for r in rows) for i in range(3))
+    for key in ("cpu_us_per_frame", "rss_kb_per_stream"):
+        out[key] = statistics.median(r[key] for r in rows)
+    return out
+
+
 def chat_body(size: int) -> bytes:
     """A chat request of about `size` bytes: a coding agent's long history."""
     messages = [{"role": "system", "content": "You are a coding agent."}]
@@ -260,7 +271,7 @@ def main(argv=None) -> None:
     p.add_argument("--gap", type=float, default=0.04, help="seconds between a stream's frames (0.04: 25 tokens/s)")
     p.add_argument("--targets", default="direct,nginx,floor,proxy-openai,proxy-mistral", help="floor: bench.floor, a Python byte relay")
     p.add_argument("--workers", type=int, default=1, help="proxy workers and nginx worker_processes")
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=1, help="runs per row; each figure is the median over them")
     p.add_argument("--big", action="store_true", help="large agent requests (50, 200, 500 KB) instead")
     args = p.parse_args(argv)
     if args.serve:
@@ -285,8 +296,7 @@ def main(argv=None) -> None:
             targets = start_targets(args.targets.split(","), backend_port, args.workers, work / str(k), fresh)
             procs.extend(fresh)
             for target, (port, pids) in targets.items():
-                rows = [measure(target, port, pids, k, body) for _ in range(args.repeat)]
-                r = rows[len(rows) // 2]
+                r = median_row([measure(target, port, pids, k, body) for _ in range(args.repeat)])
                 f, d = r["first"], r["delay"]
                 print(
                     f"| {k} | {target} | {f[0]:.1f} / {f[1]:.1f} / {f[2]:.0f} | {d[0]:.2f} / {d[1]:.1f} / {d[2]:.0f} | "

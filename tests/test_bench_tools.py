@@ -71,3 +71,12 @@ def test_one_connection_times_each_round_trip_on_one_keep_alive_connection(sim, 
     times = one_connection.round_trips(proxy.port, 5)
     assert len(times) == 5 and all(t > 0 for t in times)
     assert len(sim.record.requests) == 5
+
+
+def test_repeated_paced_runs_report_the_median_of_each_figure():
+    rows = [
+        {"streams": s, "first": (a, a * 2, a * 3), "delay": (a, a, a), "cpu_us_per_frame": a, "rss_kb_per_stream": a}
+        for s, a in ((10, 5.0), (9, 1.0), (10, 3.0))
+    ]
+    row = paced.median_row(rows)
+    assert row["streams"] == 9 and row["first"] == (3.0, 6.0, 9.0) and row["cpu_us_per_frame"] == 3.0
