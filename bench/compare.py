@@ -169,6 +169,14 @@ def start_nginx_proxy(work: Path, backend_port: int, port: int, workers: int, pr
     return proc
 
 
+def start_floors(port: int, backend_port: int, workers: int, procs: list) -> list[subprocess.Popen]:
+    """The floor: a Python byte relay on uvloop (bench/floor.py), one process per worker
+    (they share the port)."""
+    floors = [subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", f"127.0.0.1:{backend_port}"]) for _ in range(workers)]
+    procs.extend(floors)
+    return floors
+
+
 def parse_wrk(out: str) -> dict:
     def latency(label: str) -> float:
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -304,12 +312,7 @@ def main(argv=None) -> None:
             proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg)], stderr=log)
             procs.append(proc)
             proxies[name] = (port, proc)
-        # The floor: a Python byte relay on uvloop (bench/floor.py), one process per worker.
-        floors = [
-            subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port), "--upstream", f"127.0.0.1:{backend_port}"])
-            for _ in range(args.workers)
-        ]
-        procs += floors
+        floors = start_floors(floor_port, backend_port, args.workers, procs)
         for port in (backend_port, nginx_port, openai_port, mistral_port, floor_port):
             wait_port(port)
         nginx_workers = children(nginx.pid)

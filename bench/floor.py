@@ -68,13 +68,14 @@ class _Client(_Side):
 
 
 async def start(port: int, upstream: str, backlog: int = 4096) -> asyncio.AbstractServer:
+    """Listening; the backlog takes a burst of new connections (bench.paced starts 1500 a second)."""
     host, _, up_port = upstream.rpartition(":")
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: _Client(loop, host, int(up_port)), "127.0.0.1", port, reuse_port=True, backlog=backlog)
 
 
-async def serve(port: int, upstream: str, backlog: int) -> None:
-    server = await start(port, upstream, backlog)
+async def serve(port: int, upstream: str) -> None:
+    server = await start(port, upstream)
     async with server:
         await server.serve_forever()
 
@@ -84,10 +85,9 @@ def main(argv=None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--upstream", required=True, help="host:port")
     p.add_argument("--spin-us", type=float, default=0.0, help="busy CPU per client read, in µs")
-    p.add_argument("--backlog", type=int, default=4096, help="listen backlog (bursts of new connections)")
     args = p.parse_args(argv)
     _Client.spin = args.spin_us / 1e6
-    uvloop.run(serve(args.port, args.upstream, args.backlog))
+    uvloop.run(serve(args.port, args.upstream))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.compare import cpu_and_rss, free_port, start_nginx_proxy, wait_port, workers_of
+from bench.compare import cpu_and_rss, free_port, start_floors, start_nginx_proxy, wait_port, workers_of
 
 MODEL = b"mistralai/Devstral-Small-2507"
 _SENT = re.compile(rb'"content":"t(\d+) ')
@@ -227,11 +227,7 @@ def start_targets(which: list[str], backend_port: int, workers: int, work: Path,
         )
     if "floor" in which:  # a Python byte relay on uvloop, parsing nothing: what any Python proxy pays
         port = free_port()
-        floors = [
-            subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream", f"127.0.0.1:{backend_port}", "--backlog", "8192"])
-            for _ in range(workers)
-        ]
-        procs.extend(floors)
+        floors = start_floors(port, backend_port, workers, procs)
         wait_port(port)
         time.sleep(0.3)
         targets["floor"] = (port, [f.pid for f in floors])
