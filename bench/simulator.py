@@ -55,6 +55,11 @@ class Behavior:
     # beyond `max_queued` waiting, 503 (vLLM's --max-num-queued-reqs); /metrics reports both
     slots: int = 0
     max_queued: int = 0
+    # scripted replies, one taken per chat request while any are left: {"text": ..., "think": ...,
+    # "calls": [{"name": ..., "arguments": {...}}]} (calls written as tool_mode says, structured
+    # when it is unset); the agents' tests script a call to the agent's own tool, then text
+    script: list[dict] = field(default_factory=list)
+    max_model_len: int = 32768  # prompt + max_tokens above it: vLLM's context-length 400
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Record:
 
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # each request's path and query
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
     health_checks: int = 0
     tokenized: int = 0  # /tokenize requests answered
@@ -93,6 +99,18 @@ def _stopped(words: list[str], stop: object) -> tuple[list[str], str | None]:
         return words, None
     at, s = min(found)
     return tokens(text[:at]) or [""], s
+
+
+def context_problem(doc: dict, max_model_len: int) -> str | None:
+    """vLLM's refusal of a request whose prompt and max_tokens do not fit the model's length."""
+    limit = doc.get("max_completion_tokens") or doc.get("max_tokens")
+    prompt = _prompt_tokens(doc)
+    if not isinstance(limit, int) or prompt + limit <= max_model_len:
+        return None
+    return (
+        f"'max_tokens' or 'max_completion_tokens' is too large: {limit}. This model's maximum context length is "
+        f"{max_model_len} tokens and your request has {prompt} input tokens ({limit} > {max_model_len} - {prompt}). None"
+    )
 
 
 def vllm_problem(doc: dict) -> str | None:
@@ -162,6 +180,7 @@ class Simulator:
             return self._error(400, "Body must be an object", "BadRequestError")
         self.record.requests.append(doc)
         self.record.headers.append(dict(request.headers))
+        self.record.targets.append(request.path_qs)
         model = doc.get("model")
         if model is not None and model not in self.behavior.models:
             return self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
@@ -235,6 +254,8 @@ class Simulator:
     def _refusal(self, doc: dict) -> web.Response | None:
         """vLLM's answer when it or mistral-common refuses the request (older vLLM's error shape)."""
         reason = vllm_problem(doc) if self.behavior.vllm_checks else None
+        if reason is None and doc.get("messages") is not None:
+            reason = context_problem(doc, self.behavior.max_model_len)
         if reason is None and self.behavior.old_mistral_common:
             roles = [m.get("role") for m in doc.get("messages") or []]
             if any(a == "tool" and b == "user" for a, b in zip(roles, roles[1:])):
@@ -257,7 +278,7 @@ class Simulator:
             out.append((fn["name"], {p: f"value of {p}" for p in props}))
         return out
 
-    def _raw_text(self, calls: list[tuple[str, dict]]) -> list[str]:
+    def _raw_text(self, calls: list[tuple[str, dict]], preamble: str) -> list[str]:
         """The deltas of a raw tool-call reply: the special token alone, then small pieces."""
         b = self.behavior
         if b.tool_mode == "raw-v3":
@@ -273,7 +294,7 @@ class Simulator:
         if b.split_markers:  # every delta `piece` characters, markers cut like any text
             text = "".join(pieces)
             pieces = [text[i : i + b.piece] for i in range(0, len(text), b.piece)]
-        return ([b.preamble] if b.preamble else []) + pieces + tail
+        return ([preamble] if preamble else []) + pieces + tail
 
     def _usage(self, doc: dict, completion: int) -> dict:
         p = _prompt_tokens(doc)
@@ -330,26 +351,33 @@ class Simulator:
         messages = doc.get("messages") or [{}]
         answered = messages[-1].get("role") == "tool"  # a tool result came back: the model answers it
         calls = self._calls(doc) if self.behavior.tool_mode and not answered else []
+        tool_mode, thought, preamble = self.behavior.tool_mode, self.behavior.think, self.behavior.preamble
+        if self.behavior.script:
+            scripted = self.behavior.script.pop(0)
+            words = tokens(scripted.get("text", "")) or [""]
+            calls = [(c["name"], c.get("arguments") or {}) for c in scripted.get("calls", [])]
+            tool_mode, thought = tool_mode or "structured", scripted.get("think", "")
+            preamble = scripted.get("text", "") if calls else ""
         await self._first_token(doc)
         stop_reason = None
-        if calls and self.behavior.tool_mode != "structured":
-            words = self._raw_text(calls)
+        if calls and tool_mode != "structured":
+            words = self._raw_text(calls, preamble)
         elif doc.get("stop"):  # vLLM: the text ends before the first stop string; stop_reason names it
             words, stop_reason = _stopped(words, doc["stop"])
         limit = doc.get("max_tokens")
         cut = not calls and isinstance(limit, int) and 0 < limit < len(words)
         if cut:
             words = words[:limit]
-        think = tokens(self.behavior.think) if self.behavior.think else []
+        think = tokens(thought) if thought else []
         if think and self.behavior.think_mode == "raw":
             words = ["[THINK]", *think, "[/THINK]", *words]
         message = {"role": "assistant", "reasoning_content": None, "content": "".join(words), "tool_calls": []}
         if think and self.behavior.think_mode != "raw":
-            message["reasoning_content"] = self.behavior.think
+            message["reasoning_content"] = thought
         finish = "length" if cut else "stop"
-        if calls and self.behavior.tool_mode == "structured":
+        if calls and tool_mode == "structured":
             structured = [{"id": uuid.uuid4().hex[:9], "type": "function", "function": {"name": n, "arguments": json.dumps(a)}} for n, a in calls]
-            message.update(content=self.behavior.preamble or None, tool_calls=structured)
+            message.update(content=preamble or None, tool_calls=structured)
             finish = "tool_calls"
         if doc.get("stream"):
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -358,8 +386,8 @@ class Simulator:
             if message["reasoning_content"]:
                 frames += [delta({"reasoning_content": w}) for w in think]
             if finish == "tool_calls":
-                if self.behavior.preamble:
-                    frames.append(delta({"content": self.behavior.preamble}))
+                if preamble:
+                    frames.append(delta({"content": preamble}))
                 for k, c in enumerate(message["tool_calls"]):
                     frames.append(delta({"tool_calls": [{"index": k, "id": c["id"], "type": "function", "function": {"name": c["function"]["name"]}}]}))
                     args = c["function"]["arguments"]
@@ -445,7 +473,7 @@ class Simulator:
                 "owned_by": "vllm",
                 "root": self.behavior.roots.get(m, m),
                 "parent": None,
-                "max_model_len": 32768,
+                "max_model_len": self.behavior.max_model_len,
                 "permission": [],
             }
             for m in self.behavior.models
@@ -474,7 +502,9 @@ class Simulator:
         if isinstance(doc, web.Response):
             return doc
         self.record.tokenized += 1
-        return web.Response(body=_encode({"count": _prompt_tokens(doc), "max_model_len": 32768, "tokens": []}), content_type="application/json")
+        return web.Response(
+            body=_encode({"count": _prompt_tokens(doc), "max_model_len": self.behavior.max_model_len, "tokens": []}), content_type="application/json"
+        )
 
     async def native(self, request: web.Request) -> web.Response:
         """A backend that serves /v1/responses or /v1/messages itself (tests of native_routes)."""

@@ -93,11 +93,12 @@ class Proxy:
         routes.add(_GET, "/models", local.models)
         routes.add_prefix("/v1/models/", local.model)
         routes.add_prefix("/models/", local.model)
+        routes.add(_GET, "/", local.root)
         routes.add(_GET, "/health", local.health)
         routes.add(_GET, "/health/live", local.live)
         routes.add(_GET, "/health/ready", local.ready)
         routes.add((b"GET",), "/metrics", local.metrics_text)
-        fronts = FrontRoutes(inference, self.store, self.log_error)
+        fronts = FrontRoutes(inference, self.store, self.log_error, config)
         for path in ("/v1/responses", "/responses"):
             routes.add((b"POST",), path, fronts.responses)
             routes.add_prefix(path + "/", fronts.stored)
@@ -159,7 +160,8 @@ class Proxy:
         previous = None
         if config.rate_limit != old.rate_limit:
             previous, self.rate_limits = self.rate_limits, RateLimits(config.rate_limit)
-        if config.responses != old.responses:  # stored responses do not survive a new store
+        kept = ("store", "ttl", "max_stored", "max_bytes", "redis_url", "redis_prefix", "redis_timeout")
+        if any(getattr(config.responses, k) != getattr(old.responses, k) for k in kept):  # stored responses do not survive a new store
             old_store, self.store = self.store, make_store(config.responses)
             if old_store is not None:
                 await old_store.close()

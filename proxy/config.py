@@ -81,6 +81,9 @@ class BackendConfig(_Section):
     cancelled_tool_result: str = "The tool call was cancelled before it returned a result."
     images: bool = True  # false: the model takes no images; the proxy answers 400 itself
     tool_strict: bool = True  # keep `strict` in tool definitions; false for images whose mistral-common refuses it
+    # a request whose max_tokens does not fit beside its prompt (vLLM's context-length 400) is
+    # sent once more with the max_tokens that fits (false: the 400 goes to the client)
+    fit_max_tokens: bool = True
     timeout: float | None = None  # wait for the first byte, and between bytes, of the reply
     connect_timeout: float = 5.0
     api_key: str | None = None
@@ -162,6 +165,15 @@ class ResponsesConfig(_Section):
     redis_url: str | None = None  # store = "redis": defaults to rate_limit.redis_url
     redis_prefix: str = "devstral-proxy:resp"
     redis_timeout: float = 0.5
+    # hosted tools (web_search, file_search, code_interpreter, image_generation, mcp, ...):
+    # "drop" leaves them out (one log line per kind), "refuse" answers 400
+    hosted_tools: Literal["drop", "refuse"] = "drop"
+
+
+class MessagesConfig(_Section):
+    """/v1/messages: Anthropic's server tools (web_search, web_fetch, code_execution, ...)."""
+
+    server_tools: Literal["drop", "refuse"] = "drop"  # as responses.hosted_tools
 
 
 class QueueClient(_Section):
@@ -201,6 +213,7 @@ class Config(_Section):
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
+    messages: MessagesConfig = msgspec.field(default_factory=MessagesConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
 
     def backend_list(self) -> list[BackendConfig]:

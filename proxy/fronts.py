@@ -5,6 +5,7 @@ reply is translated back on its way (`Front`, which the inference service stacks
 dialect's translator). A backend that serves the route itself gets it as it came.
 """
 
+import logging
 import time
 from functools import partial
 
@@ -17,11 +18,20 @@ from devstral_translate.ids import new_id
 from .errors import Failure
 from .fetch import decode_json, fetch
 from .http import JSON
+from .logs import Once
 from .store import owner_of
 from .tasks import background, spawn
 
 _encode = msgspec.json.encode
 _CHAT = "/v1/chat/completions"
+_log = logging.getLogger("devstral_proxy.fronts")
+_dropped = Once(_log)  # what the fronts left out, one line per route and kind
+
+
+def _note_dropped(route: str, kinds: list[str]) -> None:
+    for kind in kinds:
+        kind = kind[:64].encode("ascii", "backslashreplace").decode()
+        _dropped.note(f"{route} {kind}", f"{route}: left out {kind!r} (a local model cannot run it); logged once per kind")
 
 
 class Front:
@@ -50,13 +60,16 @@ def _refused(exc: RequestError) -> Failure:
 
 def _as_chat(req, front: Front, chat: dict) -> None:
     req.front = front
+    req.query = b""  # a front route's query (Claude Code's ?beta=true) is for the front, not the backend
     req.body = _encode(chat)
     req.path = _CHAT
 
 
 class FrontRoutes:
-    def __init__(self, inference, store, log_error) -> None:
+    def __init__(self, inference, store, log_error, config) -> None:
         self.inference = inference
+        self.hosted_tools = config.responses.hosted_tools
+        self.server_tools = config.messages.server_tools
         self.router = inference.router
         self.store = store  # MemoryStore, RedisStore or None (store = "off")
         self.log_error = log_error
@@ -64,10 +77,12 @@ class FrontRoutes:
     # ---- /v1/responses
     def responses(self, conn, req, key: bytes | None) -> None:
         try:
-            turn = responses.read_request(req.body)
+            turn = responses.read_request(req.body, self.hosted_tools)
         except RequestError as exc:
             conn.fail(_refused(exc))
             return
+        if turn.dropped:
+            _note_dropped("/v1/responses", turn.dropped)
         if turn.previous_response_id is None:
             self._respond(conn, req, key, turn, [])
         elif self.store is None:
@@ -147,11 +162,14 @@ class FrontRoutes:
 
     # ---- /v1/messages
     def messages(self, conn, req, key: bytes | None) -> None:
+        dropped: list[str] = []
         try:
-            chat = anthropic.read_request(req.body)
+            chat = anthropic.read_request(req.body, server_tools=self.server_tools, dropped=dropped)
         except RequestError as exc:
             conn.fail(_refused(exc))
             return
+        if dropped:
+            _note_dropped("/v1/messages", dropped)
         _as_chat(req, Front("/v1/messages", req.body, anthropic.AnthropicTranslator(chat["model"], chat.get("stop"))), chat)
         self.inference.entry(conn, req, key)
 
@@ -159,7 +177,7 @@ class FrontRoutes:
         """The prompt's tokens by the backend's tokenizer (vLLM's /tokenize) over the request
         its dialect would send; without one, an estimate of 4 bytes a token."""
         try:
-            chat = anthropic.read_request(req.body, counting=True)
+            chat = anthropic.read_request(req.body, counting=True, server_tools=self.server_tools)
             model_map = self.inference.model_map
             model = model_map.get(chat["model"], chat["model"])
             backend = self.router.pick(model, chat["model"])

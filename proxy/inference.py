@@ -9,6 +9,7 @@ import logging
 
 import msgspec
 
+from devstral_translate import context
 from devstral_translate.errors import RequestError
 from devstral_translate.front import FrontResponse
 from devstral_translate.openai import map_model
@@ -90,21 +91,29 @@ class _Failover:
 
 
 class _Resend:
-    """Sends a request again when the backend refused something its dialect has now learnt
-    (the bridge turn): nothing was generated, and the second translation differs."""
+    """Sends a request again when the backend refused what a second try fixes (nothing was
+    generated): something its dialect has now learnt (the bridge turn), or a max_tokens that
+    does not fit beside the prompt (once, with the max_tokens vLLM's refusal leaves room for)."""
 
-    __slots__ = ("service", "conn", "req", "who", "learn")
+    __slots__ = ("service", "conn", "req", "who", "learn", "fit")
 
-    def __init__(self, service: "InferenceService", conn, req, who: str | None, learn) -> None:
+    def __init__(self, service: "InferenceService", conn, req, who: str | None, learn, fit: bool) -> None:
         self.service = service
         self.conn = conn
         self.req = req
         self.who = who
         self.learn = learn
+        self.fit = fit
 
     def __call__(self, status: int, body: bytes) -> bool:
-        if not self.learn(status, body):
+        if self.learn is not None and self.learn(status, body):
+            self.service.route(self.conn, self.req, self.who)
+            return True
+        room = context.fitting(status, body) if self.fit and not self.req.fit else None
+        if room is None:
             return False
+        self.req.fit = room
+        log.info("request %s: max_tokens does not fit the model's context; sent again with max_tokens %d", self.req.record.rid, room)
         self.service.route(self.conn, self.req, self.who)
         return True
 
@@ -211,6 +220,8 @@ class InferenceService:
         except RequestError as exc:
             conn.fail(Failure(400, exc.message, exc.code, exc.param))
             return
+        if req.fit:  # the second try of a max_tokens the backend refused for the context length
+            prepared.body = context.with_max_tokens(prepared.body, req.fit)
         if front is not None:  # Responses or Messages: their translator over the dialect's
             prepared.response = FrontResponse(front.reply, prepared.response)
         record = req.record
@@ -224,8 +235,8 @@ class InferenceService:
             exchange.hide_usage = prepared.usage_added
         if len(router.backends) > 1:
             exchange.failover = _Failover(self, conn, req, who, tried)
-        if prepared.retry is not None:
-            exchange.resend = _Resend(self, conn, req, who, prepared.retry)
+        if prepared.retry is not None or backend.cfg.fit_max_tokens:
+            exchange.resend = _Resend(self, conn, req, who, prepared.retry, backend.cfg.fit_max_tokens)
         if self.debug:
             log.debug(
                 "request %s: %s -> backend %s as %s%s",

@@ -61,6 +61,10 @@ class LocalEndpoints:
         """Today's /health: every backend probed now (readiness for older probes)."""
         spawn(conn, self._health(conn, self.auth and key is None), self.log_error)
 
+    def root(self, conn, req, key) -> None:
+        """`GET /` and `HEAD /`: clients (Claude Code) check that the base URL answers."""
+        conn.respond(200, JSON, b'{"object":"devstral-proxy","status":"ok"}')
+
     def live(self, conn, req, key) -> None:
         """The process serves: no backend detail, no probe."""
         conn.respond(200, JSON, b'{"status":"alive"}')

@@ -37,3 +37,21 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class Once:
+    """One log line per distinct fact per process (what a front left out, by kind): at most
+    `limit` facts are remembered; past it, facts not yet seen are not logged."""
+
+    __slots__ = ("seen", "limit", "log")
+
+    def __init__(self, log: logging.Logger, limit: int = 256) -> None:
+        self.seen: set[str] = set()
+        self.limit = limit
+        self.log = log
+
+    def note(self, fact: str, message: str) -> None:
+        if fact in self.seen or len(self.seen) >= self.limit:
+            return
+        self.seen.add(fact)
+        self.log.warning("%s", message)

@@ -43,6 +43,7 @@ class Request(msgspec.Struct, gc=False):
     record: Record
     forwarded_for: bytes = b""  # X-Forwarded-For to send on (admission sets it)
     front: object = None  # a front protocol's request (fronts.Front): its route, body, reply translator
+    fit: int = 0  # after the backend refused max_tokens for the context length: the max_tokens sent (once)
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:

@@ -45,4 +45,8 @@ class RouteTable:
             if path.startswith(prefix):
                 handler(conn, req, key)  # type: ignore[operator]
                 return
+        if path.startswith("/v1/v1/"):  # a base URL ending in /v1 given to a client that adds /v1 itself
+            why = f"Unknown route: {req.method.decode()} {path}. This client adds /v1 itself: its base URL should not end in /v1 (use http://host:port)."
+            conn.fail(Failure(404, why, "not_found"))
+            return
         conn.fail(Failure(404, f"Unknown route: {req.method.decode()} {path}.", "not_found"))

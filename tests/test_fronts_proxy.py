@@ -166,3 +166,17 @@ def test_memory_store_bounds():
         assert list(store.items) == ["new"] and store.size == 1
 
     asyncio.run(run())
+
+
+def test_front_queries_stay_home_root_answers_and_doubled_v1_is_explained(sim, start_proxy):
+    """Claude Code posts to /v1/messages?beta=true and checks `HEAD /`; a base URL ending in
+    /v1 given to a client that adds /v1 itself makes /v1/v1/...: each gets a clear answer."""
+    p = start_proxy(sim.url)
+    for path in ("/v1/messages?beta=true", "/v1/messages/count_tokens?beta=true", "/v1/responses?x=1"):
+        body = {"model": "gpt-4", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]} if "messages" in path else {"model": "gpt-4", "input": "Hi"}
+        assert http("POST", p.url + path, body).status == 200
+    assert sim.record.targets and all("?" not in t for t in sim.record.targets)
+    for method in ("GET", "HEAD"):
+        assert http(method, p.url + "/").status == 200
+    r = http("POST", p.url + "/v1/v1/messages", {"model": "gpt-4"})
+    assert r.status == 404 and "should not end in /v1" in r.json()["error"]["message"]

@@ -131,11 +131,9 @@ def test_count_tokens_asks_the_backend_tokenizer(client, front_sim):
 
 def test_errors_are_in_anthropics_shape(client, front_sim):
     with pytest.raises(anthropic.BadRequestError) as exc:
-        client.messages.create(
-            model="claude-local", max_tokens=10, messages=[{"role": "user", "content": "Hi"}], tools=[{"type": "web_search_20250305", "name": "web_search"}]
-        )
+        client.messages.create(model="claude-local", max_tokens=10, messages=[{"role": "tool", "content": "Hi"}])
     assert exc.value.body["type"] == "error" and exc.value.body["error"]["type"] == "invalid_request_error"
-    assert "tools[0]" in exc.value.body["error"]["message"]
+    assert "Unexpected role 'tool'" in exc.value.body["error"]["message"]  # worded as Anthropic's, which clients' fallbacks read
     bad = anthropic.Anthropic(base_url=client.proxy.url, api_key="wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as exc:
         bad.messages.create(model="claude-local", max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
@@ -149,3 +147,55 @@ def test_backend_refusal_is_in_anthropics_shape(client, front_sim):
     with pytest.raises(anthropic.NotFoundError) as exc:
         client.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert exc.value.body["type"] == "error" and "no-such-model" in exc.value.body["error"]["message"]
+
+
+def test_claude_code_request_shape_goes_through(client, front_sim, caplog):
+    """What Claude Code sends today: system turns inside `messages`, adaptive thinking, effort,
+    context_management, cache_control with scope, metadata, the beta query string and header,
+    versioned client tools and a server tool; the strict backend takes the chat request."""
+    from devstral_proxy import fronts
+
+    fronts._dropped.seen.clear()
+    front_sim.behavior.tool_mode = None
+    front_sim.behavior.script = [{"calls": [{"name": "str_replace_based_edit_tool", "arguments": {"command": "view", "path": "/tmp"}}]}, {"text": "Done."}]
+    body = {
+        "model": "claude-local",
+        "max_tokens": 1024,
+        "system": SYSTEM,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Look at /tmp", "cache_control": {"type": "ephemeral", "scope": "global"}}]},
+            {"role": "system", "content": "Available agent types: claude."},
+        ],
+        "tools": [
+            BASH,
+            {"type": "bash_20250124", "name": "bash"},
+            {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool", "max_characters": 1000},
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+        ],
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": '{"session_id": "s"}'},
+    }
+    headers = {"x-api-key": "sk-local", "anthropic-beta": "mid-conversation-system-2026-04-07,context-management-2025-06-27"}
+    reply = http("POST", client.proxy.url + "/v1/messages?beta=true", body, headers)
+    assert reply.status == 200, reply.body
+    [block] = reply.json()["content"]
+    assert block["type"] == "tool_use" and block["name"] == "str_replace_based_edit_tool" and block["input"] == {"command": "view", "path": "/tmp"}
+    sent = front_sim.record.requests[-1]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["Bash", "bash", "str_replace_based_edit_tool"]
+    texts = [m["content"] for m in sent["messages"]]
+    assert any("Available agent types" in str(t) for t in texts)  # the system turn reached the model
+    assert "left out 'web_search_20250305'" in caplog.text
+    counted = http("POST", client.proxy.url + "/v1/messages/count_tokens?beta=true", {k: v for k, v in body.items() if k != "max_tokens"}, headers)
+    assert counted.status == 200 and counted.json()["input_tokens"] > 0
+    second = {
+        **body,
+        "messages": [
+            *body["messages"],
+            {"role": "assistant", "content": [block]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block["id"], "content": "a.txt"}]},
+        ],
+    }
+    reply = http("POST", client.proxy.url + "/v1/messages?beta=true", second, headers)
+    assert reply.status == 200 and reply.json()["content"][0]["text"] == "Done."

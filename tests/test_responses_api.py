@@ -8,6 +8,7 @@ import json
 import openai
 import pytest
 
+from devstral_proxy import fronts
 from tests.conversations import SCREENSHOT
 from tests.support import SimThread, http
 
@@ -151,15 +152,45 @@ def test_stored_response_get_and_delete(client, front_sim):
 
 def test_unsupported_fields_are_named(client, front_sim):
     with pytest.raises(openai.BadRequestError) as exc:
-        client.responses.create(model="devstral", input="Hi", tools=[{"type": "web_search"}])
-    assert exc.value.body["param"] == "tools[0].type" and "web_search" in exc.value.body["message"]
-    with pytest.raises(openai.BadRequestError) as exc:
         client.responses.create(model="devstral", input="Hi", background=True)
     assert exc.value.body["param"] == "background"
     with pytest.raises(openai.BadRequestError) as exc:
-        client.responses.create(model="devstral", input=[{"type": "computer_call_output", "call_id": "x"}])
+        client.responses.create(model="devstral", input=[{"type": "frobnicate_call", "call_id": "x"}])
     assert exc.value.body["param"] == "input[0].type"
     assert not front_sim.record.requests  # none of them reached the backend
+
+
+def test_hosted_tools_are_dropped_and_the_turn_goes_through(client, front_sim, caplog):
+    front_sim.behavior.tool_mode = None
+    fronts._dropped.seen.clear()  # one line per kind per process: this test sees the first
+    history = [
+        {"type": "message", "role": "user", "content": "Look it up."},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "x"}},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Found it."}]},
+        {"type": "message", "role": "user", "content": "Thanks."},
+    ]
+    hosted = [{"type": "web_search", "external_web_access": False}, {"type": "image_generation"}, {"type": "file_search", "vector_store_ids": ["v"]}]
+    reply = client.responses.create(model="devstral", input=history, tools=[*hosted, READ], include=["web_search_call.action.sources"])
+    assert reply.status == "completed"
+    [sent] = front_sim.record.requests
+    assert [t["function"]["name"] for t in sent["tools"]] == ["read_file"]
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert "left out 'web_search'" in caplog.text and "left out 'web_search_call'" in caplog.text
+    caplog.clear()
+    client.responses.create(model="devstral", input=history, tools=hosted)
+    assert "left out" not in caplog.text  # once per kind, not per request
+    assert "tools" not in front_sim.record.requests[-1]
+
+
+def test_hosted_tools_refused_when_configured(front_sim, start_proxy):
+    p = start_proxy(
+        backends={"vllm": {"url": front_sim.url, "dialect": "mistral"}}, model_mapping={"devstral": "devstral-sim"}, responses={"hosted_tools": "refuse"}
+    )
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as exc:
+        c.responses.create(model="devstral", input="Hi", tools=[{"type": "web_search"}])
+    assert exc.value.body["param"] == "tools[0].type" and "web_search" in exc.value.body["message"]
+    assert not front_sim.record.requests
 
 
 def test_backend_refusal_is_an_openai_error(client, front_sim):
@@ -184,3 +215,73 @@ def test_unprefixed_route_and_other_keys_cannot_read(plain_sim, start_proxy):
     assert http("GET", p.url + f"/v1/responses/{rid}", headers={"authorization": "Bearer key-b"}).status == 404
     assert http("DELETE", p.url + f"/v1/responses/{rid}", headers={"authorization": "Bearer key-b"}).status == 404
     assert http("GET", p.url + f"/v1/responses/{rid}", headers={"authorization": "Bearer key-a"}).status == 200
+
+
+NAMESPACE = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Sub-agents.",
+    "tools": [{"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {"message": {"type": "string"}}}}],
+}
+GRAMMAR = 'start: "*** Begin Patch" LF hunk+ "*** End Patch"\n%import common.LF'
+EDIT = {"type": "custom", "name": "edit", "description": "Edit files.", "format": {"type": "grammar", "syntax": "lark", "definition": GRAMMAR}}
+PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch"
+SCRIPTED_CALLS = [
+    {"name": "multi_agent_v1__spawn_agent", "arguments": {"message": "go"}},
+    {"name": "edit", "arguments": {"input": PATCH}},
+    {"name": "local_shell", "arguments": {"command": ["ls", "-la"], "working_directory": "/tmp"}},
+    {"name": "shell", "arguments": {"commands": ["pwd"], "timeout_ms": 1000}},
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_every_client_tool_kind_round_trips(client, front_sim, stream):
+    """Namespaced functions, custom (grammar) tools and the client-run built-ins go to the
+    model as functions and come back as their own item types; their outputs go back in."""
+    tools = [NAMESPACE, EDIT, {"type": "local_shell"}, {"type": "shell"}]
+    front_sim.behavior.script = [{"calls": SCRIPTED_CALLS}, {"text": "All done."}]
+    first = create(client, stream, model="devstral", input="Work.", tools=tools)
+    offered = {t["function"]["name"]: t["function"] for t in front_sim.record.requests[0]["tools"]}
+    assert set(offered) == {"multi_agent_v1__spawn_agent", "edit", "local_shell", "shell"}
+    assert GRAMMAR in offered["edit"]["description"] and offered["edit"]["parameters"]["required"] == ["input"]
+    items = [i.to_dict() for i in first.output if i.type != "message"]
+    assert [i["type"] for i in items] == ["function_call", "custom_tool_call", "local_shell_call", "shell_call"]
+    fn, custom, local, shell = items
+    assert (fn["name"], fn["namespace"], json.loads(fn["arguments"])) == ("spawn_agent", "multi_agent_v1", {"message": "go"})
+    assert custom["name"] == "edit" and custom["input"] == PATCH
+    assert local["action"]["type"] == "exec" and local["action"]["command"] == ["ls", "-la"] and local["action"]["working_directory"] == "/tmp"
+    assert shell["action"]["commands"] == ["pwd"] and shell["action"]["timeout_ms"] == 1000
+    outputs = [
+        {"type": "function_call_output", "call_id": fn["call_id"], "output": "agent started"},
+        {"type": "custom_tool_call_output", "call_id": custom["call_id"], "output": "patched"},
+        {"type": "local_shell_call_output", "id": local["call_id"], "output": "a.txt"},
+        {"type": "shell_call_output", "call_id": shell["call_id"], "output": [{"stdout": "/tmp\n", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]},
+    ]
+    second = create(client, stream, model="devstral", input=["Work.", *items, *outputs][1:], tools=tools)
+    assert second.output_text == "All done."
+    sent = front_sim.record.requests[-1]["messages"]  # the strict backend took it: mistral-common passed it
+    [assistant] = [m for m in sent if m["role"] == "assistant"]
+    assert [c["function"]["name"] for c in assistant["tool_calls"]] == ["multi_agent_v1__spawn_agent", "edit", "local_shell", "shell"]
+    assert json.loads(assistant["tool_calls"][1]["function"]["arguments"]) == {"input": PATCH}
+    results = [m["content"] for m in sent if m["role"] == "tool"]
+    assert results[:3] == ["agent started", "patched", "a.txt"] and "exit code 0" in results[3] and "/tmp" in results[3]
+
+
+def test_client_run_tool_search_brings_its_tools_into_the_next_turn(client, front_sim):
+    search = {
+        "type": "tool_search",
+        "execution": "client",
+        "description": "Find tools.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+    }
+    front_sim.behavior.script = [{"calls": [{"name": "tool_search", "arguments": {"query": "calendar"}}]}, {"text": "Booked."}]
+    first = client.responses.create(model="devstral", input="Book a meeting.", tools=[search])
+    [call] = [i.to_dict() for i in first.output if i.type == "tool_search_call"]
+    assert call["arguments"] == {"query": "calendar"} and call["execution"] == "client"
+    found = {"type": "function", "name": "create_event", "description": "Create an event.", "parameters": {"type": "object", "properties": {}}}
+    output = {"type": "tool_search_output", "call_id": call["call_id"], "execution": "client", "status": "completed", "tools": [found]}
+    second = client.responses.create(model="devstral", input=[{"role": "user", "content": "Book a meeting."}, call, output], tools=[search])
+    assert second.output_text == "Booked."
+    sent = front_sim.record.requests[-1]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["tool_search", "create_event"]
+    assert "create_event" in [m for m in sent["messages"] if m["role"] == "tool"][0]["content"]

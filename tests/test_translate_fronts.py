@@ -90,7 +90,7 @@ def test_responses_input_items_become_chat_messages():
 @pytest.mark.parametrize(
     "doc, param",
     [
-        ({"input": "x", "tools": [{"type": "file_search"}]}, "tools[0].type"),
+        ({"input": "x", "tools": [{"type": "hologram"}]}, "tools[0].type"),
         ({"input": "x", "background": True}, "background"),
         ({"input": "x", "prompt": {"id": "p"}}, "prompt"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
@@ -281,8 +281,8 @@ def test_anthropic_blocks_become_chat_messages():
     [
         ({"messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages[0].content[0]"),
-        ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
-        ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "bash_20250124", "name": "bash"}]}, "tools[0]"),
+        ({"max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]}, "Unexpected role 'tool'"),
+        ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "hologram_20260101", "name": "h"}]}, "tools.0.type"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}, "source"),
     ],
 )
@@ -338,3 +338,64 @@ def test_anthropic_error_shape_from_openai():
     out = json.loads(anthropic.from_openai(429, b'{"error": {"message": "slow down", "type": "rate_limit_error"}}'))
     assert out == {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
     assert json.loads(anthropic.error_body(503, "busy"))["error"]["type"] == "overloaded_error"
+
+
+def test_responses_hosted_tools_dropped_or_refused():
+    doc = body(
+        model="m", input="x", tools=[{"type": "web_search", "external_web_access": False}, {"type": "mcp", "server_label": "s"}, {"type": "local_shell"}]
+    )
+    turn = responses.read_request(doc)
+    assert [t["function"]["name"] for t in turn.chat["tools"]] == ["local_shell"] and turn.dropped == ["web_search", "mcp"]
+    with pytest.raises(RequestError) as exc:
+        responses.read_request(doc, "refuse")
+    assert exc.value.param == "tools[0].type"
+
+
+def test_responses_namespace_names_are_unique_and_come_back():
+    ns = {"type": "namespace", "name": "crm", "tools": [{"type": "function", "name": "find", "parameters": {"type": "object"}}]}
+    turn = responses.read_request(
+        body(model="m", input="x", tools=[{"type": "function", "name": "find"}, ns], tool_choice={"type": "function", "name": "find", "namespace": "crm"})
+    )
+    assert [t["function"]["name"] for t in turn.chat["tools"]] == ["find", "crm__find"]
+    assert turn.chat["tool_choice"] == {"type": "function", "function": {"name": "crm__find"}}
+    reply = responses.ResponsesTranslator(turn, "resp_1", 100)
+    chat = {
+        "choices": [{"message": {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "crm__find", "arguments": "{}"}}]}}]
+    }
+    [item] = msgspec.json.decode(reply.body(msgspec.json.encode(chat)))["output"]
+    assert (item["type"], item["name"], item["namespace"]) == ("function_call", "find", "crm")
+
+
+def test_responses_custom_tool_input_that_is_not_json_is_kept_whole():
+    turn = responses.read_request(body(model="m", input="x", tools=[{"type": "custom", "name": "patch", "format": {"type": "text"}}]))
+    reply = responses.ResponsesTranslator(turn, "resp_1", 100)
+    chat = {
+        "choices": [{"message": {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "patch", "arguments": "*** raw"}}]}}]
+    }
+    [item] = msgspec.json.decode(reply.body(msgspec.json.encode(chat)))["output"]
+    assert (item["type"], item["input"]) == ("custom_tool_call", "*** raw")
+
+
+def test_anthropic_client_tools_system_turns_and_effort():
+    dropped: list[str] = []
+    chat = anthropic.read_request(
+        body(
+            model="claude",
+            max_tokens=5,
+            messages=[{"role": "user", "content": "x"}, {"role": "system", "content": [{"type": "text", "text": "late"}]}],
+            tools=[
+                {"type": "bash_20250124", "name": "bash"},
+                {"type": "web_fetch_20250910", "name": "web_fetch"},
+                {"type": "computer_20250124", "name": "computer"},
+            ],
+            tool_choice={"type": "tool", "name": "web_fetch"},
+            thinking={"type": "enabled", "budget_tokens": 2000},
+        ),
+        dropped=dropped,
+    )
+    assert [m["role"] for m in chat["messages"]] == ["user", "system"] and chat["messages"][1]["content"] == "late"
+    assert [t["function"]["name"] for t in chat["tools"]] == ["bash"] and "command" in chat["tools"][0]["function"]["parameters"]["properties"]
+    assert dropped == ["web_fetch_20250910", "computer_20250124"] and chat["tool_choice"] == "auto"
+    assert chat["reasoning_effort"] == "high"
+    with pytest.raises(RequestError):
+        anthropic.read_request(body(model="claude", max_tokens=5, messages=[], tools=[{"type": "web_fetch_20250910", "name": "w"}]), server_tools="refuse")

@@ -1,8 +1,10 @@
 """An Anthropic Messages request (`POST /v1/messages`, what Claude Code and the Anthropic SDKs
-send) read into a chat-completions request: system, text / image / tool_use / tool_result /
-thinking blocks, tools with input_schema, tool_choice, stop_sequences.
+send) read into a chat-completions request: system (top level and `role: "system"` turns),
+text / image / tool_use / tool_result / thinking blocks, tools (tools.py), tool_choice,
+stop_sequences, thinking and effort.
 
-Server tools (web search, code execution...) and documents are a 400 naming the field.
+What a local model cannot use (context_management, cache_control, metadata beyond the user, the
+thinking budget) is ignored on purpose; server tools are dropped (tools.py); documents are a 400.
 """
 
 from typing import Any
@@ -12,6 +14,7 @@ import msgspec
 from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
+from .tools import read_tools
 
 _encode = msgspec.json.encode
 
@@ -107,23 +110,6 @@ def _system(system: Any) -> str | None:
     return "\n\n".join(b["text"] for b in blocks) or None
 
 
-def _tools(tools: Any) -> list[dict]:
-    if not isinstance(tools, list):
-        raise _bad("'tools' must be an array.", "tools", "invalid_type")
-    out = []
-    for k, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _bad(f"'tools[{k}]': server tools ({kind!r}) are not supported by a local model; define it with a name and input_schema.", f"tools[{k}]")
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise _bad(f"'tools[{k}].name' must be a non-empty string.", f"tools[{k}].name")
-        fn: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
-        if isinstance(tool.get("description"), str):
-            fn["description"] = tool["description"]
-        out.append({"type": "function", "function": fn})
-    return out
-
-
 def _tool_choice(choice: Any, chat: dict) -> None:
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind == "auto":
@@ -133,7 +119,8 @@ def _tool_choice(choice: Any, chat: dict) -> None:
     elif kind == "none":
         chat["tool_choice"] = "none"
     elif kind == "tool" and isinstance(choice.get("name"), str):
-        chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        offered = any(t["function"]["name"] == choice["name"] for t in chat["tools"])
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}} if offered else "auto"  # a dropped server tool
     else:
         raise _bad("'tool_choice.type' must be auto, any, tool or none.", "tool_choice.type")
     if choice.get("disable_parallel_tool_use") is True:
@@ -147,9 +134,10 @@ def _number(top: dict, name: str) -> Any:
     return value
 
 
-def read_request(body: bytes, counting: bool = False) -> dict[str, Any]:
+def read_request(body: bytes, counting: bool = False, server_tools: str = "drop", dropped: list[str] | None = None) -> dict[str, Any]:
     """The chat-completions request of an Anthropic Messages request (`counting`: of a
-    count_tokens request, which has no max_tokens)."""
+    count_tokens request, which has no max_tokens); server tools left out are added to
+    `dropped` by type ("refuse": a 400)."""
     top = {k: decode_any(v) for k, v in decode_object(body).items()}
     model = top.get("model")
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
@@ -164,16 +152,35 @@ def read_request(body: bytes, counting: bool = False) -> dict[str, Any]:
     for i, msg in enumerate(messages):
         where = f"messages[{i}]"
         role = msg.get("role") if isinstance(msg, dict) else None
+        if role == "system":  # mid-conversation system turns (a beta Claude Code uses): the dialect places them
+            text = _system(msg.get("content"))
+            if text:
+                out.append({"role": "system", "content": text})
+            continue
         if role not in ("user", "assistant"):
-            raise _bad(f"{where}.role: must be user or assistant.", f"{where}.role")
+            raise _bad(f"messages.{i}.role: Unexpected role {role!r}; input message role must be 'user', 'assistant' or 'system'.", f"{where}.role")
         blocks = _blocks(msg.get("content"), f"{where}.content")
         (_user if role == "user" else _assistant)(blocks, f"{where}.content", out)
     chat: dict[str, Any] = {"model": model, "messages": out}
-    return _options(top, chat, counting)
+    return _options(top, chat, counting, server_tools, dropped if dropped is not None else [])
 
 
-def _options(top: dict, chat: dict, counting: bool) -> dict:
-    """max_tokens, sampling, stop sequences, tools and streaming."""
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
+
+
+def _effort(top: dict) -> str | None:
+    """The reasoning effort asked: output_config.effort, else thinking enabled (high) or
+    adaptive (the model's own choice: none asked); the budget itself has no chat equivalent."""
+    config = top.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if isinstance(effort, str) and effort in _EFFORTS:
+        return _EFFORTS[effort]
+    thinking = top.get("thinking")
+    return "high" if isinstance(thinking, dict) and thinking.get("type") == "enabled" else None
+
+
+def _options(top: dict, chat: dict, counting: bool, server_tools: str, dropped: list[str]) -> dict:
+    """max_tokens, sampling, stop sequences, tools, effort and streaming."""
     max_tokens = top.get("max_tokens")
     if max_tokens is None and not counting:
         raise _bad("max_tokens: Field required.", "max_tokens", "missing_required_parameter")
@@ -191,9 +198,14 @@ def _options(top: dict, chat: dict, counting: bool) -> dict:
         if stops:
             chat["stop"] = stops
     if top.get("tools"):
-        chat["tools"] = _tools(top["tools"])
+        tools = read_tools(top["tools"], server_tools, dropped)
+        if tools:
+            chat["tools"] = tools
     if top.get("tool_choice") is not None and chat.get("tools"):
         _tool_choice(top["tool_choice"], chat)
+    effort = _effort(top)
+    if effort is not None:
+        chat["reasoning_effort"] = effort
     metadata = top.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         chat["user"] = metadata["user_id"]

@@ -9,6 +9,7 @@ import msgspec
 from ..chat import Call, Reply, Usage, read_reply
 from ..ids import new_id
 from .request import ResponsesRequest
+from .tools import CALL_ITEMS, ToolKinds, call_of_item, output_item
 
 _encode = msgspec.json.encode
 
@@ -28,8 +29,9 @@ def reasoning_item(iid: str, text: str) -> dict:
     return {"type": "reasoning", "id": iid, "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
 
 
-def call_item(iid: str, call: Call, status: str = "completed") -> dict:
-    return {"type": "function_call", "id": iid, "call_id": call.id or item_id("call"), "name": call.name, "arguments": call.arguments, "status": status}
+def call_item(iid: str, call: Call, kinds: ToolKinds, status: str = "completed") -> dict:
+    """A chat tool call as the item of its tool's kind (function_call, custom_tool_call, ...)."""
+    return output_item(iid, call.id or item_id("call"), call.name, call.arguments, kinds, status)
 
 
 def usage_object(usage: Usage | None) -> dict | None:
@@ -54,8 +56,8 @@ def assistant_turn(output: list[dict]) -> dict:
             text.extend(part["text"] for part in item["content"])
         elif item["type"] == "reasoning":
             reasoning.extend(part["text"] for part in item["content"])
-        elif item["type"] == "function_call":
-            calls.append({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}})
+        elif item["type"] in CALL_ITEMS:
+            calls.append(call_of_item(item, item["type"], "output"))
     msg: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         msg["tool_calls"] = calls
@@ -116,7 +118,7 @@ class ResponsesReply:
             output.append(reasoning_item(item_id("rs"), reply.reasoning))
         if reply.text or not reply.calls:
             output.append(message_item(item_id("msg"), reply.text))
-        output.extend(call_item(item_id("fc"), call) for call in reply.calls)
+        output.extend(call_item(item_id("fc"), call, self.req.tools) for call in reply.calls)
         response = self.response("completed", output, reply.usage, reply.finish)
         self.completed(response)
         return _encode(response)

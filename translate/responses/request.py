@@ -1,7 +1,8 @@
 """A Responses API request (`POST /v1/responses`) read and turned into chat-completions terms:
 input items become chat messages, function tools chat tools, text.format a response_format.
 
-What cannot be honoured (built-in tools, background, stored prompts) is a 400 naming the field.
+Tools of every kind are read by tools.py; hosted tools are dropped (or refused by setting).
+What cannot be honoured (background, stored prompts) is a 400 naming the field.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
+from .tools import CALL_ITEMS, HOSTED_ITEMS, OUTPUT_ITEMS, ToolKinds, call_of_item, chat_name, output_of_item, read_tools, searched_tools
 
 # Fields answered with a 400: the proxy cannot do what they ask.
 _REFUSED = {
@@ -45,6 +47,8 @@ class ResponsesRequest:
     messages: list[dict]  # this turn's input as chat messages
     chat: dict[str, Any]  # the chat request's other fields
     echo: dict[str, Any] = field(default_factory=dict)
+    tools: ToolKinds = field(default_factory=ToolKinds)  # what each chat function stands for
+    dropped: list[str] = field(default_factory=list)  # hosted tools and items left out, by kind
 
 
 def _text_of(parts: Any, param: str) -> str:
@@ -99,17 +103,18 @@ def _reasoning_text(item: dict) -> str:
     return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)) if isinstance(parts, list) else ""
 
 
-def input_messages(items: Any) -> list[dict]:
+def input_messages(items: Any, dropped: list[str] | None = None) -> list[dict]:
     """The `input` as chat messages: a string is one user turn; items map one to one, except
-    that consecutive function_call items (and the assistant text before them) form one
-    assistant turn, and a reasoning item rides on the assistant turn after it."""
+    that consecutive call items (and the assistant text before them) form one assistant turn,
+    and a reasoning item rides on the assistant turn after it. Hosted tools' items are left
+    out (their kinds added to `dropped`)."""
     if isinstance(items, str):
         return [{"role": "user", "content": items}]
     if not isinstance(items, list):
         raise _bad("'input' must be a string or an array of items.", "input", "invalid_type")
     out: list[dict] = []
     reasoning = ""
-    calls_open = False  # whether the last message is an assistant turn that function calls may join
+    calls_open = False  # whether the last message is an assistant turn that calls may join
     for i, item in enumerate(items):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -127,11 +132,8 @@ def input_messages(items: Any) -> list[dict]:
             if role not in ("user", "system", "developer"):
                 raise _bad(f"'{where}.role' must be user, system, developer or assistant.", f"{where}.role")
             out.append({"role": "system" if role == "developer" else role, "content": _user_content(item.get("content"), f"{where}.content")})
-        elif kind == "function_call":
-            call_id, name, args = item.get("call_id"), item.get("name"), item.get("arguments", "{}")
-            if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, str):
-                raise _bad(f"'{where}' needs call_id, name and arguments as strings.", where, "invalid_type")
-            call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+        elif kind in CALL_ITEMS:
+            call = call_of_item(item, kind, where)
             if calls_open:
                 out[-1].setdefault("tool_calls", []).append(call)
             else:
@@ -141,14 +143,15 @@ def input_messages(items: Any) -> list[dict]:
                 out.append(msg)
                 calls_open = True
             continue
-        elif kind == "function_call_output":
-            call_id = item.get("call_id")
-            if not isinstance(call_id, str):
-                raise _bad(f"'{where}.call_id' must be a string.", f"{where}.call_id", "invalid_type")
-            out.append({"role": "tool", "tool_call_id": call_id, "content": _output_text(item.get("output", ""), f"{where}.output")})
+        elif kind in OUTPUT_ITEMS:
+            out.append(output_of_item(item, kind, where, _output_text))
         elif kind == "reasoning":
             reasoning += _reasoning_text(item)
             continue  # an assistant turn follows it
+        elif kind in HOSTED_ITEMS:
+            if dropped is not None and kind not in dropped:
+                dropped.append(kind)
+            continue
         elif kind == "item_reference":
             raise _bad(f"'{where}': item references are not supported; send the item itself or use previous_response_id.", f"{where}.type")
         else:
@@ -157,31 +160,21 @@ def input_messages(items: Any) -> list[dict]:
     return out
 
 
-def _tools(tools: Any) -> list[dict]:
-    if not isinstance(tools, list):
-        raise _bad("'tools' must be an array.", "tools", "invalid_type")
-    out = []
-    for k, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind != "function":
-            raise _bad(f"'tools[{k}]': built-in tools ({kind!r}) are not supported by a local model; only function tools are.", f"tools[{k}].type")
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad(f"'tools[{k}].name' must be a non-empty string.", f"tools[{k}].name")
-        fn: dict[str, Any] = {"name": name, "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
-        if isinstance(tool.get("description"), str):
-            fn["description"] = tool["description"]
-        if isinstance(tool.get("strict"), bool):
-            fn["strict"] = tool["strict"]
-        out.append({"type": "function", "function": fn})
-    return out
-
-
-def _tool_choice(choice: Any) -> Any:
+def _tool_choice(choice: Any, kinds: ToolKinds) -> Any:
+    """The chat tool_choice: a named function, custom or built-in tool by its chat name; a
+    hosted tool that was dropped leaves the choice to the model; allowed_tools by its mode."""
     if choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind in ("function", "custom") and isinstance(choice.get("name"), str):
+        ns = choice.get("namespace") if isinstance(choice.get("namespace"), str) else None
+        return {"type": "function", "function": {"name": chat_name(kind, choice["name"], ns)}}
+    if kind == "allowed_tools":
+        return "required" if choice.get("mode") == "required" else "auto"
+    if isinstance(kind, str) and chat_name(kind, kind) in kinds.by_chat_name:
+        return {"type": "function", "function": {"name": kind}}
+    if isinstance(kind, str):
+        return "auto"
     raise _bad('\'tool_choice\' must be auto, none, required or {"type": "function", "name": ...}.', "tool_choice")
 
 
@@ -199,8 +192,9 @@ def _response_format(text: Any) -> dict | None:
     raise _bad("'text.format' must be text, json_object or json_schema with a schema.", "text.format")
 
 
-def read_request(body: bytes) -> ResponsesRequest:
-    """Check a Responses request and read it into chat terms."""
+def read_request(body: bytes, hosted_tools: str = "drop") -> ResponsesRequest:
+    """Check a Responses request and read it into chat terms (`hosted_tools`: "drop" or
+    "refuse" the tools a local model cannot run)."""
     top = {k: decode_any(v) for k, v in decode_object(body).items()}
     model = top.get("model")
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
@@ -226,12 +220,17 @@ def read_request(body: bytes) -> ResponsesRequest:
         if not isinstance(top["max_output_tokens"], int) or top["max_output_tokens"] < 1:
             raise _bad("'max_output_tokens' must be a positive integer.", "max_output_tokens")
         chat["max_tokens"] = top["max_output_tokens"]
-    if top.get("tools"):
-        chat["tools"] = _tools(top["tools"])
-        if top.get("tool_choice") is not None:
-            chat["tool_choice"] = _tool_choice(top["tool_choice"])
-        if isinstance(top.get("parallel_tool_calls"), bool):
-            chat["parallel_tool_calls"] = top["parallel_tool_calls"]
+    kinds = ToolKinds()
+    offered = top.get("tools") or []
+    found = searched_tools(top.get("input"))  # deferred tools a client-run tool_search brought in
+    if offered or found:
+        functions, kinds = read_tools(offered + found if isinstance(offered, list) else offered, hosted_tools)
+        if functions:
+            chat["tools"] = functions
+            if top.get("tool_choice") is not None:
+                chat["tool_choice"] = _tool_choice(top["tool_choice"], kinds)
+            if isinstance(top.get("parallel_tool_calls"), bool):
+                chat["parallel_tool_calls"] = top["parallel_tool_calls"]
     fmt = _response_format(top.get("text"))
     if fmt is not None:
         chat["response_format"] = fmt
@@ -243,7 +242,9 @@ def read_request(body: bytes) -> ResponsesRequest:
     echo["text"] = top.get("text") or {"format": {"type": "text"}}
     echo["reasoning"] = reasoning if isinstance(reasoning, dict) else {"effort": None, "summary": None}
     store = top.get("store") is not False
-    return ResponsesRequest(model, stream, store, previous, instructions, input_messages(top.get("input", [])), chat, echo)
+    dropped = list(kinds.dropped)
+    messages = input_messages(top.get("input", []), dropped)
+    return ResponsesRequest(model, stream, store, previous, instructions, messages, chat, echo, kinds, dropped)
 
 
 def chat_request(req: ResponsesRequest, history: list[dict]) -> dict[str, Any]:

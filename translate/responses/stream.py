@@ -12,7 +12,7 @@ _REASONING, _MESSAGE, _CALL = range(3)
 
 
 class _Item:
-    __slots__ = ("kind", "id", "index", "parts", "call", "open")
+    __slots__ = ("kind", "id", "index", "parts", "call", "open", "function")
 
     def __init__(self, kind: int, iid: str, index: int, call: Call | None = None) -> None:
         self.kind = kind
@@ -21,6 +21,7 @@ class _Item:
         self.parts: list[str] = []
         self.call = call or Call("", "", "")  # a function_call item's call
         self.open = True
+        self.function = True  # a function_call item (its arguments stream as deltas)
 
 
 class ResponsesStream(DeltaStream):
@@ -72,7 +73,7 @@ class ResponsesStream(DeltaStream):
                 call.call.name = c.name
             if c.arguments:
                 call.parts.append(c.arguments)
-                if call.open:
+                if call.open and call.function:
                     self._emit(out, "response.function_call_arguments.delta", {"item_id": call.id, "output_index": call.index, "delta": c.arguments})
         if d.finish is not None:
             self.finish = d.finish
@@ -105,8 +106,9 @@ class ResponsesStream(DeltaStream):
         self.items.append(item)
         self.calls[index] = item
         self.current = item
-        added = call_item(item.id, call, "in_progress")
+        added = call_item(item.id, call, self.reply.req.tools, "in_progress")
         call.id = added["call_id"]
+        item.function = added["type"] == "function_call"  # other kinds are whole at their done event
         self._emit(out, "response.output_item.added", {"output_index": item.index, "item": added})
         return item
 
@@ -128,8 +130,11 @@ class ResponsesStream(DeltaStream):
         else:
             call = item.call
             call.arguments = text
-            done = call_item(item.id, call)
-            self._emit(out, "response.function_call_arguments.done", {**where, "name": call.name, "arguments": text})
+            done = call_item(item.id, call, self.reply.req.tools)
+            if item.function:
+                self._emit(out, "response.function_call_arguments.done", {**where, "name": done["name"], "arguments": text})
+            elif done["type"] == "custom_tool_call":
+                self._emit(out, "response.custom_tool_call_input.done", {**where, "input": done["input"]})
         self._emit(out, "response.output_item.done", {"output_index": item.index, "item": done})
 
     def _output(self) -> list[dict]:
@@ -142,7 +147,7 @@ class ResponsesStream(DeltaStream):
                 output.append(message_item(item.id, text))
             else:
                 item.call.arguments = text
-                output.append(call_item(item.id, item.call))
+                output.append(call_item(item.id, item.call, self.reply.req.tools))
         return output
 
     def _complete(self, out: list[bytes]) -> None:
