@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint venv clean sim bench bench-translate bench-routing bench-quick bench-paced bench-one csharp-test csharp-sample
+.PHONY: run test lint venv agents clean sim bench bench-translate bench-routing bench-quick bench-paced bench-one csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ sim: venv
 
 test: venv
 	$(PY) -m pytest
+
+agents:  # the published agents tests/test_agents.py runs (pinned; under .agents/); .ci/run installs them
+	bash tests/agents/install.sh
 
 lint: venv  # fast: style, then the types of the pure half
 	$(VENV)/bin/ruff check .
@@ -81,4 +84,4 @@ csharp-sample: venv  # a few streamed turns of a text adventure, through the pro
 	$(PY) -m bench.wait --ready http://127.0.0.1:$(PORT)/health && mono clients/dotnet/build/TextAdventure.exe http://127.0.0.1:$(PORT) gpt-4
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .agents
