@@ -399,3 +399,14 @@ def test_anthropic_client_tools_system_turns_and_effort():
     assert chat["reasoning_effort"] == "high"
     with pytest.raises(RequestError):
         anthropic.read_request(body(model="claude", max_tokens=5, messages=[], tools=[{"type": "web_fetch_20250910", "name": "w"}]), server_tools="refuse")
+
+
+def test_left_out_kinds_are_reported_once_each_and_bounded():
+    """A client names the kinds: 20,000 distinct hosted-looking tools are left out in linear
+    time and reported as a short list."""
+    many = [{"type": f"web_search_{k}"} for k in range(20000)]
+    turn = responses.read_request(body(model="m", input="x", tools=many + [{"type": "web_search_1"}]))
+    assert len(turn.dropped) == 32 and len(set(turn.dropped)) == 32 and "tools" not in turn.chat
+    dropped: list[str] = []
+    anthropic.read_request(body(model="c", max_tokens=5, messages=[], tools=[{"type": f"web_fetch_{k}", "name": "w"} for k in range(20000)]), dropped=dropped)
+    assert len(dropped) == 32

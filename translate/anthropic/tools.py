@@ -8,6 +8,7 @@ A client tool's call comes back as a plain tool_use block named as the client na
 from typing import Any
 
 from ..errors import invalid as _bad
+from ..responses.tools import note_dropped
 
 _STR = {"type": "string"}
 _TEXT_EDITOR = {
@@ -82,8 +83,7 @@ def read_tools(tools: Any, server_tools: str, dropped: list[str]) -> list[dict]:
         elif isinstance(kind, str) and kind.startswith(_SERVER):
             if server_tools == "refuse":
                 raise _bad(f"{where}: server tool '{kind}' is not supported by a local model ([messages] server_tools = 'refuse').", f"tools[{k}].type")
-            if kind not in dropped:
-                dropped.append(kind)
+            note_dropped(dropped, kind)
             continue
         else:
             raise _bad(f"{where}.type: tool type {kind!r} is not supported.", f"tools[{k}].type")

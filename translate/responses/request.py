@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
-from .tools import CALL_ITEMS, HOSTED_ITEMS, OUTPUT_ITEMS, ToolKinds, call_of_item, chat_name, output_of_item, read_tools, searched_tools
+from .tools import CALL_ITEMS, HOSTED_ITEMS, OUTPUT_ITEMS, ToolKinds, call_of_item, chat_name, note_dropped, output_of_item, read_tools, searched_tools
 
 # Fields answered with a 400: the proxy cannot do what they ask.
 _REFUSED = {
@@ -149,8 +149,8 @@ def input_messages(items: Any, dropped: list[str] | None = None) -> list[dict]:
             reasoning += _reasoning_text(item)
             continue  # an assistant turn follows it
         elif kind in HOSTED_ITEMS:
-            if dropped is not None and kind not in dropped:
-                dropped.append(kind)
+            if dropped is not None:
+                note_dropped(dropped, kind)
             continue
         elif kind == "item_reference":
             raise _bad(f"'{where}': item references are not supported; send the item itself or use previous_response_id.", f"{where}.type")

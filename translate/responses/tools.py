@@ -47,6 +47,7 @@ HOSTED_ITEMS = frozenset(
         "compaction",
     }
 )
+MAX_DROPPED = 32  # distinct kinds reported as left out (a client names kinds: the list stays short)
 NAMESPACE_SEP = "__"  # a namespaced function `ns.fn` is offered as `ns__fn` (as Codex itself does)
 
 _OBJECT = {"type": "object", "properties": {}}
@@ -190,10 +191,15 @@ def _one(tool: Any, where: str, kinds: ToolKinds, out: list[dict], hosted: str, 
     elif kind in HOSTED or kind == "tool_search" or kind.startswith(("web_search", "computer")):
         if hosted == "refuse":
             raise _bad(f"'{where}': hosted tools ({kind!r}) cannot run on a local model ([responses] hosted_tools = 'refuse').", f"{where}.type")
-        if kind not in kinds.dropped:
-            kinds.dropped.append(kind)
+        note_dropped(kinds.dropped, kind)
     else:
         raise _bad(f"'{where}': tools of type {kind!r} are not supported.", f"{where}.type")
+
+
+def note_dropped(dropped: list[str], kind: str) -> None:
+    """Add a kind left out to the report, once, up to MAX_DROPPED kinds (each check is short)."""
+    if len(dropped) < MAX_DROPPED and kind not in dropped:
+        dropped.append(kind)
 
 
 def read_tools(tools: Any, hosted: str = "drop") -> tuple[list[dict], ToolKinds]:
