@@ -222,6 +222,8 @@ class InferenceService:
             return
         if req.fit:  # the second try of a max_tokens the backend refused for the context length
             prepared.body = context.with_max_tokens(prepared.body, req.fit)
+        elif front is not None and backend.cfg.fit_max_tokens and prepared.backend_model in backend.context_lengths:
+            prepared.body = context.clamped(prepared.body, backend.context_lengths[prepared.backend_model])
         if front is not None:  # Responses or Messages: their translator over the dialect's
             prepared.response = FrontResponse(front.reply, prepared.response)
         record = req.record

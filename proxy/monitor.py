@@ -107,6 +107,10 @@ class BackendMonitor:
         models = [m for m in doc["data"] if isinstance(m, dict)]
         if not backend.cfg.models:  # discovered: model-aware routing uses it
             backend.models = {m["id"] for m in models if isinstance(m.get("id"), str)}
+        for m in models[:1024]:  # each model's context length: front requests asking for more are clamped
+            length = m.get("max_model_len")
+            if isinstance(m.get("id"), str) and isinstance(length, int) and 0 < length < 1 << 31:
+                backend.context_lengths[m["id"]] = length
         if backend.learns_generations:
             self.learn_generations(backend, models)
         return models

@@ -65,6 +65,7 @@ class Backend:
         self.generations: dict[str, str] = {}
         self.learns_generations = cfg.dialect == "mistral" and cfg.tokenizer_version == "auto"
         self.unknown_logged: set[str] = set()
+        self.context_lengths: dict[str, int] = {}  # served model -> max_model_len (vLLM's /v1/models)
         self.dialect = make_dialect(cfg, self.generations)
         self._fixed = b"host: " + self.pool.host_header + b"\r\n"
         if cfg.api_key:

@@ -54,7 +54,8 @@ def test_chat_max_tokens_refit_once(sim, start_proxy, stream):
 def test_messages_route_refit(sim, start_proxy):
     p = start_proxy(backends={"vllm": {"url": sim.url, "dialect": "mistral"}}, model_mapping={"devstral": "devstral-sim"})
     client = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0)
-    with client.messages.stream(model="devstral", max_tokens=32000, messages=[{"role": "user", "content": "Hello"}]) as s:
+    # below the learnt context (no clamp up front) but too much beside the prompt: refused, then refit
+    with client.messages.stream(model="devstral", max_tokens=4090, messages=[{"role": "user", "content": "Hello"}]) as s:
         reply = s.get_final_message()
     assert reply.content[0].text == sim.behavior.reply and len(sim.record.requests) == 2
 
@@ -73,3 +74,15 @@ def test_a_prompt_that_alone_is_too_long_is_refused_once(sim, start_proxy):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="devstral", messages=[{"role": "user", "content": "word " * 8000}], max_tokens=10)
     assert len(sim.record.requests) == 1  # no room for any max_tokens: the refusal stands
+
+
+def test_a_front_max_tokens_past_the_learnt_context_is_clamped_up_front(sim, start_proxy):
+    """The model's max_model_len is read from /v1/models: a Messages request asking for more
+    than the whole context is cut before it is sent (one request, no refusal)."""
+    p = start_proxy(backends={"vllm": {"url": sim.url, "dialect": "mistral"}}, model_mapping={"devstral": "devstral-sim"})
+    client = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0)
+    with client.messages.stream(model="devstral", max_tokens=64000, messages=[{"role": "user", "content": "Hello"}]) as s:
+        assert s.get_final_message().content[0].text == sim.behavior.reply
+    [sent] = sim.record.requests
+    assert 0 < sent["max_tokens"] < 4096
+    assert context.clamped(b'{"max_tokens":100}', 4096) == b'{"max_tokens":100}'

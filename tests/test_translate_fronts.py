@@ -410,3 +410,25 @@ def test_left_out_kinds_are_reported_once_each_and_bounded():
     dropped: list[str] = []
     anthropic.read_request(body(model="c", max_tokens=5, messages=[], tools=[{"type": f"web_fetch_{k}", "name": "w"} for k in range(20000)]), dropped=dropped)
     assert len(dropped) == 32
+
+
+def test_responses_apply_patch_builtin_round_trip():
+    turn = responses.read_request(body(model="m", input="x", tools=[{"type": "apply_patch"}]))
+    assert turn.chat["tools"][0]["function"]["name"] == "apply_patch"
+    op = {"type": "create_file", "path": "a.txt", "diff": "+hi"}
+    chat = {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "apply_patch", "arguments": json.dumps(op)}}],
+                }
+            }
+        ]
+    }
+    [item] = msgspec.json.decode(responses.ResponsesTranslator(turn, "resp_1", 100).body(msgspec.json.encode(chat)))["output"]
+    assert item["type"] == "apply_patch_call" and item["operation"] == op and item["call_id"] == "c1"
+    back = [{"role": "user", "content": "x"}, item, {"type": "apply_patch_call_output", "call_id": "c1", "status": "completed", "output": "Created a.txt"}]
+    messages = responses.read_request(body(model="m", input=back, tools=[{"type": "apply_patch"}])).messages
+    assert json.loads(messages[1]["tool_calls"][0]["function"]["arguments"]) == op
+    assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": "[completed] Created a.txt"}

@@ -58,3 +58,13 @@ def with_max_tokens(body: bytes, limit: int) -> bytes:
     if "max_completion_tokens" in top:
         top["max_completion_tokens"] = value
     return encode_object(top)
+
+
+def clamped(body: bytes, max_model_len: int) -> bytes:
+    """The request with a max_tokens that alone fills the context (it can never fit) cut to the
+    context less an estimate of the prompt (4 bytes of the request a token); the refusal retry
+    corrects an estimate that was short."""
+    asked = requested(body)
+    if asked is None or asked < max_model_len:
+        return body
+    return with_max_tokens(body, max(1, max_model_len - len(body) // 4))
