@@ -104,7 +104,7 @@ async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bo
         per_request.append((time.process_time() - start) / requests * 1e6)
         if profiler is not None:
             profiler.disable()
-    if out.last_head != b"HTTP/1.1 200" or client.current is not None:
+    if out.last_head != b"HTTP/1.1 200" or client.cycle is not None:
         raise RuntimeError(f"the request was not answered with a 200: {out.last_head!r}")
     await proxy.close()
     if profiler is not None:

@@ -27,6 +27,7 @@ class AccessLog:
             "worker": WORKER["n"],
             "request_id": req.rid,
             "client": req.client,
+            "caller": req.caller,
             "method": req.method.decode("latin-1"),
             "route": req.route,
             "status": req.status,

@@ -1,6 +1,6 @@
-"""The front door: who may connect (connection cap, IP allow-list), who the client is
-(X-Forwarded-For believed only from trusted proxies), the request id, CORS, and the API key;
-then the request goes to the route table.
+"""The front door: who may connect (connection cap, IP allow-list), who the caller is (its
+address, X-Forwarded-For believed only from trusted proxies; its API key), the request id,
+CORS; then the request goes to the route table.
 
 Keys are compared in constant time, every configured key each time.
 """
@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import os
 
+from .caller import Caller, key_id
 from .errors import Failure
 
 _OPEN = frozenset(("/health", "/health/live", "/health/ready"))  # answered without a key
@@ -41,8 +42,9 @@ class Admission:
         self.cors = {o.encode() for o in origins} if origins else None
         self.cors_any = "*" in origins
         self.keys = [k.encode() for k in config.authentication.active_keys()]
+        self.key_ids = {k: key_id(k) for k in self.keys}
         self.metrics = metrics
-        self.dispatch = dispatch  # (conn, request, key) -> None: the route table
+        self.dispatch = dispatch  # (cycle) -> None: the route table
         self.keep_bodies = False  # the access log wants request bodies
         self._rid_prefix = os.urandom(4).hex()  # request ids: per-process prefix + counter
         self._requests = 0
@@ -57,40 +59,41 @@ class Admission:
             return _not_allowed()
         return None
 
-    def _client(self, conn, req) -> Failure | None:
-        """Who the client is: behind a trusted proxy, the last address its X-Forwarded-For
-        names that is not itself a trusted proxy; that address meets the allow-list."""
+    def _client(self, req) -> tuple[str, bytes] | Failure:
+        """Who the client is, and the X-Forwarded-For to send on: behind a trusted proxy, the
+        last address its X-Forwarded-For names that is not itself a trusted proxy; that
+        address meets the allow-list."""
         peer = req.client
-        forwarded = req.header(b"x-forwarded-for") if _within(peer, self.trusted) else None
+        forwarded = req.header(b"x-forwarded-for") if self.trusted and _within(peer, self.trusted) else None
         if not forwarded:
-            req.forwarded_for = peer.encode()
-            return None
+            return peer, peer.encode()
         hops = [h.strip() for h in forwarded.decode("latin-1").split(",")[-32:] if h.strip()]
         client = next((h for h in reversed(hops) if not _within(h, self.trusted)), hops[0] if hops else peer)
-        req.client = req.record.client = client
-        req.forwarded_for = b"%s, %s" % (forwarded[-2048:], peer.encode())
         if self.allowed and not _within(client, self.allowed):
             return _not_allowed()
-        return None
+        return client, b"%s, %s" % (forwarded[-2048:], peer.encode())
 
-    def _cors(self, conn, req) -> bool:
+    def _cors(self, cycle) -> bool:
         """CORS headers for an allowed origin; True when this was a preflight, answered."""
+        req = cycle.req
         origin = req.header(b"origin")
         if origin is None or not (self.cors_any or origin in self.cors):
             return False
         allow = b"*" if self.cors_any else origin
-        req.record.extra += b"access-control-allow-origin: %s\r\nvary: origin\r\naccess-control-expose-headers: %s\r\n" % (allow, _CORS_EXPOSE)
+        cycle.record.extra += b"access-control-allow-origin: %s\r\nvary: origin\r\naccess-control-expose-headers: %s\r\n" % (allow, _CORS_EXPOSE)
         if req.method != b"OPTIONS" or req.header(b"access-control-request-method") is None:
             return False
         asked = req.header(b"access-control-request-headers") or b"authorization, content-type"
         preflight = b"access-control-allow-methods: GET, POST, OPTIONS\r\naccess-control-allow-headers: %s\r\naccess-control-max-age: 600\r\n"
-        conn.respond(204, preflight % asked[:1024], b"")
+        cycle.respond(204, preflight % asked[:1024], b"")
         return True
 
-    def handle(self, conn, req) -> None:
-        """Every parsed request comes here first."""
+    def handle(self, cycle) -> None:
+        """Every request comes here first, refused ones included (the parser's, the
+        connection's): each gets a request id, is counted, and is answered in its shape."""
         self.metrics.in_flight += 1
-        record = req.record
+        req = cycle.req
+        record = cycle.record
         rid = req.header(b"x-request-id")
         if rid and len(rid) <= 128 and rid.isascii() and rid.decode().isprintable():
             record.rid = rid.decode()
@@ -98,36 +101,36 @@ class Admission:
             self._requests += 1
             record.rid = f"{self._rid_prefix}{self._requests:08x}"
             record.rid_made = True
+        if cycle.failure is not None:
+            cycle.fail(cycle.failure)
+            return
         if self.keep_bodies:
             record.body = req.body
-        if conn.refusal is not None:
-            req.keep_alive = False
-            conn.fail(conn.refusal)
+        client = self._client(req)
+        if isinstance(client, Failure):
+            cycle.fail(client)
             return
-        if self.trusted:
-            failure = self._client(conn, req)
-            if failure is not None:
-                conn.fail(failure)
-                return
-        else:
-            req.forwarded_for = req.client.encode()
-        if self.cors is not None and self._cors(conn, req):
+        address, forwarded_for = client
+        record.client = address
+        key, kid = self.api_key(req) if self.keys else (None, "")
+        caller = cycle.caller = Caller(address, key, kid, forwarded_for)
+        record.caller = caller.id
+        if self.cors is not None and self._cors(cycle):
             return
-        key = None
-        if self.keys:
-            key = self.api_key(req)
-            if key is None and req.path not in _OPEN:  # open routes: a key only adds detail
-                conn.fail(Failure(401, "Invalid or missing API key.", "invalid_api_key"))
-                return
-        self.dispatch(conn, req, key)
+        if self.keys and key is None and req.path not in _OPEN:  # open routes: a key only adds detail
+            cycle.fail(Failure(401, "Invalid or missing API key.", "invalid_api_key"))
+            return
+        self.dispatch(cycle)
 
-    def api_key(self, req) -> bytes | None:
-        """The request's valid API key, or None."""
+    def api_key(self, req) -> tuple[bytes | None, str]:
+        """The request's valid API key and its identity, or (None, ""). One rule on every
+        route: the Bearer token of Authorization, else x-api-key (Anthropic's clients)."""
         value = req.header(b"authorization") or b""
         token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
-        if not token and req.path.startswith("/v1/messages"):  # Anthropic's clients send x-api-key
+        if not token:
             token = (req.header(b"x-api-key") or b"").strip()
-        ok = False
+        found = None
         for key in self.keys:  # every key is compared, in constant time each
-            ok |= hmac.compare_digest(token, key)
-        return token if ok else None
+            if hmac.compare_digest(token, key):
+                found = key
+        return (found, self.key_ids[found]) if found is not None else (None, "")

@@ -188,11 +188,8 @@ class Proxy:
         if self.share is not None:
             self.share.publish()
         for conn in list(self.connections):
-            if conn.deadline:
+            if conn.deadline or conn.cycle is not None:
                 conn.expire(now)
-            active = conn.active
-            if active is not None:
-                active.expire(now)
         self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
 
     async def drain(self, timeout: float) -> None:

@@ -1,26 +1,18 @@
-"""The one failure type of the I/O half, and OpenAI-shaped error bodies.
+"""The one failure type of the I/O half, and the error shapes it is answered in.
 
 `Failure(status, message, code)` means "answer this request with that error"; every refusal
-is one. `{"error": {"message", "type", "param", "code"}}` is what every OpenAI SDK reads.
+is one. Its body is in the caller's protocol: OpenAI's `{"error": {...}}` (what every OpenAI
+SDK reads), Anthropic's `{"type": "error", ...}` on /v1/messages (`errors_for(route)`).
 """
 
 import msgspec
 
+from devstral_translate.anthropic import error_body as anthropic_error
+from devstral_translate.anthropic import from_openai
+from devstral_translate.errors import error_body
 from devstral_translate.wire import DECODE_ERRORS
 
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    408: "timeout_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    431: "invalid_request_error",
-}
 _decode = msgspec.json.Decoder()
-_encode = msgspec.json.encode
 
 
 class Failure(Exception):
@@ -37,14 +29,6 @@ class Failure(Exception):
 
     def body(self) -> bytes:
         return error_body(self.status, self.message, self.code, self.param)
-
-
-def error_type(status: int) -> str:
-    return _TYPES.get(status, "server_error" if status < 502 else "api_error")
-
-
-def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
-    return _encode({"error": {"message": message, "type": error_type(status), "param": param, "code": code}})
 
 
 def normalize_backend_error(status: int, body: bytes) -> bytes:
@@ -82,3 +66,36 @@ def backend_failure(name: str, exc: OSError) -> Failure:
     if isinstance(exc, TimeoutError):
         return Failure(504, f"Backend '{name}' did not answer in time.", "backend_timeout")
     return Failure(502, f"Cannot reach backend '{name}': {exc.strerror or exc}.", "backend_unreachable")
+
+
+class OpenAIErrors:
+    """Errors in OpenAI's shape (every route but Anthropic's)."""
+
+    @staticmethod
+    def failure(failure: Failure) -> bytes:
+        return failure.body()
+
+    @staticmethod
+    def backend(status: int, body: bytes) -> bytes:
+        return normalize_backend_error(status, body)
+
+
+class AnthropicErrors:
+    """Errors in Anthropic's shape, on /v1/messages (its SDK and Claude Code read these)."""
+
+    @staticmethod
+    def failure(failure: Failure) -> bytes:
+        return anthropic_error(failure.status, failure.message)
+
+    @staticmethod
+    def backend(status: int, body: bytes) -> bytes:
+        return from_openai(status, normalize_backend_error(status, body))
+
+
+ErrorShape = type[OpenAIErrors] | type[AnthropicErrors]
+ANTHROPIC_ROUTE = "/v1/messages"
+
+
+def errors_for(route: str) -> ErrorShape:
+    """The error shape of the protocol a route speaks: the one place that decides it."""
+    return AnthropicErrors if route.startswith(ANTHROPIC_ROUTE) else OpenAIErrors

@@ -19,7 +19,6 @@ from .errors import Failure
 from .fetch import decode_json, fetch
 from .http import JSON
 from .logs import Once
-from .store import owner_of
 from .tasks import background, spawn
 
 _encode = msgspec.json.encode
@@ -58,11 +57,9 @@ def _refused(exc: RequestError) -> Failure:
     return Failure(400, exc.message, exc.code, exc.param)
 
 
-def _as_chat(req, front: Front, chat: dict) -> None:
-    req.front = front
-    req.query = b""  # a front route's query (Claude Code's ?beta=true) is for the front, not the backend
-    req.body = _encode(chat)
-    req.path = _CHAT
+def _as_chat(cycle, front: Front, chat: dict) -> None:
+    # a front route's query (Claude Code's ?beta=true) is for the front, not the backend
+    cycle.use_front(front, _CHAT, _encode(chat))
 
 
 class FrontRoutes:
@@ -75,48 +72,48 @@ class FrontRoutes:
         self.log_error = log_error
 
     # ---- /v1/responses
-    def responses(self, conn, req, key: bytes | None) -> None:
+    def responses(self, cycle) -> None:
         try:
-            turn = responses.read_request(req.body, self.hosted_tools)
+            turn = responses.read_request(cycle.body, self.hosted_tools)
         except RequestError as exc:
-            conn.fail(_refused(exc))
+            cycle.fail(_refused(exc))
             return
         if turn.dropped:
             _note_dropped("/v1/responses", turn.dropped)
         if turn.previous_response_id is None:
-            self._respond(conn, req, key, turn, [])
+            self._respond(cycle, turn, [])
         elif self.store is None:
-            conn.fail(
+            cycle.fail(
                 Failure(400, "previous_response_id: stored responses are off (responses.store = 'off').", "unsupported_parameter", "previous_response_id")
             )
         else:
-            spawn(conn, self._continue(conn, req, key, turn), self.log_error)
+            spawn(cycle, self._continue(cycle, turn), self.log_error)
 
-    async def _continue(self, conn, req, key: bytes | None, turn) -> None:
+    async def _continue(self, cycle, turn) -> None:
         previous = turn.previous_response_id
         try:
-            value = await self.store.get(previous, owner_of(key))
+            value = await self.store.get(previous, cycle.caller.owner())
         except Exception as exc:  # the store (Redis) is down: say so, do not guess a history
             self.log_error("response store", exc)
-            conn.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
+            cycle.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
             return
         if value is None:
-            conn.fail(Failure(404, f"Previous response with id '{previous}' not found.", "previous_response_not_found", "previous_response_id"))
+            cycle.fail(Failure(404, f"Previous response with id '{previous}' not found.", "previous_response_not_found", "previous_response_id"))
             return
-        self._respond(conn, req, key, turn, _stored.decode(value).messages)
+        self._respond(cycle, turn, _stored.decode(value).messages)
 
-    def _respond(self, conn, req, key: bytes | None, turn, history: list) -> None:
+    def _respond(self, cycle, turn, history: list) -> None:
         try:
             chat = responses.chat_request(turn, history)
         except RequestError as exc:
-            conn.fail(_refused(exc))
+            cycle.fail(_refused(exc))
             return
         rid = f"resp_{new_id(24)}"
         keep = None
         if turn.store and self.store is not None:
-            keep = partial(self._keep, rid, owner_of(key), history + turn.messages)
-        _as_chat(req, Front("/v1/responses", req.body, responses.ResponsesTranslator(turn, rid, int(time.time()), keep)), chat)
-        self.inference.entry(conn, req, key)
+            keep = partial(self._keep, rid, cycle.caller.owner(), history + turn.messages)
+        _as_chat(cycle, Front("/v1/responses", cycle.body, responses.ResponsesTranslator(turn, rid, int(time.time()), keep)), chat)
+        self.inference.entry(cycle)
 
     def _keep(self, rid: str, owner: bytes, messages: list, response: dict, assistant: dict) -> None:
         messages.append(assistant)
@@ -128,23 +125,24 @@ class FrontRoutes:
         except Exception as exc:
             self.log_error("response store", exc)
 
-    def stored(self, conn, req, key: bytes | None) -> None:
+    def stored(self, cycle) -> None:
         """GET or DELETE /v1/responses/{id}."""
+        req = cycle.req
         rid = req.path.rpartition("/responses/")[2]
         if req.method not in (b"GET", b"DELETE"):
-            conn.fail(
+            cycle.fail(
                 Failure(
                     405, f"Method {req.method.decode()} not allowed on {req.path}; use GET or DELETE.", "method_not_allowed", headers=b"allow: GET, DELETE\r\n"
                 )
             )
         elif self.store is None or not rid or "/" in rid or len(rid) > 128:
-            conn.fail(Failure(404, f"Response with id '{rid[:128]}' not found.", "not_found"))
+            cycle.fail(Failure(404, f"Response with id '{rid[:128]}' not found.", "not_found"))
         else:
-            spawn(conn, self._stored(conn, req, rid, owner_of(key)), self.log_error)
+            spawn(cycle, self._stored(cycle, rid, cycle.caller.owner()), self.log_error)
 
-    async def _stored(self, conn, req, rid: str, owner: bytes) -> None:
+    async def _stored(self, cycle, rid: str, owner: bytes) -> None:
         try:
-            if req.method == b"DELETE":
+            if cycle.req.method == b"DELETE":
                 found = await self.store.delete(rid, owner)
                 body = _encode({"id": rid, "object": "response", "deleted": True})
             else:
@@ -153,45 +151,46 @@ class FrontRoutes:
                 body = bytes(_stored.decode(value).response) if found else b""
         except Exception as exc:
             self.log_error("response store", exc)
-            conn.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
+            cycle.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
             return
         if found:
-            conn.respond(200, JSON, body)
+            cycle.respond(200, JSON, body)
         else:
-            conn.fail(Failure(404, f"Response with id '{rid}' not found.", "not_found"))
+            cycle.fail(Failure(404, f"Response with id '{rid}' not found.", "not_found"))
 
     # ---- /v1/messages
-    def messages(self, conn, req, key: bytes | None) -> None:
+    def messages(self, cycle) -> None:
         dropped: list[str] = []
         try:
-            chat = anthropic.read_request(req.body, server_tools=self.server_tools, dropped=dropped)
+            chat = anthropic.read_request(cycle.body, server_tools=self.server_tools, dropped=dropped)
         except RequestError as exc:
-            conn.fail(_refused(exc))
+            cycle.fail(_refused(exc))
             return
         if dropped:
             _note_dropped("/v1/messages", dropped)
-        _as_chat(req, Front("/v1/messages", req.body, anthropic.AnthropicTranslator(chat["model"], chat.get("stop"))), chat)
-        self.inference.entry(conn, req, key)
+        _as_chat(cycle, Front("/v1/messages", cycle.body, anthropic.AnthropicTranslator(chat["model"], chat.get("stop"))), chat)
+        self.inference.entry(cycle)
 
-    def count_tokens(self, conn, req, key: bytes | None) -> None:
+    def count_tokens(self, cycle) -> None:
         """The prompt's tokens by the backend's tokenizer (vLLM's /tokenize) over the request
         its dialect would send; without one, an estimate of 4 bytes a token."""
         try:
-            chat = anthropic.read_request(req.body, counting=True, server_tools=self.server_tools)
+            chat = anthropic.read_request(cycle.body, counting=True, server_tools=self.server_tools)
             model_map = self.inference.model_map
             model = model_map.get(chat["model"], chat["model"])
             backend = self.router.pick(model, chat["model"])
             if backend is None:
-                conn.fail(Failure(404 if not self.router.serving(model) else 503, f"No backend serves the model '{chat['model']}' now.", "model_not_found"))
+                cycle.fail(Failure(404 if not self.router.serving(model) else 503, f"No backend serves the model '{chat['model']}' now.", "model_not_found"))
                 return
             prepared = backend.prepare(_CHAT, _encode(chat), model_map)
         except RequestError as exc:
-            conn.fail(_refused(exc))
+            cycle.fail(_refused(exc))
             return
-        req.record.model, req.record.backend_model, req.record.backend = prepared.client_model, prepared.backend_model, backend.name
-        spawn(conn, self._count(conn, backend, prepared.body), self.log_error)
+        record = cycle.record
+        record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
+        spawn(cycle, self._count(cycle, backend, prepared.body), self.log_error)
 
-    async def _count(self, conn, backend, body: bytes) -> None:
+    async def _count(self, cycle, backend, body: bytes) -> None:
         doc = decode_json(body)
         ask = {k: doc[k] for k in ("model", "messages", "tools") if k in doc}
         count = None
@@ -204,4 +203,4 @@ class FrontRoutes:
             pass
         if count is None:
             count = max(1, len(body) // 4)
-        conn.respond(200, JSON, _encode({"input_tokens": count}))
+        cycle.respond(200, JSON, _encode({"input_tokens": count}))

@@ -17,7 +17,6 @@ from devstral_translate.openai import map_model
 from .errors import Failure
 from .relay import Exchange
 from .router import forward_headers
-from .waitqueue import client_key
 
 log = logging.getLogger("devstral_proxy")
 
@@ -62,32 +61,30 @@ def conversation_start(head: _RoutingHead, limit: int) -> bytes:
     return b"".join(parts)[:limit]
 
 
-def target(req) -> bytes:
+def target(cycle) -> bytes:
     """The request target to send on: path and query."""
-    path = req.path.encode("latin-1")
-    return path + b"?" + req.query if req.query else path
+    path = cycle.path.encode("latin-1")
+    return path + b"?" + cycle.query if cycle.query else path
 
 
-def upstream_headers(req) -> bytes:
+def upstream_headers(cycle) -> bytes:
     """The client's headers for the backend, with the request id (the client's, when valid:
     an invalid one is replaced, never sent beside ours) and X-Forwarded-For."""
-    return b"%sx-request-id: %s\r\nx-forwarded-for: %s\r\n" % (forward_headers(req.headers), req.record.rid.encode(), req.forwarded_for)
+    return b"%sx-request-id: %s\r\nx-forwarded-for: %s\r\n" % (forward_headers(cycle.req.headers), cycle.record.rid.encode(), cycle.caller.forwarded_for)
 
 
 class _Failover:
     """Sends a request whose backend could not be connected to (nothing written) elsewhere."""
 
-    __slots__ = ("service", "conn", "req", "who", "tried")
+    __slots__ = ("service", "cycle", "tried")
 
-    def __init__(self, service: "InferenceService", conn, req, who: str | None, tried: tuple) -> None:
+    def __init__(self, service: "InferenceService", cycle, tried: tuple) -> None:
         self.service = service
-        self.conn = conn
-        self.req = req
-        self.who = who
+        self.cycle = cycle
         self.tried = tried
 
     def __call__(self, failed) -> None:
-        self.service.route(self.conn, self.req, self.who, (*self.tried, failed))
+        self.service.route(self.cycle, (*self.tried, failed))
 
 
 class _Resend:
@@ -95,26 +92,24 @@ class _Resend:
     generated): something its dialect has now learnt (the bridge turn), or a max_tokens that
     does not fit beside the prompt (once, with the max_tokens vLLM's refusal leaves room for)."""
 
-    __slots__ = ("service", "conn", "req", "who", "learn", "fit")
+    __slots__ = ("service", "cycle", "learn", "fit")
 
-    def __init__(self, service: "InferenceService", conn, req, who: str | None, learn, fit: bool) -> None:
+    def __init__(self, service: "InferenceService", cycle, learn, fit: bool) -> None:
         self.service = service
-        self.conn = conn
-        self.req = req
-        self.who = who
+        self.cycle = cycle
         self.learn = learn
         self.fit = fit
 
     def __call__(self, status: int, body: bytes) -> bool:
         if self.learn is not None and self.learn(status, body):
-            self.service.route(self.conn, self.req, self.who)
+            self.service.route(self.cycle)
             return True
-        room = context.fitting(status, body) if self.fit and not self.req.fit else None
+        room = context.fitting(status, body) if self.fit and not self.cycle.fit else None
         if room is None:
             return False
-        self.req.fit = room
-        log.info("request %s: max_tokens does not fit the model's context; sent again with max_tokens %d", self.req.record.rid, room)
-        self.service.route(self.conn, self.req, self.who)
+        self.cycle.fit = room
+        log.info("request %s: max_tokens does not fit the model's context; sent again with max_tokens %d", self.cycle.record.rid, room)
+        self.service.route(self.cycle)
         return True
 
 
@@ -133,28 +128,27 @@ class InferenceService:
 
     @property
     def entry(self):
-        """The handler of the inference routes: through the rate limits when there are any
-        (without, `route` takes the key in place of the identity it never counts)."""
+        """The handler of the inference routes: through the rate limits when there are any."""
         return self.handle if self.rate_limits.limiter is not None else self.route
 
-    def unprefixed(self, conn, req, key: bytes | None) -> None:
+    def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
-        req.path = "/v1" + req.path
-        self.entry(conn, req, key)
+        cycle.path = "/v1" + cycle.path
+        self.entry(cycle)
 
-    def handle(self, conn, req, key: bytes | None) -> None:
+    def handle(self, cycle) -> None:
         """An inference route: under the rate limits, then routed."""
-        self.rate_limits.check(conn, req, key, self.route, self.log_error)
+        self.rate_limits.check(cycle, self.route, self.log_error)
 
-    def routing_keys(self, req) -> tuple[str | None, str | None, bytes | None]:
+    def routing_keys(self, cycle) -> tuple[str | None, str | None, bytes | None]:
         """(client model, backend model, session) of a request, read before any dialect
         translates it: a choice of backend is needed first."""
         try:
-            head = _routing_head.decode(req.body)
+            head = _routing_head.decode(cycle.body)
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None, None, None  # the dialect will refuse it with a clear 400
         model = head.model if isinstance(head.model, str) else None
-        session = req.header(b"x-session-id")
+        session = cycle.req.header(b"x-session-id")
         if session is None and self.router.strategy(model) == "affinity":
             if isinstance(head.user, str) and head.user:
                 session = head.user.encode()
@@ -162,41 +156,41 @@ class InferenceService:
                 session = conversation_start(head, self.affinity_bytes)
         return model, self.model_map.get(model, model) if model else None, session
 
-    def route(self, conn, req, who: str | None, tried: tuple = ()) -> None:
+    def route(self, cycle, tried: tuple = ()) -> None:
         router = self.router
         queue = self.queue
         if len(router.backends) == 1 and not tried and not queue.count and not queue.strict:
             backend = router.pick(None)
             if backend is None:
                 if router.full(None):
-                    self._wait(conn, req, who, self.routing_keys(req)[1])
+                    self._wait(cycle, self.routing_keys(cycle)[1])
                     return
-                conn.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available", headers=self._retry()))
+                cycle.fail(Failure(503, "The backend is ejected after repeated failures; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
         else:
-            client_model, model, session = self.routing_keys(req)
-            if not tried and (queue.count and queue.waiting_for(model) or queue.strict and queue.over_share(queue.holder(req), model)):
-                self._wait(conn, req, who, model)  # behind those already waiting for it, or over its share
+            client_model, model, session = self.routing_keys(cycle)
+            if not tried and (queue.count and queue.waiting_for(model) or queue.strict and queue.over_share(queue.holder(cycle.caller), model)):
+                self._wait(cycle, model)  # behind those already waiting for it, or over its share
                 return
             backend = router.pick(model, client_model, session, tried)
             if backend is None:
                 if not tried and router.full(model):
-                    self._wait(conn, req, who, model)
+                    self._wait(cycle, model)
                 elif tried:
-                    conn.fail(Failure(502, "No backend could be reached.", "backend_unreachable"))
+                    cycle.fail(Failure(502, "No backend could be reached.", "backend_unreachable"))
                 elif model is not None and not router.serving(model):
-                    conn.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
+                    cycle.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
                 else:
-                    conn.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
+                    cycle.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
                 return
-        self.send(conn, req, who, backend, tried)
+        self.send(cycle, backend, tried)
 
-    def _wait(self, conn, req, who, model: str | None) -> None:
+    def _wait(self, cycle, model: str | None) -> None:
         """Every backend for the model is at its max_in_flight: the request waits its turn."""
         queue = self.queue
-        refused = queue.add(conn, req, client_key(req), who, model, conn.loop.time())
+        refused = queue.add(cycle, model, cycle.loop.time())
         if refused is not None:
-            conn.fail(refused)
+            cycle.fail(refused)
             return
         for backend in self.router.backends:  # room already (a share kept free, a slot just freed)
             if queue.count and backend.serves(model) and not backend.full():
@@ -204,41 +198,41 @@ class InferenceService:
 
     def dispatched(self, entry, backend) -> None:
         """A queued request's turn: the backend that has room takes it."""
-        if entry.conn.current is entry.req and not entry.conn.closed:
-            self.send(entry.conn, entry.req, entry.who, backend, ())
+        if entry.cycle.waiting:
+            self.send(entry.cycle, backend, ())
 
-    def send(self, conn, req, who, backend, tried: tuple) -> None:
+    def send(self, cycle, backend, tried: tuple) -> None:
         """Prepare the request in the backend's dialect and relay it."""
         router = self.router
-        front = req.front
+        front = cycle.front
         if front is not None and front.path in backend.native:
-            self._native(conn, req, front, backend)
+            self._native(cycle, front, backend)
             return
-        counting = who is not None and self.rate_limits.counts_tokens
+        counting = self.rate_limits.counts_tokens
         try:
-            prepared = backend.prepare(req.path, req.body, self.model_map, counting)
+            prepared = backend.prepare(cycle.path, cycle.body, self.model_map, counting)
         except RequestError as exc:
-            conn.fail(Failure(400, exc.message, exc.code, exc.param))
+            cycle.fail(Failure(400, exc.message, exc.code, exc.param))
             return
-        if req.fit:  # the second try of a max_tokens the backend refused for the context length
-            prepared.body = context.with_max_tokens(prepared.body, req.fit)
+        if cycle.fit:  # the second try of a max_tokens the backend refused for the context length
+            prepared.body = context.with_max_tokens(prepared.body, cycle.fit)
         elif front is not None and backend.cfg.fit_max_tokens and prepared.backend_model in backend.context_lengths:
             prepared.body = context.clamped(prepared.body, backend.context_lengths[prepared.backend_model])
         if front is not None:  # Responses or Messages: their translator over the dialect's
             prepared.response = FrontResponse(front.reply, prepared.response)
-        record = req.record
+        record = cycle.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
-        head = backend.request_head(b"POST", target(req), upstream_headers(req), len(prepared.body))
-        exchange = Exchange(conn, record, router, backend, head, prepared.body, prepared.response)
+        head = backend.request_head(b"POST", target(cycle), upstream_headers(cycle), len(prepared.body))
+        exchange = Exchange(cycle, router, backend, head, prepared.body, prepared.response)
         if backend.max_in_flight:  # a slot of a capped backend: counted against the client's share
-            exchange.client = self.queue.take(req)
+            exchange.client = self.queue.take(cycle.caller)
         if counting:
-            exchange.on_tokens = self.rate_limits.token_counter(who)
+            exchange.on_tokens = self.rate_limits.token_counter(cycle.caller.id)
             exchange.hide_usage = prepared.usage_added
         if len(router.backends) > 1:
-            exchange.failover = _Failover(self, conn, req, who, tried)
+            exchange.failover = _Failover(self, cycle, tried)
         if prepared.retry is not None or backend.cfg.fit_max_tokens:
-            exchange.resend = _Resend(self, conn, req, who, prepared.retry, backend.cfg.fit_max_tokens)
+            exchange.resend = _Resend(self, cycle, prepared.retry, backend.cfg.fit_max_tokens)
         if self.debug:
             log.debug(
                 "request %s: %s -> backend %s as %s%s",
@@ -255,30 +249,31 @@ class InferenceService:
         """The handler of relayed routes: through the request-rate limits when there are any."""
         return self.relay_limited if self.rate_limits.limiter is not None else self.relay
 
-    def relay_limited(self, conn, req, key: bytes | None) -> None:
-        self.rate_limits.check(conn, req, key, self.relay, self.log_error)
+    def relay_limited(self, cycle) -> None:
+        self.rate_limits.check(cycle, self.relay, self.log_error)
 
     def _retry(self) -> bytes:
         return b"retry-after: %d\r\n" % self.router.retry_after()
 
-    def _native(self, conn, req, front, backend) -> None:
+    def _native(self, cycle, front, backend) -> None:
         """A front route the backend serves itself: the client's body, its model mapped."""
-        record = req.record
+        record = cycle.record
         body, record.model = map_model(front.body, self.model_map)
         record.backend = backend.name
-        head = backend.request_head(b"POST", front.path.encode(), upstream_headers(req), len(body))
-        exchange = Exchange(conn, record, self.router, backend, head, body, raw=True)
+        head = backend.request_head(b"POST", front.path.encode(), upstream_headers(cycle), len(body))
+        exchange = Exchange(cycle, self.router, backend, head, body, raw=True)
         if backend.max_in_flight:
-            exchange.client = self.queue.take(req)
+            exchange.client = self.queue.take(cycle.caller)
         exchange.start()
 
-    def relay(self, conn, req, key: bytes | None) -> None:
+    def relay(self, cycle) -> None:
         """A backend route the proxy does not translate: relayed as it is, its model mapped."""
-        body = req.body
-        record = req.record
+        body = cycle.body
+        record = cycle.record
         if self.model_map and body:
             body, record.model = map_model(body, self.model_map)
         backend = self.router.pick(None) or self.router.backends[0]
         record.backend = backend.name
-        head = backend.request_head(req.method, target(req), upstream_headers(req), len(body))
-        Exchange(conn, record, self.router, backend, head, body, head_only=req.method == b"HEAD", raw=True).start()
+        method = cycle.req.method
+        head = backend.request_head(method, target(cycle), upstream_headers(cycle), len(body))
+        Exchange(cycle, self.router, backend, head, body, head_only=method == b"HEAD", raw=True).start()

@@ -30,15 +30,16 @@ class LocalEndpoints:
         self.started = started
         self.log_error = log_error
 
-    def models(self, conn, req, key) -> None:
-        spawn(conn, self._models(conn), self.log_error)
+    def models(self, cycle) -> None:
+        spawn(cycle, self._models(cycle), self.log_error)
 
-    def model(self, conn, req, key) -> None:
+    def model(self, cycle) -> None:
         """GET /v1/models/{id}: an alias of model_mapping, or a model a backend serves."""
+        req = cycle.req
         if req.method not in (b"GET", b"HEAD"):
-            conn.fail(Failure(405, f"Method {req.method.decode()} not allowed on {req.path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n"))
+            cycle.fail(Failure(405, f"Method {req.method.decode()} not allowed on {req.path}; use GET.", "method_not_allowed", headers=b"allow: GET\r\n"))
             return
-        spawn(conn, self._model(conn, req.path.split("/models/", 1)[1]), self.log_error)
+        spawn(cycle, self._model(cycle, req.path.split("/models/", 1)[1]), self.log_error)
 
     async def _lists(self) -> tuple[list, list]:
         """(backends asked, each one's model list or the exception it raised): the backends
@@ -47,46 +48,46 @@ class LocalEndpoints:
         backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
         return backends, await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
 
-    async def _model(self, conn, wanted: str) -> None:
+    async def _model(self, cycle, wanted: str) -> None:
         _, results = await self._lists()
         data = [m for r in results if not isinstance(r, BaseException) for m in r]
         listed = with_aliases({"object": "list", "data": data}, self.model_map)["data"]
         found = next((m for m in listed if m.get("id") == wanted), None)
         if found is None:
-            conn.fail(Failure(404, f"The model '{wanted}' does not exist.", "model_not_found", "model"))
+            cycle.fail(Failure(404, f"The model '{wanted}' does not exist.", "model_not_found", "model"))
         else:
-            conn.respond(200, JSON, _encode(found))
+            cycle.respond(200, JSON, _encode(found))
 
-    def health(self, conn, req, key) -> None:
+    def health(self, cycle) -> None:
         """Today's /health: every backend probed now (readiness for older probes)."""
-        spawn(conn, self._health(conn, self.auth and key is None), self.log_error)
+        spawn(cycle, self._health(cycle, self.auth and cycle.caller.key is None), self.log_error)
 
-    def root(self, conn, req, key) -> None:
+    def root(self, cycle) -> None:
         """`GET /` and `HEAD /`: clients (Claude Code) check that the base URL answers."""
-        conn.respond(200, JSON, b'{"object":"devstral-proxy","status":"ok"}')
+        cycle.respond(200, JSON, b'{"object":"devstral-proxy","status":"ok"}')
 
-    def live(self, conn, req, key) -> None:
+    def live(self, cycle) -> None:
         """The process serves: no backend detail, no probe."""
-        conn.respond(200, JSON, b'{"status":"alive"}')
+        cycle.respond(200, JSON, b'{"status":"alive"}')
 
-    def ready(self, conn, req, key) -> None:
+    def ready(self, cycle) -> None:
         """200 when a backend can take traffic, from the monitor's last state; no probe."""
         now = time.monotonic()
         states = {b.name: b.state(now) if b.up is not False else "unreachable" for b in self.router.backends}
         ready = any(s != "ejected" and s != "unreachable" for s in states.values())
         body: dict = {"status": "ready" if ready else "unavailable"}
-        if not self.auth or key is not None:
+        if not self.auth or cycle.caller.key is not None:
             body["backends"] = {
                 b.name: {"state": states[b.name], "outstanding": b.outstanding, "weight": b.weight, "models": sorted(b.models)} for b in self.router.backends
             }
-        conn.respond(200 if ready else 503, JSON + (b"" if ready else b"retry-after: 1\r\n"), _encode(body))
+        cycle.respond(200 if ready else 503, JSON + (b"" if ready else b"retry-after: 1\r\n"), _encode(body))
 
-    def metrics_text(self, conn, req, key) -> None:
+    def metrics_text(self, cycle) -> None:
         metrics = self.share.combined() if self.share is not None else self.metrics
         text = metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0)
-        conn.respond(200, _PROMETHEUS, text + self.metrics.render_load(self.router, self.queue))
+        cycle.respond(200, _PROMETHEUS, text + self.metrics.render_load(self.router, self.queue))
 
-    async def _models(self, conn) -> None:
+    async def _models(self, cycle) -> None:
         """Every reachable backend's models, once each, plus the aliases."""
         backends, results = await self._lists()
         data, seen, failure = [], set(), None
@@ -101,15 +102,15 @@ class LocalEndpoints:
         if not data and failure is not None:
             backend, exc = failure
             if isinstance(exc, OSError):
-                conn.fail(backend_failure(backend.name, exc))
+                cycle.fail(backend_failure(backend.name, exc))
             elif isinstance(exc, BadModelList) and exc.status != 200:
-                conn.respond(exc.status, JSON, normalize_backend_error(exc.status, exc.body))
+                cycle.respond(exc.status, JSON, normalize_backend_error(exc.status, exc.body))
             else:
-                conn.fail(Failure(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response"))
+                cycle.fail(Failure(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response"))
             return
-        conn.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
+        cycle.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
 
-    async def _health(self, conn, stranger: bool) -> None:
+    async def _health(self, cycle, stranger: bool) -> None:
         """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
         router = self.router
         results = await asyncio.gather(*(self.monitor.probe(b) for b in router.backends))
@@ -117,7 +118,7 @@ class LocalEndpoints:
         body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(time.time() - self.started, 1)}
         if not stranger:
             body["backends"] = {b.name: _detail(b, state) for b, state in zip(router.backends, results)}
-        conn.respond(200 if healthy else 503, JSON, _encode(body))
+        cycle.respond(200 if healthy else 503, JSON, _encode(body))
 
 
 def _detail(backend, state: str) -> dict:

@@ -4,7 +4,6 @@ minute, plus the last one weighted by how much of it the window still covers).
 In-process by default; with `rate_limit.redis_url` every proxy instance shares the counts.
 """
 
-import hashlib
 import logging
 import math
 import time
@@ -215,13 +214,6 @@ class RedisLimiter:
         await self.redis.aclose()
 
 
-def identity(key: bytes | None, client: str) -> str:
-    """Who is counted: the API key (hashed: keys are never stored), else the address."""
-    if key:
-        return "k" + hashlib.sha256(key).hexdigest()[:24]
-    return "a" + client
-
-
 class RateLimits:
     """The configured limits, local or shared, behind one front: `check` admits a request (at
     once, or when Redis has answered) or answers it 429; `token_counter` counts its usage."""
@@ -238,35 +230,32 @@ class RateLimits:
                 self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.counts_tokens = config.tokens_per_minute > 0
 
-    def check(self, conn, req, key: bytes | None, admitted, log_error) -> None:
-        """Call `admitted(conn, req, who)` if the request is within the limits (who: the
-        identity counted, None without limits), else answer it 429."""
+    def check(self, cycle, admitted, log_error) -> None:
+        """Call `admitted(cycle)` if the request is within its caller's limits, else answer
+        it 429."""
         limiter = self.limiter
         if limiter is None:
-            admitted(conn, req, None)
+            admitted(cycle)
             return
-        who = identity(key, req.client)
         if isinstance(limiter, LocalLimiter):
-            self._decide(limiter.window(who), conn, req, who, admitted)
+            self._decide(limiter.window(cycle.caller.id), cycle, admitted)
             return
-        spawn(conn, self._shared(limiter, conn, req, who, admitted), log_error)
+        spawn(cycle, self._shared(limiter, cycle, admitted), log_error)
 
-    async def _shared(self, limiter: RedisLimiter, conn, req, who: str, admitted) -> None:
-        window = await limiter.window(who)
-        if conn.current is not req or conn.closed:
-            return
-        conn.active = None
-        self._decide(window, conn, req, who, admitted)
+    async def _shared(self, limiter: RedisLimiter, cycle, admitted) -> None:
+        window = await limiter.window(cycle.caller.id)
+        if cycle.waiting:
+            self._decide(window, cycle, admitted)
 
-    def _decide(self, window: Window | None, conn, req, who: str, admitted) -> None:
+    def _decide(self, window: Window | None, cycle, admitted) -> None:
         if window is None:  # Redis unavailable: fail open
-            admitted(conn, req, who)
+            admitted(cycle)
             return
-        req.record.extra += window.headers
+        cycle.record.extra += window.headers
         if window.admitted:
-            admitted(conn, req, who)
+            admitted(cycle)
         else:
-            conn.fail(self.too_many(window.retry_after))
+            cycle.fail(self.too_many(window.retry_after))
 
     def too_many(self, wait: int) -> Failure:
         rl = self.config

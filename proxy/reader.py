@@ -5,13 +5,11 @@ Limits: 414/431 for the head, 413 for the body (before upload when Content-Lengt
 400 for malformed HTTP, 417 for an unknown expectation.
 """
 
-from time import perf_counter
-
 import httptools
 import msgspec
 
 from .errors import Failure
-from .record import Record
+from .states import moved
 from .target import canonical_path
 
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
@@ -19,13 +17,28 @@ UPGRADE = object()  # feed()'s answer to a request that asked to switch protocol
 
 class Rx:
     """The reading side of a connection. IDLE -> HEAD -> BODY -> IDLE for each request;
-    DONE (from any state) when no more requests will be read. (Plain ints, not enum.Enum:
-    an Enum member costs ~6x a class attribute to read, and these are read per request.)"""
+    DONE (from any state) when no more requests will be read. Every change goes through
+    RequestReader._to, checked against RX_NEXT. (Plain ints, not enum.Enum: an Enum member
+    costs ~6x a class attribute to read, and these are read per request.)"""
 
     IDLE = 0  # between requests
     HEAD = 1  # reading a request line and headers
     BODY = 2  # reading a body (and, for chunked bodies, trailers, which are dropped)
     DONE = 3  # refused, half-closed, upgraded or draining: nothing more is read
+    NAMES = ("IDLE", "HEAD", "BODY", "DONE")
+
+
+# state -> bit mask of the states it may go to
+RX_NEXT = (
+    1 << Rx.HEAD | 1 << Rx.DONE,  # IDLE
+    1 << Rx.BODY | 1 << Rx.DONE,  # HEAD
+    1 << Rx.IDLE | 1 << Rx.DONE,  # BODY
+    1 << Rx.DONE,  # DONE (stop() again)
+)
+
+
+class _Stopped(Exception):
+    """A request began after reading stopped (pipelined behind the last one): not read."""
 
 
 class Request(msgspec.Struct, gc=False):
@@ -40,10 +53,6 @@ class Request(msgspec.Struct, gc=False):
     keep_alive: bool
     http11: bool
     client: str
-    record: Record
-    forwarded_for: bytes = b""  # X-Forwarded-For to send on (admission sets it)
-    front: object = None  # a front protocol's request (fronts.Front): its route, body, reply translator
-    fit: int = 0  # after the backend refused max_tokens for the context length: the max_tokens sent (once)
 
     def header(self, name: bytes) -> bytes | None:
         for k, v in self.headers:
@@ -74,12 +83,31 @@ class RequestReader:
         """Inside a request (its head or its body)."""
         return Rx.IDLE < self.rx < Rx.DONE
 
+    def _to(self, new: int) -> None:
+        self.rx = moved("Rx", Rx.NAMES, RX_NEXT, self.rx, new)
+
+    def feed(self, data: bytes):
+        """Parse what the client sent: None, or why reading ends (a Failure, or UPGRADE)."""
+        rx = self.rx
+        if rx == Rx.DONE:
+            return None
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            return self.failure(exc)  # None: reading had stopped (a request ended it)
+        if rx != Rx.HEAD or self.rx != Rx.HEAD:
+            return None
+        return self.head_read(len(data))
+
     def failure(self, exc: Exception):
-        """What a parser error means: a Failure that ends reading, or UPGRADE."""
+        """What a parser error means: a Failure that ends reading, UPGRADE, or None (reading
+        had stopped)."""
         if isinstance(exc, httptools.HttpParserCallbackError):
             ctx = exc.__context__
             if isinstance(ctx, Failure):
                 return ctx
+            if isinstance(ctx, _Stopped):
+                return None
             self.conn.app.log_error("request parser callback failed", ctx or exc)
             return Failure(500, "The proxy failed to read the request.", "internal_error")
         if isinstance(exc, httptools.HttpParserUpgrade):
@@ -96,18 +124,36 @@ class RequestReader:
         return None
 
     def stop(self) -> None:
-        self.rx = Rx.DONE
+        self._to(Rx.DONE)
+
+    def partial(self) -> Request:
+        """What is known of a request the reader refuses (its method and path once read),
+        so that its refusal is logged and shaped like any other answer."""
+        url = self._url
+        method = b""
+        try:
+            method = self.parser.get_method() if url else b""
+        except httptools.HttpParserError:
+            pass
+        path = url.partition(b"?")[0][:256]
+        try:
+            route = canonical_path(path) if path.startswith(b"/") else ""
+        except Failure:
+            route = ""
+        return Request(method, route, b"", self._headers, b"", False, True, self.conn.client)
 
     # ---- httptools callbacks
     def on_message_begin(self) -> None:
+        if self.rx == Rx.DONE:
+            raise _Stopped
         self._url = b""
         self._headers = []
         self._body = []
         self._head_size = 0
         self._body_size = 0
-        self.rx = Rx.HEAD
+        self._to(Rx.HEAD)
         conn = self.conn
-        if conn.tx == 0 and not conn.queue or not conn.deadline:  # Tx.IDLE: a new request
+        if conn.idle or not conn.deadline:  # a new request
             conn.deadline = conn.loop.time() + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
@@ -125,7 +171,7 @@ class RequestReader:
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.rx = Rx.BODY
+        self._to(Rx.BODY)
         limits = self.limits
         self.conn.deadline = self.conn.loop.time() + limits.body_timeout
         expect = None
@@ -151,7 +197,7 @@ class RequestReader:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self.rx = Rx.IDLE
+        self._to(Rx.IDLE)
         parser = self.parser
         url = self._url
         q = url.find(b"?")
@@ -159,7 +205,7 @@ class RequestReader:
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         method = parser.get_method()
         route = canonical_path(path) if path.startswith(b"/") else path.decode("latin-1")
-        client = self.conn.client
+        self._body = []  # the request holds it now; the reader keeps nothing of a finished request
         request = Request(
             method,
             route,
@@ -169,8 +215,6 @@ class RequestReader:
             # a request that switches protocols (Upgrade, CONNECT) is the connection's last
             parser.should_keep_alive() and not parser.should_upgrade(),
             parser.get_http_version() == "1.1",
-            client,
-            Record(method, route, client, len(body)),
+            self.conn.client,
         )
-        request.record.t0 = perf_counter()
         self.conn.received(request)

@@ -12,10 +12,11 @@ class Record(msgspec.Struct, gc=False):
 
     method: bytes
     route: str
-    client: str
+    client: str  # the address (after trusted_proxies)
     bytes_in: int
     rid: str = ""  # request id (the client's X-Request-ID, or made up)
     rid_made: bool = False
+    caller: str = ""  # the caller's identity (caller.Caller.id): a key's digest, or "a" + address
     t0: float = 0.0  # the request was complete
     status: int = 0
     model: str | None = None  # the client's

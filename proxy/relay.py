@@ -2,8 +2,8 @@
 control, retries on a stale pooled connection, timeouts, and the client going away.
 
 Driven by upstream callbacks; a task is only created when a new connection must be opened.
-The exchange is handed what it needs: the reply channel (the client connection), the
-request's record, and a feedback sink for what it learns of the backend.
+The exchange is handed what it needs: the request's cycle (where the answer is written and
+the record kept), and a feedback sink for what it learns of the backend.
 """
 
 from time import perf_counter
@@ -14,7 +14,7 @@ from devstral_translate.wire import is_json_object
 
 from .errors import Failure, backend_failure
 from .http import HOP_BY_HOP, relay_headers
-from .reply import Tx
+from .states import moved
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
@@ -32,6 +32,18 @@ class Ex:
     STREAMING = 3  # SSE frames passed on as they come, through the dialect
     RAW = 4  # a relayed body passed on as it comes
     DONE = 5
+    NAMES = ("CONNECTING", "SENT", "BUFFERING", "STREAMING", "RAW", "DONE")
+
+
+# state -> bit mask of the states it may go to
+EX_NEXT = (
+    1 << Ex.SENT | 1 << Ex.DONE,  # CONNECTING
+    1 << Ex.CONNECTING | 1 << Ex.BUFFERING | 1 << Ex.STREAMING | 1 << Ex.RAW | 1 << Ex.DONE,  # SENT
+    1 << Ex.DONE,  # BUFFERING
+    1 << Ex.DONE,  # STREAMING
+    1 << Ex.DONE,  # RAW
+    0,  # DONE
+)
 
 
 def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> bytes:
@@ -41,11 +53,6 @@ def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> by
     if origin and origin in out:
         out = out.replace(b"location: " + origin + b"/", b"location: /").replace(b"location: " + origin + b"\r\n", b"location: /\r\n")
     return out
-
-
-def stream_error_event(failure: Failure) -> bytes:
-    """The SSE event that ends a stream the backend broke."""
-    return b"data: " + failure.body() + b"\n\n"
 
 
 def _not_json(backend: str) -> Failure:
@@ -114,8 +121,7 @@ class _Handler:
             self.record.error = f"{failure.code}: {failure.message}"
         if state == Ex.STREAMING:
             self._end()
-            error = getattr(self.stream, "error", None)  # a front protocol's own error event
-            self.parts.append(error(failure.status, failure.message) if error is not None else stream_error_event(failure))
+            self.parts.append(self.stream.error(failure.status, failure.message, failure.code))  # in the client's protocol
             self.reply.end_stream(b"".join(self.parts))  # the frames read before the break, then the error
         elif state == Ex.RAW:
             self._end()
@@ -128,9 +134,12 @@ class _Handler:
             self._end()
             self.reply.fail(failure)
 
+    def _to(self, new: int) -> None:
+        self.state = moved("Ex", Ex.NAMES, EX_NEXT, self.state, new)
+
     def _end(self) -> None:
         if self.state != Ex.DONE:
-            self.state = Ex.DONE
+            self._to(Ex.DONE)
             backend = self.backend
             backend.outstanding -= 1
             if backend.max_in_flight:  # room for a queued request (after this callback returns)
@@ -138,7 +147,7 @@ class _Handler:
 
     def _orphaned(self) -> None:
         """The client is gone while the backend still works for it (a path that did not
-        cancel): counted, and stopped now. Callers check `reply.tx == Tx.CLOSED` first."""
+        cancel): counted, and stopped now. Callers check `reply.closed` first."""
         if self.state != Ex.DONE:
             self.feedback.orphaned += 1
             self.cancel()
@@ -146,16 +155,16 @@ class _Handler:
 
 class Exchange(_Handler):
     """One client request relayed to one backend. It is the upstream connection's sink, and
-    the client connection's `active` handler (cancel, pause, resume, expire)."""
+    its cycle's handler (cancel, pause, resume, expire)."""
 
     __slots__ = tuple(
         "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
         " on_tokens hide_usage record head_only feedback failover resend client".split()
     )
 
-    def __init__(self, reply, record, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
-        self.reply = reply  # the client connection: where the answer is written
-        self.record = record  # the request's record, where timings and usage are noted
+    def __init__(self, reply, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
+        self.reply = reply  # the request's cycle: where the answer is written
+        self.record = reply.record  # where timings and usage are noted
         self.feedback = feedback  # outcome(backend, ok), connected(backend, up)
         self.backend = backend
         self.head = head
@@ -183,7 +192,7 @@ class Exchange(_Handler):
         self.client = None  # on a capped backend: whose slot this is (the queue's share per client)
 
     def start(self) -> None:
-        self.reply.active = self
+        self.reply.attach(self)
         self.backend.outstanding += 1
         up = self.backend.pool.acquire()
         if up is None:
@@ -214,16 +223,16 @@ class Exchange(_Handler):
 
     def _send(self, up) -> None:
         self.up = up
-        self.state = Ex.SENT
+        self._to(Ex.SENT)
         self.last = self.loop.time()
         self.record.t_sent = perf_counter()
-        if self.reply.flow.write_paused:  # the client is not reading: neither does the backend
+        if self.reply.write_paused:  # the client is not reading: neither does the backend
             up.pause()
         up.send(self, self.head, self.body)
 
     # ---- upstream sink
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if self.reply.tx == Tx.CLOSED:
+        if self.reply.closed:
             self._orphaned()
             return
         self.last = self.loop.time()
@@ -244,16 +253,16 @@ class Exchange(_Handler):
                 ctype = v
                 break
         if status < 300 and ctype.startswith(b"text/event-stream"):
-            self.state = Ex.STREAMING
+            self._to(Ex.STREAMING)
             self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
             if self.hide_usage:
                 self.stream = HideUsage(self.stream)
             self.reply.start_stream(status, reply_headers(headers, origin))
         elif self.raw and status < 400:
-            self.state = Ex.RAW
+            self._to(Ex.RAW)
             self.reply.start_stream(status, reply_headers(headers, origin))
         else:
-            self.state = Ex.BUFFERING
+            self._to(Ex.BUFFERING)
             self.headers = reply_headers(headers, origin)
 
     def on_body(self, data: bytes) -> None:
@@ -293,7 +302,7 @@ class Exchange(_Handler):
         state = self.state
         if state == Ex.DONE:
             return
-        if self.reply.tx == Tx.CLOSED:
+        if self.reply.closed:
             self._orphaned()
             return
         self._end()
@@ -335,7 +344,7 @@ class Exchange(_Handler):
             # A pooled connection the backend had closed: nothing reached it, so send again.
             self.retried = True
             self.up = None
-            self.state = Ex.CONNECTING
+            self._to(Ex.CONNECTING)
             self.task = background(self._open(), self.loop)
             return
         if self.status == 0:

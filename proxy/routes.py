@@ -1,7 +1,7 @@
 """The route table: (path, method) to handler, prefixes for relayed paths, and one rule for
 what matches nothing (404) or matches a path with another method (405 with Allow).
 
-A handler is called with (connection, request, API key or None).
+A handler is called with the request's cycle (cycle.Cycle).
 """
 
 from .errors import Failure
@@ -29,24 +29,25 @@ class RouteTable:
     def known(self, path: str) -> bool:
         return path in self.paths
 
-    def dispatch(self, conn, req, key: bytes | None) -> None:
-        path = req.path
+    def dispatch(self, cycle) -> None:
+        req = cycle.req
+        path = cycle.path
         methods = self.paths.get(path)
         if methods is not None:
             handler = methods.get(req.method) or methods.get(b"*")
             if handler is not None:
-                handler(conn, req, key)  # type: ignore[operator]
+                handler(cycle)  # type: ignore[operator]
                 return
             shown = [m.decode() for m in methods if m != b"HEAD"]
             allow = b"allow: %s\r\n" % ", ".join(shown).encode()
-            conn.fail(Failure(405, f"Method {req.method.decode()} not allowed on {path}; use {' or '.join(shown)}.", "method_not_allowed", headers=allow))
+            cycle.fail(Failure(405, f"Method {req.method.decode()} not allowed on {path}; use {' or '.join(shown)}.", "method_not_allowed", headers=allow))
             return
         for prefix, handler in self.prefixes:
             if path.startswith(prefix):
-                handler(conn, req, key)  # type: ignore[operator]
+                handler(cycle)  # type: ignore[operator]
                 return
         if path.startswith("/v1/v1/"):  # a base URL ending in /v1 given to a client that adds /v1 itself
             why = f"Unknown route: {req.method.decode()} {path}. This client adds /v1 itself: its base URL should not end in /v1 (use http://host:port)."
-            conn.fail(Failure(404, why, "not_found"))
+            cycle.fail(Failure(404, why, "not_found"))
             return
-        conn.fail(Failure(404, f"Unknown route: {req.method.decode()} {path}.", "not_found"))
+        cycle.fail(Failure(404, f"Unknown route: {req.method.decode()} {path}.", "not_found"))

@@ -1,5 +1,5 @@
 """The client-facing HTTP/1.1 connection: keep-alive, pipelined requests answered in order,
-read and idle deadlines, and the reply channel a handler writes its answer through.
+read and idle deadlines, flow control; one cycle.Cycle per request carries its answer.
 
 Requests are read by reader.RequestReader; what to answer is the application's business
 (the `Application` protocol below), so this module imports no handler.
@@ -10,16 +10,14 @@ from collections import deque
 from time import perf_counter
 from typing import Protocol
 
-import httptools
-
 from . import flow
+from .cycle import Cycle
 from .errors import Failure
 from .flow import FlowControl
 from .reader import UPGRADE, Request, RequestReader, Rx
 from .record import Record
-from .reply import ReplyChannel, Tx
 
-__all__ = ["Application", "HttpProtocol", "Limits", "Request", "Tx"]
+__all__ = ["Application", "Cycle", "HttpProtocol", "Limits", "Request"]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -31,7 +29,7 @@ class Application(Protocol):
 
     def admit(self, conn: "HttpProtocol") -> Failure | None: ...
 
-    def handle(self, conn: "HttpProtocol", request: Request) -> None: ...
+    def handle(self, cycle: Cycle) -> None: ...
 
     def finished(self, record: Record, now: float) -> None: ...
 
@@ -52,12 +50,11 @@ class Limits:
         self.eof_aborts = server_config.half_close == "abort"
 
 
-class HttpProtocol(ReplyChannel, asyncio.Protocol):
-    """One client connection. `app.handle(self, request)` answers each request through
-    respond() / fail() or start_stream(), write_chunk(), end_stream(); the handler in
-    progress sets `active` (cancel(), pause(), resume(), expire()) to follow the connection.
-    Requests read while one is answered wait in `queue`; the next starts only when the
-    client reads what was written (flow.OUTPUT), so no producer can outrun a slow reader."""
+class HttpProtocol(asyncio.Protocol):
+    """One client connection. Each request read becomes a Cycle that `app.handle(cycle)` answers;
+    its handler (while it has one) follows the connection: cancel(), pause(), resume(), expire().
+    Requests read while one is answered wait in `queue`; the next starts only when the client
+    reads what was written (flow.OUTPUT), so no producer can outrun a slow reader."""
 
     def __init__(self, app: Application, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
@@ -68,14 +65,18 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         self.flow: FlowControl | None = None
         self.client = ""
         self.refusal: Failure | None = None  # every request on this connection gets it
-        self.tx = Tx.IDLE
-        self.current: Request | None = None  # the request being answered
-        self.active = None  # its handler, while the answer is not complete
-        self.queue: deque = deque()  # requests (or a Failure) waiting for their turn
+        self.cycle: Cycle | None = None  # the request being answered
+        self.queue: deque[Cycle] = deque()  # requests read, waiting for their turn
+        self.closed = False
         self.draining = False  # answer the request being read, then close
         # One deadline at a time, checked by the sweep: reading (header, body) or idle (keep-alive).
         self.deadline = 0.0
         self._continue_pending = False
+
+    @property
+    def idle(self) -> bool:
+        """No request being answered or waiting to be."""
+        return self.cycle is None and not self.queue
 
     # ---- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -88,36 +89,19 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         self.deadline = self.loop.time() + self.limits.header_timeout
 
     def connection_lost(self, exc) -> None:
-        streaming = self.tx == Tx.STREAMING
-        self.tx = Tx.CLOSED
+        self.closed = True
         self.app.connections.discard(self)
         self.deadline = 0.0
         self.queue.clear()
-        active, self.active = self.active, None
-        request, self.current = self.current, None
-        if active is not None:
-            active.cancel()
-        if request is not None:  # the client left before its answer was complete
-            record = request.record
-            if not record.status or streaming:
-                record.status = 499  # nginx's "client closed request"
-            self.app.finished(record, perf_counter())
+        cycle, self.cycle = self.cycle, None
+        if cycle is not None:  # the client left before its answer was complete
+            cycle.lost()
+            self.app.finished(cycle.record, perf_counter())
 
     def data_received(self, data: bytes) -> None:
-        reader = self.reader
-        rx = reader.rx
-        if rx == Rx.DONE:
+        failure = self.reader.feed(data)
+        if failure is None:
             return
-        try:
-            reader.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            failure = reader.failure(exc)
-        else:
-            if rx != Rx.HEAD or reader.rx != Rx.HEAD:
-                return
-            failure = reader.head_read(len(data))
-            if failure is None:
-                return
         if failure is UPGRADE:
             # Upgrade (h2c, websocket) and CONNECT are not offered: the request that asked is
             # answered over HTTP/1.1, and the connection closes after it.
@@ -128,9 +112,10 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client closed its side: gone, while a backend works for it (half_close = "abort");
         else answer what it sent, then close."""
+        handler = self.cycle.handler if self.cycle is not None else None
         if self.reader.parsing:  # a request cut short by the close
             self._refuse(Failure(400, "The client closed its side in the middle of a request.", "bad_request"))
-        elif self.limits.eof_aborts and getattr(self.active, "abandonable", False):
+        elif self.limits.eof_aborts and handler is not None and handler.abandonable:
             return False  # gone (nginx's reading): the transport closes, the handler is cancelled
         else:
             self._no_more_requests()
@@ -139,20 +124,23 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
     def pause_writing(self) -> None:
         self.flow.write_paused = True
         self.flow.hold(flow.OUTPUT)
-        if self.active is not None:
-            self.active.pause()
+        cycle = self.cycle
+        if cycle is not None and cycle.handler is not None:
+            cycle.handler.pause()
 
     def resume_writing(self) -> None:
         self.flow.write_paused = False
         self.flow.release(flow.OUTPUT)
-        if self.active is not None:
-            self.active.resume()
-        elif self.tx == Tx.IDLE and self.queue:
+        cycle = self.cycle
+        if cycle is not None:
+            if cycle.handler is not None:
+                cycle.handler.resume()
+        elif self.queue:
             self._next()
 
     # ---- from the reader
     def continue_wanted(self) -> None:
-        if self.tx == Tx.IDLE and not self.queue:
+        if self.idle:
             self.transport.write(_CONTINUE)
         else:
             self._continue_pending = True
@@ -160,44 +148,42 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
     def received(self, request: Request) -> None:
         self.deadline = 0.0
         self._continue_pending = False
-        if self.draining:
-            request.keep_alive = False
+        cycle = Cycle(self, request, self.refusal)
+        if self.draining or self.refusal is not None:
+            cycle.keep_alive = False
             self._no_more_requests(close_if_idle=False)
-        if self.tx == Tx.IDLE and not self.queue and not self.flow.write_paused:
-            self._start(request)
+        if self.cycle is None and not self.queue and not self.flow.write_paused:
+            self._start(cycle)
             return
-        self.queue.append(request)
+        self.queue.append(cycle)
         if len(self.queue) >= self.limits.max_pipeline:
             self.flow.hold(flow.PIPELINE)
 
-    # ---- answering
-    def _start(self, item: Request | Failure) -> None:
-        self.tx = Tx.WAITING
-        if isinstance(item, Failure):
-            self.current = Request(b"", "", b"", [], b"", False, True, self.client, Record(b"", "", self.client, 0))
-            self.fail(item)
-            return
-        self.current = item
+    # ---- answering (the cycle calls keeps(), answered(), abort())
+    def _start(self, cycle: Cycle) -> None:
+        self.cycle = cycle
+        cycle.begin()
         try:
-            self.app.handle(self, item)
+            self.app.handle(cycle)
         except Exception as exc:  # a bug must not take the connection down without an answer
             self.app.log_error("handler failed", exc)
-            if self.current is item and self.active is None and self.tx == Tx.WAITING:
-                self.fail(Failure(500, "The proxy failed to handle the request.", "internal_error"))
+            if cycle.handler is None and cycle.waiting:
+                cycle.fail(Failure(500, "The proxy failed to handle the request.", "internal_error"))
 
-    def _finish(self) -> None:
-        request = self.current
-        self.app.finished(request.record, perf_counter())
-        self.current = None
-        self.active = None
+    def keeps(self, cycle: Cycle) -> bool:
+        """Whether the connection stays open after this reply (answers queued behind it keep it)."""
+        return cycle.keep_alive and (self.reader.rx != Rx.DONE or bool(self.queue))
+
+    def answered(self, cycle: Cycle) -> None:
+        self.app.finished(cycle.record, perf_counter())
+        self.cycle = None
         if self.flow.held:
             self.flow.release(flow.BACKEND)
-        if self.tx == Tx.CLOSED:
+        if self.closed:
             return
-        if not request.keep_alive:
+        if not cycle.keep_alive:
             self._close()
             return
-        self.tx = Tx.IDLE
         if self.queue:
             if not self.flow.write_paused:  # else resume_writing starts it
                 self._next()
@@ -211,6 +197,12 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
         if self.reader.rx == Rx.IDLE:  # not in the middle of reading the next request
             self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
+    def abort(self) -> None:
+        """Drop the connection (a reply under way cannot be completed; a drain's end)."""
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
     def _next(self) -> None:
         if len(self.queue) <= self.limits.max_pipeline:
             self.flow.release(flow.PIPELINE)
@@ -218,32 +210,38 @@ class HttpProtocol(ReplyChannel, asyncio.Protocol):
 
     # ---- reading, deadlines
     def _refuse(self, failure: Failure) -> None:
+        """The reader refuses what it reads: a request of its own, answered like all, then the close."""
         self._no_more_requests(close_if_idle=False)
         self.deadline = 0.0
-        if self.tx == Tx.IDLE and not self.queue:
-            self._start(failure)
+        cycle = Cycle(self, self.reader.partial(), failure)
+        cycle.keep_alive = False
+        if self.idle:
+            self._start(cycle)
         else:
-            self.queue.append(failure)
+            self.queue.append(cycle)
 
     def _no_more_requests(self, close_if_idle: bool = True) -> None:
         self.reader.stop()
         self.flow.hold(flow.STOPPED)
-        if close_if_idle and self.tx == Tx.IDLE and not self.queue:
+        if close_if_idle and self.idle:
             self._close()
 
     def _close(self) -> None:
-        if self.tx != Tx.CLOSED:
-            self.tx = Tx.CLOSED
+        if not self.closed:
+            self.closed = True
             self.transport.close()
 
     def expire(self, now: float) -> None:
-        """Called by the server's sweep: act on a deadline that has passed."""
-        if now < self.deadline or not self.deadline or self.tx == Tx.CLOSED:
+        """Called by the server's sweep: act on a deadline that has passed (the handler's, then ours)."""
+        cycle = self.cycle
+        if cycle is not None and cycle.handler is not None:
+            cycle.handler.expire(now)
+        if now < self.deadline or not self.deadline or self.closed:
             return
         self.deadline = 0.0
         if self.reader.parsing:
             self._refuse(Failure(408, "Timed out reading the request.", "request_timeout"))
-        elif self.tx == Tx.IDLE and not self.queue:
+        elif self.idle:
             self._close()  # idle keep-alive, or a connection that never sent a request
 
     def shutdown(self) -> None:

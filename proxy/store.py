@@ -6,14 +6,8 @@ A stored value is opaque bytes with its owner (a hash of the API key that made i
 key cannot read or delete it.
 """
 
-import hashlib
 import time
 from collections import OrderedDict
-
-
-def owner_of(key: bytes | None) -> bytes:
-    """Who may read a stored response: a digest of the API key (not the key itself)."""
-    return hashlib.blake2b(key or b"", digest_size=12).digest()
 
 
 class MemoryStore:

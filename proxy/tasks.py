@@ -24,6 +24,7 @@ class TaskHandler:
     """A handler running as a task: the client leaving cancels it."""
 
     __slots__ = ("task",)
+    abandonable = False  # a half-close does not end it (a model list, a store read)
 
     def __init__(self, task: asyncio.Task) -> None:
         self.task = task
@@ -41,8 +42,8 @@ class TaskHandler:
         pass
 
 
-def spawn(conn, coro: Coroutine, log_error) -> None:
-    """Answer the connection's current request by `coro`; a bug in it still gets a 500."""
+def spawn(cycle, coro: Coroutine, log_error) -> None:
+    """Answer the request of `cycle` by `coro`; a bug in it still gets a 500."""
 
     async def run() -> None:
         try:
@@ -51,7 +52,10 @@ def spawn(conn, coro: Coroutine, log_error) -> None:
             raise
         except Exception as exc:
             log_error("handler failed", exc)
-            if not conn.closed and conn.current is not None and conn.active in (None, handler):
-                conn.fail(Failure(500, "The proxy failed to handle the request.", "internal_error"))
+            if cycle.waiting and cycle.handler in (None, handler):
+                cycle.fail(Failure(500, "The proxy failed to handle the request.", "internal_error"))
+        finally:
+            cycle.detach(handler)
 
-    handler = conn.active = TaskHandler(background(run()))
+    handler = TaskHandler(background(run()))
+    cycle.attach(handler)

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from .states import moved
+
 
 class Sink(_Protocol):
     """Who receives one reply. Exactly one of on_end / on_lost ends the exchange."""
@@ -31,8 +33,8 @@ class Sink(_Protocol):
 
 
 class Up:
-    """An upstream connection's states; every assignment of `state` follows UP_NEXT (checked
-    against it in the unit tier).
+    """An upstream connection's states; every change goes through UpstreamConnection._to,
+    checked against UP_NEXT.
 
     IDLE -> SENT (send) -> BODY (a final head; 1xx heads are skipped) -> IDLE (reply read
     whole, kept alive) -> SENT ...; any state -> CLOSED. Only an IDLE connection that is
@@ -111,9 +113,13 @@ class UpstreamConnection(asyncio.Protocol):
             if self.sink is not None:
                 self.sink.on_read()
 
+    def _to(self, new: int) -> None:
+        self.state = moved("Up", Up.NAMES, UP_NEXT, self.state, new)
+
     def connection_lost(self, exc: Exception | None) -> None:
         body = self.state == Up.BODY
-        self.state = Up.CLOSED
+        if self.state != Up.CLOSED:
+            self._to(Up.CLOSED)
         sink, self.sink = self.sink, None
         if sink is None:
             return
@@ -147,7 +153,7 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the reply follows
             self._interim = True
             return
-        self.state = Up.BODY
+        self._to(Up.BODY)
         if self.sink is not None:
             self.sink.on_head(status, self._headers)
 
@@ -166,7 +172,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser.should_keep_alive():
             # Read whole, so idle; reading again, whatever the sink had paused. The sink is
             # done before it answers its client, so it cannot pause this connection again.
-            self.state = Up.IDLE
+            self._to(Up.IDLE)
             if self.paused:
                 self.resume()
             self.pool.release(self)
@@ -181,7 +187,7 @@ class UpstreamConnection(asyncio.Protocol):
         return self.received == 0 and self.uses > 1
 
     def send(self, sink: Sink, head: bytes, body: bytes) -> None:
-        self.state = Up.SENT
+        self._to(Up.SENT)
         self.sink = sink
         self.received = 0
         self.uses += 1
@@ -207,13 +213,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.state != Up.CLOSED:
-            self.state = Up.CLOSED
+            self._to(Up.CLOSED)
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         if self.state != Up.CLOSED:
-            self.state = Up.CLOSED
+            self._to(Up.CLOSED)
         if self.transport is not None:
             self.transport.abort()
 

@@ -2,10 +2,11 @@
 `max_in_flight` waits here, shared fairly between clients, until a backend has room, its
 deadline passes (503 queue_timeout) or its client leaves (it never reaches a backend).
 
-Fairness: one flow per (client, model), a client being its API key (or its address without
-keys); flows of a higher `priority` class are served first; within a class, weighted deficit
-round robin (each visit adds the flow's weight; a request costs one), so one client's burst
-waits behind its own requests, not in front of everyone's. Removal on leave or timeout is
+Fairness: one flow per (caller, model), the caller being the identity admission resolved
+(its validated API key, else its address; `queue.clients` entries name either); flows of a
+higher `priority` class are served first; within a class, weighted deficit round robin (each
+visit adds the flow's weight; a request costs one), so one client's burst waits behind its
+own requests, not in front of everyone's. Removal on leave or timeout is
 lazy (marked, skipped when reached): every operation is O(1) amortised, a dispatch scans
 at most the flows it cannot serve.
 """
@@ -13,28 +14,25 @@ at most the flows it cannot serve.
 import time
 from collections import deque
 
+from .caller import key_id
 from .errors import Failure
 
 
-def client_key(req) -> bytes | None:
-    """The API key a queued request came with (Authorization, or x-api-key), for its weight."""
-    value = req.header(b"authorization") or b""
-    if value[:7].lower() == b"bearer ":
-        return value[7:].strip()
-    return req.header(b"x-api-key")
+def _ids(name: str) -> tuple[str, str]:
+    """The identities a `queue.clients` entry may mean: the caller with that API key, or
+    the caller at that address."""
+    return key_id(name.encode()), "a" + name
 
 
 class Waiting:
-    """One queued request; the connection's active handler while it waits."""
+    """One queued request; its cycle's handler while it waits."""
 
-    __slots__ = ("queue", "conn", "req", "who", "model", "flow", "deadline", "t0", "gone")
+    __slots__ = ("queue", "cycle", "model", "flow", "deadline", "t0", "gone")
     abandonable = True  # the client's connection closing (EOF) means it left
 
-    def __init__(self, queue: "FairQueue", conn, req, who, model: str | None, flow: "Flow", deadline: float) -> None:
+    def __init__(self, queue: "FairQueue", cycle, model: str | None, flow: "Flow", deadline: float) -> None:
         self.queue = queue
-        self.conn = conn
-        self.req = req
-        self.who = who
+        self.cycle = cycle
         self.model = model
         self.flow = flow
         self.deadline = deadline  # the loop's clock
@@ -57,7 +55,7 @@ class Waiting:
         if not self.gone and now >= self.deadline:
             self.queue.drop(self, "queue_timeout")
             wait = self.queue.max_wait
-            self.conn.fail(
+            self.cycle.fail(
                 Failure(
                     503, f"No backend had room for this request within {wait:g} s.", "queue_timeout", headers=b"retry-after: %d\r\n" % max(1, round(wait / 2))
                 )
@@ -84,7 +82,7 @@ class FairQueue:
         self.send = None  # (Waiting, backend) -> None: set by the inference service that owns the route
         self.count = 0  # requests waiting
         self.router = None  # for the capacity a share is of
-        self.inflight: dict[bytes, int] = {}  # client -> its requests on capped backends
+        self.inflight: dict[str, int] = {}  # client -> its requests on capped backends
         self.by_model: dict[str | None, int] = {}
         self.flows: dict[tuple, Flow] = {}
         self.rings: dict[int, deque[Flow]] = {}  # priority -> active flows, in service order
@@ -96,29 +94,27 @@ class FairQueue:
         self.max_wait = config.max_wait
         self.fair = config.fair
         self.max_share = config.max_share
-        self.shares = {k.encode(): c.max_share for k, c in config.clients.items() if c.max_share is not None}
+        # an entry names an API key or an address: found by the caller's identity either way
+        self.shares = {who: c.max_share for k, c in config.clients.items() if c.max_share is not None for who in _ids(k)}
         capped = config.max_share < 1 or any(share < 1 for share in self.shares.values())
         self.strict = config.fair and capped  # some client may not take every slot
         self.max_queued = config.max_queued
         weights = [c.weight for c in config.clients.values()]
         unit = min([1.0, *weights])  # the smallest weight earns one request a visit
-        self.clients = {k.encode(): (c.priority, c.weight / unit) for k, c in config.clients.items()}
+        self.clients = {who: (c.priority, c.weight / unit) for k, c in config.clients.items() for who in _ids(k)}
         self.default = (0, 1.0 / unit)
 
-    def holder(self, req, key: bytes | None = None) -> bytes:
-        """Whose share a request counts against: its API key, else its address (one line for
-        everyone when the queue is not fair)."""
-        if not self.fair:
-            return b""
-        key = key if key is not None else client_key(req)
-        return key if key is not None else req.client.encode()
+    def holder(self, caller) -> str:
+        """Whose share a request counts against: its caller (one line for everyone when the
+        queue is not fair)."""
+        return caller.id if self.fair else ""
 
-    def take(self, req) -> bytes:
-        client = self.holder(req)
+    def take(self, caller) -> str:
+        client = self.holder(caller)
         self.inflight[client] = self.inflight.get(client, 0) + 1
         return client
 
-    def release(self, client: bytes | None) -> None:
+    def release(self, client: str | None) -> None:
         if client is not None:
             left = self.inflight.get(client, 0) - 1
             if left > 0:
@@ -126,7 +122,7 @@ class FairQueue:
             else:
                 self.inflight.pop(client, None)
 
-    def over_share(self, client: bytes, model: str | None) -> bool:
+    def over_share(self, client: str, model: str | None) -> bool:
         """Whether `client` holds its max_share of the capped slots of the backends serving `model`."""
         share = self.shares.get(client, self.max_share)
         if share >= 1:
@@ -137,18 +133,19 @@ class FairQueue:
     def waiting_for(self, model: str | None) -> bool:
         return self.by_model.get(model, 0) > 0
 
-    def add(self, conn, req, key: bytes | None, who, model: str | None, now: float) -> Failure | None:
-        """Queue a request (its connection's active handler becomes the entry); a Failure
-        when the queue is full."""
+    def add(self, cycle, model: str | None, now: float) -> Failure | None:
+        """Queue a request (the entry becomes its cycle's handler); a Failure when the
+        queue is full."""
         if self.count >= self.max_queued:
             self.metrics.queue_refused["queue_full"] = self.metrics.queue_refused.get("queue_full", 0) + 1
             return Failure(503, f"Every backend is busy and {self.max_queued} requests are waiting already.", "queue_full", headers=b"retry-after: 1\r\n")
-        client = self.holder(req, key)
-        priority, quantum = self.clients.get(key or b"", self.default)
+        caller = cycle.caller
+        client = self.holder(caller)
+        priority, quantum = self.clients.get(caller.id, self.default)
         flow = self.flows.get((client, model))
         if flow is None:
             flow = self.flows[(client, model)] = Flow(client, model, priority, quantum)
-        entry = Waiting(self, conn, req, who, model, flow, now + self.max_wait)
+        entry = Waiting(self, cycle, model, flow, now + self.max_wait)
         flow.entries.append(entry)
         flow.live += 1
         if not flow.active:
@@ -160,7 +157,7 @@ class FairQueue:
             ring.append(flow)
         self.count += 1
         self.by_model[model] = self.by_model.get(model, 0) + 1
-        conn.active = entry
+        cycle.attach(entry)
         return None
 
     def drop(self, entry: Waiting, reason: str) -> None:
@@ -183,8 +180,7 @@ class FairQueue:
     def _left(self, entry: Waiting) -> None:
         self.count -= 1
         self.by_model[entry.model] -= 1
-        if entry.conn.active is entry:
-            entry.conn.active = None
+        entry.cycle.detach(entry)
 
     def dispatch(self, backend) -> None:
         """A backend has room: give it the waiting requests it serves, fairly, while it has."""

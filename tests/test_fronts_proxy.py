@@ -38,7 +38,10 @@ def test_missing_key_on_messages_is_anthropic_shaped(sim, start_proxy):
     reply = http("POST", p.url + "/v1/messages", MESSAGE)
     assert reply.status == 401 and reply.json() == {"type": "error", "error": {"type": "authentication_error", "message": "Invalid or missing API key."}}
     assert http("POST", p.url + "/v1/messages", MESSAGE, {"authorization": "Bearer sk-a"}).status == 200
-    assert http("POST", p.url + "/v1/responses", {"model": "gpt-4", "input": "x"}, {"x-api-key": "sk-a"}).status == 401  # only Anthropic's route
+    # one rule on every route: the Bearer token, else x-api-key
+    assert http("POST", p.url + "/v1/responses", {"model": "gpt-4", "input": "x"}, {"x-api-key": "sk-a"}).status == 200
+    assert http("POST", p.url + "/v1/messages", MESSAGE, {"authorization": "Bearer ", "x-api-key": "sk-a"}).status == 200
+    assert http("POST", p.url + "/v1/messages", MESSAGE, {"authorization": "Bearer sk-wrong", "x-api-key": "sk-a"}).status == 401
 
 
 def _stream_then_die(frames: int):

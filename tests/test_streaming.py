@@ -82,7 +82,7 @@ def test_slow_reader_pauses_the_backend_not_the_proxy_memory(proxy, sim):
     time.sleep(1.0)
     conns = list(proxy.proxy.connections)
     assert conns and conns[0].flow.write_paused
-    assert not conns[0].active.up.transport.is_reading()  # the backend is held back
+    assert not conns[0].cycle.handler.up.transport.is_reading()  # the backend is held back
     buffered = conns[0].transport.get_write_buffer_size()
     assert buffered < 1 << 20, buffered
     got = read_until(s, b"data: [DONE]")  # reading resumes the flow to the end

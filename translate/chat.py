@@ -216,7 +216,7 @@ class DeltaStream:
             self._complete(out)
         return b"".join(out)
 
-    def error(self, status: int, message: str) -> bytes:
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
         """The relay broke the stream (backend gone, timeout): the protocol's own last event."""
         out = self._opened()
         if not self.finished:

@@ -14,6 +14,10 @@ class StreamTranslator(Protocol):
 
     def close(self) -> bytes: ...
 
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
+        """The last event of a stream the relay broke (backend gone, timeout), in the client's protocol."""
+        ...
+
 
 class ResponseTranslator(Protocol):
     """Turns one backend reply into the client's: a whole JSON body, or a stream."""

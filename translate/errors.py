@@ -1,7 +1,31 @@
-"""The one error translate/ raises: a request the proxy must refuse with a 400.
-
-It names the offending field (`param`) or message index so the client can fix its request.
+"""The one error translate/ raises (a request the proxy must refuse with a 400, naming the
+offending field so the client can fix it), and OpenAI's error body, which every SDK reads.
 """
+
+import msgspec
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    414: "invalid_request_error",
+    417: "invalid_request_error",
+    429: "rate_limit_error",
+    431: "invalid_request_error",
+}
+
+
+def error_type(status: int) -> str:
+    return _TYPES.get(status, "server_error" if status < 502 else "api_error")
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    """`{"error": {"message", "type", "param", "code"}}`: OpenAI's shape."""
+    return msgspec.json.encode({"error": {"message": message, "type": error_type(status), "param": param, "code": code}})
 
 
 class RequestError(ValueError):

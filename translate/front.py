@@ -2,7 +2,7 @@
 reply goes through the dialect's translator first (made OpenAI), then the front's.
 
 Each front's reply translator has `body(bytes) -> bytes` and `stream()` whose streams have
-`feed`, `close` and `error(status, message)` (a broken stream's last event, in its protocol).
+`feed`, `close` and `error(status, message, code)` (a broken stream's last event, in its protocol).
 """
 
 
@@ -22,8 +22,8 @@ class FrontStream:
         tail = self.inner.close() if self.inner is not None else b""
         return (self.front.feed(tail) if tail else b"") + self.front.close()
 
-    def error(self, status: int, message: str) -> bytes:
-        return self.front.error(status, message)
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
+        return self.front.error(status, message, code)
 
 
 class FrontResponse:

@@ -3,6 +3,8 @@
 A frame ends with a blank line (LF LF, or CR LF CR LF); only an incomplete tail is held back.
 """
 
+from .errors import error_body
+
 
 class FrameSplitter:
     """Feed arbitrary chunks; get back the complete frames, each with its terminator."""
@@ -69,6 +71,10 @@ class WholeFrames:
         """What is left when the stream ends normally (a backend's unterminated last frame)."""
         tail, self._tail = self._tail, b""
         return tail
+
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
+        """The relay broke the stream (backend gone, timeout): its last event, in OpenAI's shape."""
+        return b"data: " + error_body(status, message, code) + b"\n\n"
 
 
 def data_payload(frame: bytes) -> tuple[int, int] | None:

@@ -76,6 +76,9 @@ class HideUsage(WholeFrames):
     def close(self) -> bytes:
         return super().close() + self._inner.close()
 
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
+        return self._inner.error(status, message, code)
+
 
 def _usage_only(frame: bytes) -> bool:
     if b'"usage"' not in frame or not frame.startswith(b"data:"):

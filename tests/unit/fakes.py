@@ -6,30 +6,7 @@ and a minimal application behind the server protocol. No sockets, no sleeps.
 import h11
 
 from devstral_proxy.config import ServerConfig
-from devstral_proxy.reply import TX_NEXT, Tx
-from devstral_proxy.server import HttpProtocol, Limits
-from devstral_proxy.upstream import UP_NEXT, Up, UpstreamConnection
-
-
-def checked(cls, attr: str, table: tuple, names: tuple):
-    """`cls` whose every assignment of `attr` must follow `table` (state -> bit mask of the
-    states it may go to): the production classes assign freely, the unit tier checks."""
-    store = "_checked_" + attr
-
-    def get(self):
-        return getattr(self, store)
-
-    def put(self, new: int) -> None:
-        old = getattr(self, store, None)
-        if old is not None and old != new and not table[old] >> new & 1:
-            raise AssertionError(f"{cls.__name__}.{attr}: {names[old]} -> {names[new]} is not a transition")
-        setattr(self, store, new)
-
-    return type("Checked" + cls.__name__, (cls,), {attr: property(get, put)})
-
-
-CheckedHttpProtocol = checked(HttpProtocol, "tx", TX_NEXT, Tx.NAMES)
-CheckedUpstream = checked(UpstreamConnection, "state", UP_NEXT, Up.NAMES)
+from devstral_proxy.server import Limits
 
 
 class FakeTransport:
@@ -143,8 +120,8 @@ def limits(**overrides) -> Limits:
 
 
 class FakeApp:
-    """server.Application with handlers chosen per path: `handlers[path](conn, request)`;
-    by default a 200 whose body names the path."""
+    """server.Application with handlers chosen per path: `handlers[path](cycle)`; by
+    default a 200 whose body names the path. Refusals (cycle.failure) are answered."""
 
     def __init__(self, **limit_overrides) -> None:
         self.connections: set = set()
@@ -157,14 +134,18 @@ class FakeApp:
     def admit(self, conn):
         return None
 
-    def handle(self, conn, request) -> None:
+    def handle(self, cycle) -> None:
+        cycle.record.rid = "r"
+        if cycle.failure is not None:
+            cycle.fail(cycle.failure)
+            return
+        request = cycle.req
         self.seen.append(request)
-        request.record.rid = "r"
         handler = self.handlers.get(request.path)
         if handler is not None:
-            handler(conn, request)
+            handler(cycle)
         else:
-            conn.respond(200, b"content-type: text/plain\r\n", request.path.encode())
+            cycle.respond(200, b"content-type: text/plain\r\n", request.path.encode())
 
     def finished(self, record, now) -> None:
         self.finished_records.append(record)

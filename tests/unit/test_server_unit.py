@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstral_proxy.server import HttpProtocol
-from tests.unit.fakes import CheckedHttpProtocol, FakeApp, FakeLoop, FakeTransport, responses
+from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
 
 
 def connect(app: FakeApp, **transport) -> tuple[HttpProtocol, FakeTransport, FakeLoop]:
     loop = FakeLoop()
-    conn = CheckedHttpProtocol(app, loop)
+    conn = HttpProtocol(app, loop)
     t = FakeTransport(conn, **transport)
     conn.connection_made(t)
     return conn, t, loop
@@ -30,7 +30,7 @@ def post(path: str, body: bytes, extra: bytes = b"") -> bytes:
 def test_pipelined_local_replies_stop_while_the_client_does_not_read():
     app = FakeApp()
     big = b"x" * 100_000
-    app.handlers["/big"] = lambda conn, req: conn.respond(200, b"", big)
+    app.handlers["/big"] = lambda cycle: cycle.respond(200, b"", big)
     conn, t, _ = connect(app, high=64 * 1024)
     for _ in range(30):  # 3,000 pipelined requests, 100 per read
         conn.data_received(get("/big") * 100)
@@ -49,7 +49,7 @@ def test_pipelined_local_replies_stop_while_the_client_does_not_read():
 
 def test_reading_pauses_when_output_passes_the_high_water_mark():
     app = FakeApp()
-    app.handlers["/big"] = lambda conn, req: conn.respond(200, b"", b"y" * 200_000)
+    app.handlers["/big"] = lambda cycle: cycle.respond(200, b"", b"y" * 200_000)
     conn, t, _ = connect(app, high=64 * 1024)
     conn.data_received(get("/big"))
     assert t.write_paused and not t.reading
@@ -140,7 +140,7 @@ def test_a_slow_head_gets_408():
 def test_a_reply_for_a_request_answered_later_keeps_its_place():
     app = FakeApp()
     waiting = []
-    app.handlers["/slow"] = lambda conn, req: waiting.append(conn)
+    app.handlers["/slow"] = lambda cycle: waiting.append(cycle)
     conn, t, _ = connect(app)
     conn.data_received(get("/slow") + get("/fast"))
     assert t.drain() == b""
@@ -164,12 +164,35 @@ def test_arbitrary_splits_of_pipelined_traffic_come_back_whole_and_in_order(path
     assert not t.closed
 
 
-def test_the_checker_catches_a_transition_outside_the_table():
+def test_every_state_change_is_checked_against_its_table():
+    """Rx, Tx, Up and Ex each change state through one `_to` checked against its table (on in
+    production): a change outside the table is a StateError where it happens."""
     import pytest
 
-    from devstral_proxy.reply import Tx
+    from devstral_proxy.cycle import Tx
+    from devstral_proxy.relay import EX_NEXT, Ex, Exchange
+    from devstral_proxy.states import StateError
+    from devstral_proxy.upstream import Up, UpstreamConnection
 
-    conn, _, _ = connect(FakeApp())
-    conn.tx = Tx.CLOSED
-    with pytest.raises(AssertionError, match="CLOSED -> WAITING"):
-        conn.tx = Tx.WAITING
+    app = FakeApp()
+    held = []
+    app.handlers["/slow"] = lambda cycle: held.append(cycle)
+    conn, t, _ = connect(app)
+    conn.data_received(get("/slow"))
+    cycle = held[0]
+    assert cycle.tx == Tx.WAITING
+    cycle.respond(200, b"", b"ok")
+    assert cycle.tx == Tx.DONE
+    with pytest.raises(StateError, match="Tx: DONE -> STREAMING"):
+        cycle._to(Tx.STREAMING)
+    with pytest.raises(StateError, match="Rx: IDLE -> BODY"):
+        conn.reader._to(2)
+    up = UpstreamConnection.__new__(UpstreamConnection)
+    up.state = Up.IDLE
+    with pytest.raises(StateError, match="Up: IDLE -> BODY"):
+        up._to(Up.BODY)
+    ex = Exchange.__new__(Exchange)
+    ex.state = Ex.DONE
+    with pytest.raises(StateError, match="Ex: DONE -> SENT"):
+        ex._to(Ex.SENT)
+    assert all(EX_NEXT[state] for state in range(Ex.DONE))  # every state but DONE leads somewhere

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstral_proxy.relay import Exchange
-from devstral_proxy.upstream import Pool
+from devstral_proxy.server import HttpProtocol
+from devstral_proxy.upstream import Pool, UpstreamConnection
 from devstral_translate.openai import renamer
-from tests.unit.fakes import CheckedHttpProtocol, CheckedUpstream, FakeApp, FakeLoop, FakeTransport, responses
+from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
 
 
 class FakeRouter:
@@ -53,21 +54,21 @@ class Rig:
         self.pool = Pool("http://127.0.0.1:8000", 4.0, 5.0, loop=self.loop)
         self.backend = FakeBackend(self.pool)
         self.router = FakeRouter()
-        self.up = CheckedUpstream(self.pool)
+        self.up = UpstreamConnection(self.pool)
         self.ut = FakeTransport(self.up)
         self.up.connection_made(self.ut)
         self.pool.release(self.up)
         self.app = FakeApp()
         self.app.handle = self.relay
-        self.conn = CheckedHttpProtocol(self.app, self.loop)
+        self.conn = HttpProtocol(self.app, self.loop)
         self.ct = FakeTransport(self.conn, high=client_high)
         self.conn.connection_made(self.ct)
         self.translator = translator
         self.exchanges: list[Exchange] = []
 
-    def relay(self, conn, req) -> None:
-        req.record.rid = "r"
-        ex = Exchange(conn, req.record, self.router, self.backend, b"POST /v1/x HTTP/1.1\r\n\r\n", b"{}", self.translator)
+    def relay(self, cycle) -> None:
+        cycle.record.rid = "r"
+        ex = Exchange(cycle, self.router, self.backend, b"POST /v1/x HTTP/1.1\r\n\r\n", b"{}", self.translator)
         self.exchanges.append(ex)
         ex.start()
 
@@ -115,7 +116,7 @@ def test_the_frames_of_one_read_reach_the_client_in_one_write():
 
 def test_a_request_behind_a_reply_the_client_has_not_read_waits_for_it():
     rig = Rig(client_high=64 * 1024)
-    rig.app.handle = lambda conn, req: conn.respond(200, b"", b"a" * 100_000) if req.path == "/big" else rig.relay(conn, req)
+    rig.app.handle = lambda cycle: cycle.respond(200, b"", b"a" * 100_000) if cycle.path == "/big" else rig.relay(cycle)
     rig.conn.data_received(b"GET /big HTTP/1.1\r\nhost: p\r\n\r\n" + b"POST /v1/x HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\n\r\n{}")
     assert rig.ct.write_paused and not rig.exchanges  # nothing asked of the backend yet
     rig.ct.drain()
@@ -124,7 +125,7 @@ def test_a_request_behind_a_reply_the_client_has_not_read_waits_for_it():
 
 def test_an_exchange_that_starts_while_the_client_is_paused_starts_paused():
     rig = Rig(client_high=64 * 1024)
-    rig.app.handle = lambda conn, req: (setattr(conn.flow, "write_paused", True), rig.relay(conn, req))
+    rig.app.handle = lambda cycle: (setattr(rig.conn.flow, "write_paused", True), rig.relay(cycle))
     rig.request()
     rig.reply(STREAM_HEAD + FRAME)
     assert not rig.ut.reading  # the backend is held back, not buffered in the proxy
@@ -207,7 +208,7 @@ class Backend2:
         self.router = FakeRouter()
         self.ups = []
         for _ in range(upstreams):
-            up = CheckedUpstream(self.pool)
+            up = UpstreamConnection(self.pool)
             up.connection_made(FakeTransport(up))
             self.pool.release(up)
             self.ups.append(up)
@@ -215,14 +216,14 @@ class Backend2:
         for _ in range(2):
             app = FakeApp()
             app.handle = self.relay
-            conn = CheckedHttpProtocol(app, self.loop)
+            conn = HttpProtocol(app, self.loop)
             conn.connection_made(FakeTransport(conn))
             self.clients.append(conn)
         self.pending: list[tuple] = []  # (upstream, reply bytes not yet delivered)
 
-    def relay(self, conn, req) -> None:
-        head = b"POST %s HTTP/1.1\r\n\r\n" % req.path.encode()
-        Exchange(conn, req.record, self.router, self.backend, head, b"", None).start()
+    def relay(self, cycle) -> None:
+        head = b"POST %s HTTP/1.1\r\n\r\n" % cycle.path.encode()
+        Exchange(cycle, self.router, self.backend, head, b"", None).start()
 
     def answer(self) -> None:
         """The backend answers every request written to it so far."""
