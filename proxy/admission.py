@@ -48,6 +48,7 @@ class Admission:
         self.keep_bodies = False  # the access log wants request bodies
         self._rid_prefix = os.urandom(4).hex()  # request ids: per-process prefix + counter
         self._requests = 0
+        self._callers: dict[str, Caller] = {}  # without keys: the caller of each address
 
     def admit(self, conn) -> Failure | None:
         """Why a new connection's requests are refused, or None."""
@@ -112,8 +113,12 @@ class Admission:
             return
         address, forwarded_for = client
         record.client = address
-        key, kid = self.api_key(req) if self.keys else (None, "")
-        caller = cycle.caller = Caller(address, key, kid, forwarded_for)
+        if self.keys:
+            key, kid = self.api_key(req)
+            caller = Caller(address, key, kid, forwarded_for)
+        else:
+            caller = self._by_address(address, forwarded_for)
+        cycle.caller = caller
         record.caller = caller.id
         if self.cors is not None and self._cors(cycle):
             return
@@ -121,6 +126,15 @@ class Admission:
             cycle.fail(Failure(401, "Invalid or missing API key.", "invalid_api_key"))
             return
         self.dispatch(cycle)
+
+    def _by_address(self, address: str, forwarded_for: bytes) -> Caller:
+        """A caller known by its address alone, made once per address (at most 4,096 kept)."""
+        caller = self._callers.get(address)
+        if caller is None or caller.forwarded_for != forwarded_for:
+            if len(self._callers) >= 4096:
+                self._callers.clear()
+            caller = self._callers[address] = Caller(address, None, "", forwarded_for)
+        return caller
 
     def api_key(self, req) -> tuple[bytes | None, str]:
         """The request's valid API key and its identity, or (None, ""). One rule on every

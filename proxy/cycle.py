@@ -14,7 +14,7 @@ from .errors import ErrorShape, Failure, errors_for
 from .http import CHUNK_END, CHUNK_TAIL_END, JSON, close_delimited_head, response_head
 from .reader import Request
 from .record import Record
-from .states import moved
+from .states import refused
 
 
 class Tx:
@@ -75,7 +75,7 @@ class Cycle:
     write_chunk(), end_stream(); a handler that answers later attach()es itself first. A
     front protocol's request becomes a chat request with use_front() (path, query, body)."""
 
-    __slots__ = ("conn", "req", "record", "tx", "handler", "caller", "errors", "front", "path", "query", "body", "keep_alive", "fit", "failure")
+    __slots__ = ("conn", "req", "record", "tx", "handler", "caller", "front", "path", "query", "body", "keep_alive", "fit", "failure")
 
     def __init__(self, conn: Connection, req: Request, failure: Failure | None = None) -> None:
         self.conn = conn
@@ -84,7 +84,6 @@ class Cycle:
         self.tx = Tx.QUEUED
         self.handler: Handler | None = None
         self.caller: Caller | None = None  # resolved at admission
-        self.errors: ErrorShape = errors_for(req.path)
         self.front = None  # a front protocol's request (fronts.Front)
         self.path = req.path  # what is sent on: the client's, or a front's chat request
         self.query = req.query
@@ -94,7 +93,9 @@ class Cycle:
         self.failure = failure  # refused before any handler (the parser, the connection's admission)
 
     def _to(self, new: int) -> None:
-        self.tx = moved("Tx", Tx.NAMES, TX_NEXT, self.tx, new)
+        if not TX_NEXT[self.tx] >> new & 1:
+            refused("Tx", Tx.NAMES, self.tx, new)
+        self.tx = new
 
     # ---- for the connection
     def begin(self) -> None:
@@ -112,6 +113,11 @@ class Cycle:
             self.record.status = 499  # nginx's "client closed request"
 
     # ---- for handlers
+    @property
+    def errors(self) -> ErrorShape:
+        """The caller's protocol's error shape (Anthropic's on its route), read when failing."""
+        return errors_for(self.record.route)
+
     @property
     def waiting(self) -> bool:
         """Still to be answered, and by whoever asks (nothing written yet)."""

@@ -9,7 +9,7 @@ import httptools
 import msgspec
 
 from .errors import Failure
-from .states import moved
+from .states import refused
 from .target import canonical_path
 
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
@@ -84,7 +84,9 @@ class RequestReader:
         return Rx.IDLE < self.rx < Rx.DONE
 
     def _to(self, new: int) -> None:
-        self.rx = moved("Rx", Rx.NAMES, RX_NEXT, self.rx, new)
+        if not RX_NEXT[self.rx] >> new & 1:
+            refused("Rx", Rx.NAMES, self.rx, new)
+        self.rx = new
 
     def feed(self, data: bytes):
         """Parse what the client sent: None, or why reading ends (a Failure, or UPGRADE)."""

@@ -3,22 +3,20 @@ control, retries on a stale pooled connection, timeouts, and the client going aw
 
 Driven by upstream callbacks; a task is only created when a new connection must be opened.
 The exchange is handed what it needs: the request's cycle (where the answer is written and
-the record kept), and a feedback sink for what it learns of the backend.
+the record kept), and a feedback sink for what it learns of the backend. How the reply's body
+goes back (whole, or as it comes) is replies.py's.
 """
 
+import asyncio
 from time import perf_counter
-
-from devstral_translate.sse import WholeFrames
-from devstral_translate.usage import HideUsage, usage_counts
-from devstral_translate.wire import is_json_object
 
 from .errors import Failure, backend_failure
 from .http import HOP_BY_HOP, relay_headers
-from .states import moved
+from .replies import Buffered, Passing, begin
+from .states import refused
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
-CHUNK_FRAMING = 16  # bytes of a read around one chunk's data: its size line and CRLFs, or the body's end
 
 
 class Ex:
@@ -46,6 +44,13 @@ EX_NEXT = (
 )
 
 
+def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for k, v in headers:
+        if k == b"content-type":
+            return v
+    return b""
+
+
 def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> bytes:
     """The backend's headers for the client; a Location naming the backend's own address
     (a framework's trailing-slash redirect) becomes a path on the proxy."""
@@ -55,117 +60,19 @@ def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> by
     return out
 
 
-def _not_json(backend: str) -> Failure:
-    return Failure(502, f"Backend '{backend}' sent a reply that is not a JSON object.", "bad_backend_response")
-
-
-class _Handler:
-    """The exchange as its client connection's active handler (the client leaves, stops
-    reading, reads again; the sweep's deadlines), the usage it notes, and the ways it ends."""
-
-    __slots__ = ()
-    abandonable = True  # the client's connection closing (EOF) means it left: cancel
-    state: int
-    up: object
-    task: object
-    record: object
-    on_tokens: object
-
-    def cancel(self) -> None:
-        """The client went away: stop the backend's work at once."""
-        if self.state == Ex.DONE:
-            return
-        self._end()
-        if self.task is not None:
-            self.task.cancel()
-        if self.up is not None:
-            self.up.detach()
-
-    def pause(self) -> None:
-        if self.up is not None and self.state != Ex.DONE:
-            self.up.pause()
-
-    def resume(self) -> None:
-        if self.up is not None and self.state != Ex.DONE:
-            self.up.resume()
-
-    def hold_client(self, held: bool) -> None:
-        """The backend stopped (True) or resumed reading what is written to it."""
-        self.reply.hold_reading(held)
-
-    def _count(self, data: bytes) -> None:
-        """Note the usage a reply reports in the request's record."""
-        usage = usage_counts(data)
-        if usage is not None:
-            self.record.usage = usage
-            if self.on_tokens is not None:
-                self.on_tokens(usage[0] + usage[1])
-
-    # ---- endings
-    def expire(self, now: float) -> None:
-        """Called by the server's sweep: no byte from the backend within `timeout`."""
-        if self.state == Ex.DONE or self.up is None:
-            return
-        if now >= self.deadline:
-            self.up.detach()
-            self._broken(Failure(504, f"The request did not finish within {self.reply.limits.request_timeout:g} s.", "request_timeout"))
-        elif now >= self.last + self.timeout:
-            self.feedback.outcome(self.backend, False)
-            self.up.detach()
-            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout"))
-
-    def _broken(self, failure: Failure) -> None:
-        """The backend failed: answer with an error if nothing was sent yet, else end what was."""
-        state = self.state
-        if state == Ex.STREAMING or state == Ex.RAW:
-            self.record.error = f"{failure.code}: {failure.message}"
-        if state == Ex.STREAMING:
-            self._end()
-            self.parts.append(self.stream.error(failure.status, failure.message, failure.code))  # in the client's protocol
-            self.reply.end_stream(b"".join(self.parts))  # the frames read before the break, then the error
-        elif state == Ex.RAW:
-            self._end()
-            self.reply.abort()
-        else:
-            self._fail(failure)
-
-    def _fail(self, failure: Failure) -> None:
-        if self.state != Ex.DONE:
-            self._end()
-            self.reply.fail(failure)
-
-    def _to(self, new: int) -> None:
-        self.state = moved("Ex", Ex.NAMES, EX_NEXT, self.state, new)
-
-    def _end(self) -> None:
-        if self.state != Ex.DONE:
-            self._to(Ex.DONE)
-            backend = self.backend
-            backend.outstanding -= 1
-            if backend.max_in_flight:  # room for a queued request (after this callback returns)
-                self.loop.call_soon(self.feedback.freed, backend, self.client)
-
-    def _orphaned(self) -> None:
-        """The client is gone while the backend still works for it (a path that did not
-        cancel): counted, and stopped now. Callers check `reply.closed` first."""
-        if self.state != Ex.DONE:
-            self.feedback.orphaned += 1
-            self.cancel()
-
-
-class Exchange(_Handler):
-    """One client request relayed to one backend. It is the upstream connection's sink, and
-    its cycle's handler (cancel, pause, resume, expire)."""
+class Exchange:
+    """One request relayed to one backend: the upstream connection's sink, its cycle's handler."""
 
     __slots__ = tuple(
-        "reply backend head body translator timeout raw loop up status state parts size stream headers retried last task deadline"
+        "reply backend head body translator timeout raw loop up status state answer retried last task deadline"
         " on_tokens hide_usage record head_only feedback failover resend client".split()
     )
+    abandonable = True  # the client's connection closing (EOF) means it left: cancel
 
     def __init__(self, reply, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
         self.reply = reply  # the request's cycle: where the answer is written
         self.record = reply.record  # where timings and usage are noted
-        self.feedback = feedback  # outcome(backend, ok), connected(backend, up)
+        self.feedback = feedback  # outcome(backend, ok), connected(backend, up), freed(backend, client)
         self.backend = backend
         self.head = head
         self.body = body
@@ -177,19 +84,16 @@ class Exchange(_Handler):
         self.state = Ex.CONNECTING
         self.up = None
         self.status = 0
-        self.parts: list[bytes] = []
-        self.size = 0  # bytes of a buffered reply
-        self.stream = None
-        self.headers = b""
+        self.answer: Buffered | Passing | None = None  # how the reply's body goes back, from its head on
         self.retried = False
         self.last = 0.0
-        self.task = None
+        self.task: asyncio.Task | None = None
         self.deadline = self.loop.time() + reply.limits.request_timeout
         self.on_tokens = None  # called with usage.total_tokens when the reply reports it
         self.hide_usage = False  # the usage chunk was asked for by the proxy, not the client
         self.failover = None  # called with this backend when it cannot be reached: try another
         self.resend = None  # called with a refusal (status, body): True when it sent the request again
-        self.client = None  # on a capped backend: whose slot this is (the queue's share per client)
+        self.client: str | None = None  # on a capped backend: whose slot this is (the queue's share per client)
 
     def start(self) -> None:
         self.reply.attach(self)
@@ -211,7 +115,7 @@ class Exchange(_Handler):
                 self._end()
                 self.failover(backend)
                 return
-            self._fail(backend_failure(backend.name, exc))
+            self.fail(backend_failure(backend.name, exc))
             return
         finally:
             self.task = None
@@ -240,102 +144,32 @@ class Exchange(_Handler):
         self.feedback.outcome(self.backend, status < 500)
         origin = self.backend.origin if 300 <= status < 400 or status == 201 else b""  # who may send a Location
         if self.head_only:
-            # No body follows, whatever Content-Length says; httptools cannot be told so, so
-            # the connection is not reused.
+            # No body follows, whatever Content-Length says (httptools cannot be told: not reused).
             self._end()
-            self.up.detach()
+            self.detach()
             length = next((v for k, v in headers if k == b"content-length"), b"")
             self.reply.respond(status, reply_headers(headers, origin), b"", int(length) if length.isdigit() else 0)
             return
-        ctype = b""
-        for k, v in headers:
-            if k == b"content-type":
-                ctype = v
-                break
-        if status < 300 and ctype.startswith(b"text/event-stream"):
-            self._to(Ex.STREAMING)
-            self.stream = self.translator.stream() if self.translator is not None else WholeFrames()
-            if self.hide_usage:
-                self.stream = HideUsage(self.stream)
-            self.reply.start_stream(status, reply_headers(headers, origin))
-        elif self.raw and status < 400:
-            self._to(Ex.RAW)
-            self.reply.start_stream(status, reply_headers(headers, origin))
-        else:
-            self._to(Ex.BUFFERING)
-            self.headers = reply_headers(headers, origin)
+        answer = self.answer = begin(self, status, reply_headers(headers, origin), _content_type(headers))
+        self._to(Ex.BUFFERING if isinstance(answer, Buffered) else Ex.STREAMING if answer.stream is not None else Ex.RAW)
 
     def on_body(self, data: bytes) -> None:
         self.last = self.loop.time()
-        if self.state == Ex.BUFFERING:
-            self.size += len(data)
-            if self.size > self.backend.max_reply_bytes:
-                self.up.detach()
-                limit = self.backend.max_reply_bytes
-                self._fail(Failure(502, f"Backend '{self.backend.name}' sent a reply over {limit} bytes (max_reply_bytes).", "reply_too_large"))
-                return
-            self.parts.append(data)
-            return
-        if data.find(b'"prompt_tokens"') != -1:  # (find: `bytes in bytes` costs ~2x on 3.11)
-            self._count(data)
-        size = len(data)
-        if self.stream is not None:
-            data = self.stream.feed(data)
-            if not data:
-                return
-        parts = self.parts
-        if parts or self.up.read_size - size > CHUNK_FRAMING:
-            # more of this read may follow (several frames a read: the backend is ahead, or
-            # the proxy behind): gathered, and written at the read's end in one write
-            parts.append(data)
-            self.up.held = True
-        else:
-            self.reply.write_chunk(data)
+        self.answer.feed(data)  # type: ignore[union-attr]  # a body follows its head
 
     def on_read(self) -> None:
-        parts = self.parts
-        if parts and (self.state == Ex.STREAMING or self.state == Ex.RAW):
-            self.reply.write_chunk(parts[0] if len(parts) == 1 else b"".join(parts))
-            parts.clear()
+        if self.answer is not None:
+            self.answer.flush()
 
     def on_end(self) -> None:
-        state = self.state
-        if state == Ex.DONE:
+        if self.state == Ex.DONE:
             return
         if self.reply.closed:
             self._orphaned()
             return
+        answer = self.answer
         self._end()
-        reply = self.reply
-        if state == Ex.BUFFERING:
-            self._whole(reply, b"".join(self.parts))
-            return
-        if self.stream is not None:
-            self.parts.append(self.stream.close())
-        reply.end_stream(b"".join(self.parts))  # the last frames and the end in one write
-
-    def _whole(self, reply, body: bytes) -> None:
-        """Answer with a whole reply of the backend: its error, or its translated JSON."""
-        status = self.status
-        if status >= 400:
-            if self.resend is not None and self.resend(status, body):
-                return  # sent again (a refusal the dialect learnt from): that exchange answers
-            if status == 503 and self.failover is not None:
-                self.failover(self.backend)  # the engine refused to queue it (vLLM's max-num-queued-reqs): nothing generated
-                return
-            reply.fail_backend(status, body)
-        elif not self.raw and not is_json_object(body):
-            reply.fail(_not_json(self.backend.name))
-        else:
-            self.record.t_upstream_end = perf_counter()
-            self._count(body)
-            if self.translator is not None and status == 200:
-                try:
-                    body = self.translator.body(body)
-                except Exception:  # a reply the dialect cannot read is the backend's fault
-                    reply.fail(_not_json(self.backend.name))
-                    return
-            reply.respond(status, self.headers, body)
+        answer.end()  # type: ignore[union-attr]  # the end follows a head
 
     def on_lost(self, up, exc: BaseException | None) -> None:
         if self.state == Ex.DONE:
@@ -351,3 +185,78 @@ class Exchange(_Handler):
             self.feedback.outcome(self.backend, False)
         reason = f"Backend '{self.backend.name}' closed the connection" + (f" ({exc})" if exc else "")
         self._broken(Failure(502, reason + ".", "backend_disconnected"))
+
+    def hold_client(self, held: bool) -> None:
+        """The backend stopped (True) or resumed reading what is written to it."""
+        self.reply.hold_reading(held)
+
+    # ---- as the cycle's handler
+    def cancel(self) -> None:
+        """The client went away: stop the backend's work at once."""
+        if self.state == Ex.DONE:
+            return
+        self._end()
+        if self.task is not None:
+            self.task.cancel()
+        if self.up is not None:
+            self.up.detach()
+
+    def pause(self) -> None:
+        if self.up is not None and self.state != Ex.DONE:
+            self.up.pause()
+
+    def resume(self) -> None:
+        if self.up is not None and self.state != Ex.DONE:
+            self.up.resume()
+
+    def expire(self, now: float) -> None:
+        """Called by the server's sweep: no byte from the backend within `timeout`."""
+        if self.state == Ex.DONE or self.up is None:
+            return
+        if now >= self.deadline:
+            self.detach()
+            self._broken(Failure(504, f"The request did not finish within {self.reply.limits.request_timeout:g} s.", "request_timeout"))
+        elif now >= self.last + self.timeout:
+            self.feedback.outcome(self.backend, False)
+            self.detach()
+            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout"))
+
+    # ---- for the reply body (replies.Source)
+    def detach(self) -> None:  # let go of the upstream connection early: it cannot be reused
+        if self.up is not None:
+            self.up.detach()
+
+    def fail(self, failure: Failure) -> None:
+        if self.state != Ex.DONE:
+            self._end()
+            self.reply.fail(failure)
+
+    # ---- endings
+    def _broken(self, failure: Failure) -> None:
+        """The backend failed: answer with an error if nothing was sent yet, else end what was."""
+        if self.state == Ex.STREAMING or self.state == Ex.RAW:
+            answer = self.answer
+            self._end()
+            answer.broken(failure)  # type: ignore[union-attr]
+        else:
+            self.fail(failure)
+
+    def _to(self, new: int) -> None:
+        if not EX_NEXT[self.state] >> new & 1:
+            refused("Ex", Ex.NAMES, self.state, new)
+        self.state = new
+
+    def _end(self) -> None:
+        if self.state != Ex.DONE:
+            self._to(Ex.DONE)
+            self.answer = None  # it points back here: no cycle outlives the exchange
+            backend = self.backend
+            backend.outstanding -= 1
+            if backend.max_in_flight:  # room for a queued request (after this callback returns)
+                self.loop.call_soon(self.feedback.freed, backend, self.client)
+
+    def _orphaned(self) -> None:
+        """The client is gone while the backend still works for it: counted, stopped now."""
+        if self.state != Ex.DONE:
+            self.feedback.orphaned += 1
+            self.cancel()

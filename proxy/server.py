@@ -56,19 +56,19 @@ class HttpProtocol(asyncio.Protocol):
     Requests read while one is answered wait in `queue`; the next starts only when the client
     reads what was written (flow.OUTPUT), so no producer can outrun a slow reader."""
 
+    transport: asyncio.Transport  # set by connection_made, as is `flow`
+    flow: FlowControl
+
     def __init__(self, app: Application, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
         self.limits: Limits = app.limits  # the limits in force when the connection opened
         self.loop = loop
         self.reader = RequestReader(self, self.limits)
-        self.transport: asyncio.Transport | None = None
-        self.flow: FlowControl | None = None
         self.client = ""
         self.refusal: Failure | None = None  # every request on this connection gets it
         self.cycle: Cycle | None = None  # the request being answered
         self.queue: deque[Cycle] = deque()  # requests read, waiting for their turn
-        self.closed = False
-        self.draining = False  # answer the request being read, then close
+        self.closed = self.draining = False  # draining: answer the request being read, then close
         # One deadline at a time, checked by the sweep: reading (header, body) or idle (keep-alive).
         self.deadline = 0.0
         self._continue_pending = False

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .states import moved
+from .states import refused
 
 
 class Sink(_Protocol):
@@ -114,7 +114,9 @@ class UpstreamConnection(asyncio.Protocol):
                 self.sink.on_read()
 
     def _to(self, new: int) -> None:
-        self.state = moved("Up", Up.NAMES, UP_NEXT, self.state, new)
+        if not UP_NEXT[self.state] >> new & 1:
+            refused("Up", Up.NAMES, self.state, new)
+        self.state = new
 
     def connection_lost(self, exc: Exception | None) -> None:
         body = self.state == Up.BODY
