@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint venv agents clean sim bench bench-translate bench-routing bench-quick bench-paced bench-one csharp-test csharp-sample
+.PHONY: run test lint venv agents clean sim bench bench-translate bench-routing bench-quick bench-versus bench-paced bench-one csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,3 +85,6 @@ csharp-sample: venv  # a few streamed turns of a text adventure, through the pro
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .agents
+
+bench-versus: venv  # end to end against an earlier commit (REF), nginx beside: prints now / REF (needs nginx, wrk)
+	$(PY) -m bench.versus --ref $(or $(REF),54164b8)

@@ -107,17 +107,22 @@ class Admission:
             return
         if self.keep_bodies:
             record.body = req.body
-        client = self._client(req)
-        if isinstance(client, Failure):
-            cycle.fail(client)
-            return
-        address, forwarded_for = client
-        record.client = address
+        if self.trusted:
+            client = self._client(req)
+            if isinstance(client, Failure):
+                cycle.fail(client)
+                return
+            address, forwarded_for = client
+            record.client = address
+        else:  # the peer is the client, and the X-Forwarded-For sent on names it (no call)
+            address, forwarded_for = req.client, b""
         if self.keys:
             key, kid = self.api_key(req)
             caller = Caller(address, key, kid, forwarded_for)
         else:
-            caller = self._by_address(address, forwarded_for)
+            caller = self._callers.get(address)
+            if caller is None or (forwarded_for and caller.forwarded_for != forwarded_for):
+                caller = self._by_address(address, forwarded_for)
         cycle.caller = caller
         record.caller = caller.id
         if self.cors is not None and self._cors(cycle):
@@ -129,11 +134,9 @@ class Admission:
 
     def _by_address(self, address: str, forwarded_for: bytes) -> Caller:
         """A caller known by its address alone, made once per address (at most 4,096 kept)."""
-        caller = self._callers.get(address)
-        if caller is None or caller.forwarded_for != forwarded_for:
-            if len(self._callers) >= 4096:
-                self._callers.clear()
-            caller = self._callers[address] = Caller(address, None, "", forwarded_for)
+        if len(self._callers) >= 4096:
+            self._callers.clear()
+        caller = self._callers[address] = Caller(address, None, "", forwarded_for)
         return caller
 
     def api_key(self, req) -> tuple[bytes | None, str]:

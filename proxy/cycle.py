@@ -14,7 +14,7 @@ from .errors import ErrorShape, Failure, errors_for
 from .http import CHUNK_END, CHUNK_TAIL_END, JSON, close_delimited_head, response_head
 from .reader import Request
 from .record import Record
-from .states import refused
+from .states import into, refused
 
 
 class Tx:
@@ -38,6 +38,8 @@ TX_NEXT = (
     0,  # DONE
     0,  # CLOSED
 )
+_WAITING, _DONE = Tx.WAITING, Tx.DONE
+_INTO_WAITING, _INTO_DONE = into(TX_NEXT, _WAITING), into(TX_NEXT, _DONE)
 
 
 class Handler(Protocol):
@@ -99,7 +101,9 @@ class Cycle:
 
     # ---- for the connection
     def begin(self) -> None:
-        self._to(Tx.WAITING)
+        if not _INTO_WAITING >> self.tx & 1:  # _to, inline on the per-request path
+            refused("Tx", Tx.NAMES, self.tx, _WAITING)
+        self.tx = _WAITING
 
     def lost(self) -> None:
         """The connection is gone before the answer was complete: its handler is cancelled."""
@@ -230,6 +234,8 @@ class Cycle:
             self.conn.flow.release(flow.BACKEND)
 
     def _done(self) -> None:
-        self._to(Tx.DONE)
+        if not _INTO_DONE >> self.tx & 1:
+            refused("Tx", Tx.NAMES, self.tx, _DONE)
+        self.tx = _DONE
         self.handler = None
         self.conn.answered(self)

@@ -8,6 +8,7 @@ prompt and completion tokens from usage. With --workers, shared_metrics.py sums 
 from bisect import bisect_left
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TOKEN_KINDS = ("prompt", "completion", "cached")
 MAX_MODELS = 256  # distinct model label values; later ones count as "other"
 
 
@@ -39,7 +40,7 @@ class Metrics:
         self.duration: dict[str, Histogram] = {}  # route -> whole request
         self.overhead: dict[str, Histogram] = {}  # route -> the proxy's own time
         self.first_byte = Histogram()  # streams: request received -> first byte to the client
-        self.tokens: dict[tuple, int] = {}  # (model, "prompt"|"completion") -> count
+        self.tokens: dict[str, list[int]] = {}  # model -> [prompt, completion, cached prompt] tokens
         self.in_flight = 0
         self._models: set[str] = set()
         self.queue_refused: dict[str, int] = {}  # reason -> requests refused or dropped by the queue
@@ -109,14 +110,20 @@ class Metrics:
         if first_byte is not None:
             self.first_byte.observe(first_byte)
         if usage is not None:
-            tokens = self.tokens
-            key = (label, "prompt")
-            tokens[key] = tokens.get(key, 0) + usage[0]
-            key = (label, "completion")
-            tokens[key] = tokens.get(key, 0) + usage[1]
-            if usage[2]:
-                key = (label, "cached")
-                tokens[key] = tokens.get(key, 0) + usage[2]
+            counts = self.tokens.get(label)
+            if counts is None:
+                counts = self.tokens[label] = [0, 0, 0]
+            counts[0] += usage[0]
+            counts[1] += usage[1]
+            counts[2] += usage[2]
+
+    def add_tokens(self, model: str, kind: str, n: int) -> None:
+        counts = self.tokens.get(model) or self.tokens.setdefault(model, [0, 0, 0])
+        counts[TOKEN_KINDS.index(kind)] += n
+
+    def token_counts(self) -> list[tuple[str, str, int]]:
+        """(model, kind, tokens), sorted; cached only once the prefix cache served some."""
+        return [(m, k, n) for m, counts in sorted(self.tokens.items()) for k, n in sorted(zip(TOKEN_KINDS, counts)) if n or k != "cached"]
 
     def render(self, backends=(), failed_open: int = 0) -> bytes:
         """The text exposition; `backends` (objects with `name` and `up`) give backend_up;
@@ -154,7 +161,7 @@ class Metrics:
             "# HELP devstral_tokens_total Tokens reported in usage, by client model (cached: prompt tokens the prefix cache served).",
             "# TYPE devstral_tokens_total counter",
         ]
-        out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for (m, k), n in sorted(self.tokens.items())]
+        out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for m, k, n in self.token_counts()]
         out += [
             "# HELP devstral_ratelimit_failed_open_total Requests let through unlimited because Redis did not answer.",
             "# TYPE devstral_ratelimit_failed_open_total counter",

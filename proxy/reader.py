@@ -9,7 +9,7 @@ import httptools
 import msgspec
 
 from .errors import Failure
-from .states import refused
+from .states import into, refused
 from .target import canonical_path
 
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
@@ -35,6 +35,8 @@ RX_NEXT = (
     1 << Rx.IDLE | 1 << Rx.DONE,  # BODY
     1 << Rx.DONE,  # DONE (stop() again)
 )
+_HEAD, _BODY, _IDLE = Rx.HEAD, Rx.BODY, Rx.IDLE
+_INTO_HEAD, _INTO_BODY, _INTO_IDLE = into(RX_NEXT, _HEAD), into(RX_NEXT, _BODY), into(RX_NEXT, _IDLE)
 
 
 class _Stopped(Exception):
@@ -153,7 +155,9 @@ class RequestReader:
         self._body = []
         self._head_size = 0
         self._body_size = 0
-        self._to(Rx.HEAD)
+        if not _INTO_HEAD >> self.rx & 1:  # _to, inline on the per-request path
+            refused("Rx", Rx.NAMES, self.rx, _HEAD)
+        self.rx = _HEAD
         conn = self.conn
         if conn.idle or not conn.deadline:  # a new request
             conn.deadline = conn.loop.time() + self.limits.header_timeout
@@ -173,7 +177,9 @@ class RequestReader:
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self._to(Rx.BODY)
+        if not _INTO_BODY >> self.rx & 1:
+            refused("Rx", Rx.NAMES, self.rx, _BODY)
+        self.rx = _BODY
         limits = self.limits
         self.conn.deadline = self.conn.loop.time() + limits.body_timeout
         expect = None
@@ -199,7 +205,9 @@ class RequestReader:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self._to(Rx.IDLE)
+        if not _INTO_IDLE >> self.rx & 1:
+            refused("Rx", Rx.NAMES, self.rx, _IDLE)
+        self.rx = _IDLE
         parser = self.parser
         url = self._url
         q = url.find(b"?")

@@ -10,10 +10,11 @@ goes back (whole, or as it comes) is replies.py's.
 import asyncio
 from time import perf_counter
 
+from .cycle import Tx
 from .errors import Failure, backend_failure
 from .http import HOP_BY_HOP, relay_headers
 from .replies import Buffered, Passing, begin
-from .states import refused
+from .states import into, refused
 from .tasks import background
 
 _SKIP_REPLY = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
@@ -42,6 +43,9 @@ EX_NEXT = (
     1 << Ex.DONE,  # RAW
     0,  # DONE
 )
+_SENT, _DONE = Ex.SENT, Ex.DONE
+_CLOSED = Tx.CLOSED
+_INTO_SENT, _INTO_DONE = into(EX_NEXT, _SENT), into(EX_NEXT, _DONE)
 
 
 def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -60,11 +64,20 @@ def reply_headers(headers: list[tuple[bytes, bytes]], origin: bytes = b"") -> by
     return out
 
 
+def _head_only(exchange: "Exchange", status: int, headers: list[tuple[bytes, bytes]], origin: bytes) -> None:
+    """The reply to a HEAD request: no body follows, whatever Content-Length says (httptools
+    cannot be told so: the connection is not reused)."""
+    exchange._end()
+    exchange.detach()
+    length = next((v for k, v in headers if k == b"content-length"), b"")
+    exchange.reply.respond(status, reply_headers(headers, origin), b"", int(length) if length.isdigit() else 0)
+
+
 class Exchange:
     """One request relayed to one backend: the upstream connection's sink, its cycle's handler."""
 
     __slots__ = tuple(
-        "reply backend head body translator timeout raw loop up status state answer retried last task deadline"
+        "reply backend head body translator raw loop up status state answer retried last task deadline"
         " on_tokens hide_usage record head_only feedback failover resend client".split()
     )
     abandonable = True  # the client's connection closing (EOF) means it left: cancel
@@ -79,14 +92,11 @@ class Exchange:
         self.translator = translator
         self.head_only = head_only  # a HEAD request: no body follows the reply's head
         self.raw = raw  # relay any successful reply as it comes (pass-through routes)
-        self.timeout = backend.timeout
         self.loop = reply.loop
         self.state = Ex.CONNECTING
-        self.up = None
-        self.status = 0
+        self.up, self.status = None, 0
         self.answer: Buffered | Passing | None = None  # how the reply's body goes back, from its head on
-        self.retried = False
-        self.last = 0.0
+        self.retried, self.last = False, 0.0  # sent again after a stale pooled connection; the last byte's time
         self.task: asyncio.Task | None = None
         self.deadline = self.loop.time() + reply.limits.request_timeout
         self.on_tokens = None  # called with usage.total_tokens when the reply reports it
@@ -127,7 +137,9 @@ class Exchange:
 
     def _send(self, up) -> None:
         self.up = up
-        self._to(Ex.SENT)
+        if not _INTO_SENT >> self.state & 1:  # _to, inline on the per-request path
+            refused("Ex", Ex.NAMES, self.state, _SENT)
+        self.state = _SENT
         self.last = self.loop.time()
         self.record.t_sent = perf_counter()
         if self.reply.write_paused:  # the client is not reading: neither does the backend
@@ -136,7 +148,7 @@ class Exchange:
 
     # ---- upstream sink
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if self.reply.closed:
+        if self.reply.tx == _CLOSED:  # the client is gone (Cycle.closed, without the call)
             self._orphaned()
             return
         self.last = self.loop.time()
@@ -144,14 +156,13 @@ class Exchange:
         self.feedback.outcome(self.backend, status < 500)
         origin = self.backend.origin if 300 <= status < 400 or status == 201 else b""  # who may send a Location
         if self.head_only:
-            # No body follows, whatever Content-Length says (httptools cannot be told: not reused).
-            self._end()
-            self.detach()
-            length = next((v for k, v in headers if k == b"content-length"), b"")
-            self.reply.respond(status, reply_headers(headers, origin), b"", int(length) if length.isdigit() else 0)
+            _head_only(self, status, headers, origin)
             return
         answer = self.answer = begin(self, status, reply_headers(headers, origin), _content_type(headers))
-        self._to(Ex.BUFFERING if isinstance(answer, Buffered) else Ex.STREAMING if answer.stream is not None else Ex.RAW)
+        new = Ex.BUFFERING if isinstance(answer, Buffered) else Ex.STREAMING if answer.stream is not None else Ex.RAW
+        if not EX_NEXT[self.state] >> new & 1:  # _to, inline on the per-request path
+            refused("Ex", Ex.NAMES, self.state, new)
+        self.state = new
 
     def on_body(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -164,7 +175,7 @@ class Exchange:
     def on_end(self) -> None:
         if self.state == Ex.DONE:
             return
-        if self.reply.closed:
+        if self.reply.tx == _CLOSED:  # the client is gone (Cycle.closed, without the call)
             self._orphaned()
             return
         answer = self.answer
@@ -216,10 +227,10 @@ class Exchange:
         if now >= self.deadline:
             self.detach()
             self._broken(Failure(504, f"The request did not finish within {self.reply.limits.request_timeout:g} s.", "request_timeout"))
-        elif now >= self.last + self.timeout:
+        elif now >= self.last + self.backend.timeout:
             self.feedback.outcome(self.backend, False)
             self.detach()
-            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.timeout:g} s.", "backend_timeout"))
+            self._broken(Failure(504, f"Backend '{self.backend.name}' did not answer within {self.backend.timeout:g} s.", "backend_timeout"))
 
     # ---- for the reply body (replies.Source)
     def detach(self) -> None:  # let go of the upstream connection early: it cannot be reused
@@ -247,8 +258,10 @@ class Exchange:
         self.state = new
 
     def _end(self) -> None:
-        if self.state != Ex.DONE:
-            self._to(Ex.DONE)
+        if self.state != _DONE:
+            if not _INTO_DONE >> self.state & 1:  # _to, inline on the per-request path
+                refused("Ex", Ex.NAMES, self.state, _DONE)
+            self.state = _DONE
             self.answer = None  # it points back here: no cycle outlives the exchange
             backend = self.backend
             backend.outstanding -= 1

@@ -65,7 +65,7 @@ class MetricsShare:
             {route: _hist(h) for route, h in m.duration.items()},
             {route: _hist(h) for route, h in m.overhead.items()},
             _hist(m.first_byte),
-            [(*key, n) for key, n in m.tokens.items()],
+            m.token_counts(),
         )
         tmp = self.path.with_suffix(".tmp")
         try:
@@ -92,7 +92,7 @@ class MetricsShare:
                 _add(total.overhead.setdefault(name, Histogram()), data)
             _add(total.first_byte, snap.first_byte)
             for model, kind, n in snap.tokens:
-                total.tokens[(model, kind)] = total.tokens.get((model, kind), 0) + n
+                total.add_tokens(model, kind, n)
             if snap.pid == self.pid or _alive(snap.pid):
                 total.in_flight += snap.in_flight
         return total

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .states import refused
+from .states import into, refused
 
 
 class Sink(_Protocol):
@@ -49,6 +49,8 @@ class Up:
 
 # state -> bit mask of the states it may go to
 UP_NEXT = (1 << Up.SENT | 1 << Up.CLOSED, 1 << Up.BODY | 1 << Up.CLOSED, 1 << Up.IDLE | 1 << Up.CLOSED, 0)
+_SENT, _BODY, _IDLE = Up.SENT, Up.BODY, Up.IDLE
+_INTO_SENT, _INTO_BODY, _INTO_IDLE = into(UP_NEXT, _SENT), into(UP_NEXT, _BODY), into(UP_NEXT, _IDLE)
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -155,7 +157,9 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the reply follows
             self._interim = True
             return
-        self._to(Up.BODY)
+        if not _INTO_BODY >> self.state & 1:  # _to, inline on the per-request path
+            refused("Up", Up.NAMES, self.state, _BODY)
+        self.state = _BODY
         if self.sink is not None:
             self.sink.on_head(status, self._headers)
 
@@ -174,7 +178,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser.should_keep_alive():
             # Read whole, so idle; reading again, whatever the sink had paused. The sink is
             # done before it answers its client, so it cannot pause this connection again.
-            self._to(Up.IDLE)
+            if not _INTO_IDLE >> self.state & 1:
+                refused("Up", Up.NAMES, self.state, _IDLE)
+            self.state = _IDLE
             if self.paused:
                 self.resume()
             self.pool.release(self)
@@ -189,7 +195,9 @@ class UpstreamConnection(asyncio.Protocol):
         return self.received == 0 and self.uses > 1
 
     def send(self, sink: Sink, head: bytes, body: bytes) -> None:
-        self._to(Up.SENT)
+        if not _INTO_SENT >> self.state & 1:
+            refused("Up", Up.NAMES, self.state, _SENT)
+        self.state = _SENT
         self.sink = sink
         self.received = 0
         self.uses += 1
