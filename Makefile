@@ -47,7 +47,7 @@ agents:  # the published agents tests/test_agents.py runs (pinned; under .agents
 lint: venv  # fast: style, then the types of the pure half
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy translate
+	$(VENV)/bin/mypy -p devstral_translate -p devstral_proxy
 
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare

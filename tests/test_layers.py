@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"devstral_proxy": ROOT / "proxy", "devstral_translate": ROOT / "translate"}
+PACKAGES = {"devstral_proxy": ROOT / "proxy" / "devstral_proxy", "devstral_translate": ROOT / "translate" / "devstral_translate"}
 
 
 def _modules() -> dict[str, Path]:

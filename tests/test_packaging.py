@@ -34,8 +34,8 @@ def test_the_wheel_installs_beside_proxy_py_and_translate(tmp_path):
     names = run(sys.executable, "-m", "zipfile", "-l", wheel).stdout
     assert "devstral_proxy/cli.py" in names and "devstral_translate/mistral/stream.py" in names
     # every package of the source tree is in the wheel (a new subpackage must be listed)
-    for init in sorted((ROOT / "translate").rglob("__init__.py")):
-        assert "devstral_translate/" + str(init.relative_to(ROOT / "translate")) in names, init
+    for init in sorted((ROOT / "translate" / "devstral_translate").rglob("__init__.py")):
+        assert "devstral_translate/" + str(init.relative_to(ROOT / "translate" / "devstral_translate")) in names, init
     assert "bench/" not in names and "tests/" not in names and "\nproxy/" not in names
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)

@@ -19,10 +19,11 @@ _PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
 class LocalEndpoints:
     """`auth`: keys are configured, so backend details go only to callers with one."""
 
-    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool = False) -> None:
+    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool, rate_limits, share, queue) -> None:
         self.auth = auth
-        self.rate_limits = None  # RateLimits, for the fail-open count
-        self.share = None  # MetricsShare with --workers: /metrics renders the whole service
+        self.rate_limits = rate_limits  # RateLimits, for the fail-open count
+        self.share = share  # MetricsShare with --workers (else None): /metrics renders the whole service
+        self.queue = queue  # the FairQueue: its length and waits in /metrics
         self.router = router
         self.monitor = monitor
         self.metrics = metrics

@@ -78,7 +78,7 @@ class Admission:
         """CORS headers for an allowed origin; True when this was a preflight, answered."""
         req = cycle.req
         origin = req.header(b"origin")
-        if origin is None or not (self.cors_any or origin in self.cors):
+        if origin is None or self.cors is None or not (self.cors_any or origin in self.cors):
             return False
         allow = b"*" if self.cors_any else origin
         cycle.record.extra += b"access-control-allow-origin: %s\r\nvary: origin\r\naccess-control-expose-headers: %s\r\n" % (allow, _CORS_EXPOSE)
@@ -120,9 +120,10 @@ class Admission:
             key, kid = self.api_key(req)
             caller = Caller(address, key, kid, forwarded_for)
         else:
-            caller = self._callers.get(address)
-            if caller is None or (forwarded_for and caller.forwarded_for != forwarded_for):
-                caller = self._by_address(address, forwarded_for)
+            known = self._callers.get(address)
+            if known is None or (forwarded_for and known.forwarded_for != forwarded_for):
+                known = self._by_address(address, forwarded_for)
+            caller = known
         cycle.caller = caller
         record.caller = caller.id
         if self.cors is not None and self._cors(cycle):

@@ -74,7 +74,7 @@ class RedisStore:
 
     async def get(self, rid: str, owner: bytes) -> bytes | None:
         value = await self.redis.get(self._key(rid))
-        if value is None or value[:12] != owner:
+        if not isinstance(value, bytes) or value[:12] != owner:  # bytes: decode_responses is off
             return None
         return value[12:]
 

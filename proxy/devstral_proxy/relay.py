@@ -8,9 +8,13 @@ goes back (whole, or as it comes) is replies.py's.
 """
 
 import asyncio
+from collections.abc import Callable
 from time import perf_counter
+from typing import Any, Protocol
 
-from .cycle import Tx
+from devstral_translate.dialect import ResponseTranslator
+
+from .cycle import Cycle, Tx
 from .errors import Failure, backend_failure
 from .http import HOP_BY_HOP, relay_headers
 from .replies import Buffered, Passing, begin
@@ -48,6 +52,19 @@ _CLOSED = Tx.CLOSED
 _INTO_SENT, _INTO_DONE = into(EX_NEXT, _SENT), into(EX_NEXT, _DONE)
 
 
+class Feedback(Protocol):
+    """What an exchange tells about its backend (router.Router): how it went, and that a
+    capped backend has room again."""
+
+    orphaned: int  # backend requests found still running after their client left
+
+    def outcome(self, backend: Any, ok: bool) -> None: ...
+
+    def connected(self, backend: Any, up: bool) -> None: ...
+
+    def freed(self, backend: Any, client: str | None = None) -> None: ...
+
+
 def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
     for k, v in headers:
         if k == b"content-type":
@@ -82,14 +99,14 @@ class Exchange:
     )
     abandonable = True  # the client's connection closing (EOF) means it left: cancel
 
-    def __init__(self, reply, feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
+    def __init__(self, reply: Cycle, feedback: Feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
         self.reply = reply  # the request's cycle: where the answer is written
         self.record = reply.record  # where timings and usage are noted
-        self.feedback = feedback  # outcome(backend, ok), connected(backend, up), freed(backend, client)
+        self.feedback = feedback
         self.backend = backend
         self.head = head
         self.body = body
-        self.translator = translator
+        self.translator: ResponseTranslator | None = translator
         self.head_only = head_only  # a HEAD request: no body follows the reply's head
         self.raw = raw  # relay any successful reply as it comes (pass-through routes)
         self.loop = reply.loop
@@ -99,10 +116,10 @@ class Exchange:
         self.retried, self.last = False, 0.0  # sent again after a stale pooled connection; the last byte's time
         self.task: asyncio.Task | None = None
         self.deadline = self.loop.time() + reply.limits.request_timeout
-        self.on_tokens = None  # called with usage.total_tokens when the reply reports it
+        self.on_tokens: Callable[[int], Any] | None = None  # called with usage.total_tokens when the reply reports it
         self.hide_usage = False  # the usage chunk was asked for by the proxy, not the client
-        self.failover = None  # called with this backend when it cannot be reached: try another
-        self.resend = None  # called with a refusal (status, body): True when it sent the request again
+        self.failover: Callable[[Any], None] | None = None  # called with this backend when it cannot be reached: try another
+        self.resend: Callable[[int, bytes], bool] | None = None  # called with a refusal (status, body): True when it sent the request again
         self.client: str | None = None  # on a capped backend: whose slot this is (the queue's share per client)
 
     def start(self) -> None:

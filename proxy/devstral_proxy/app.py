@@ -26,7 +26,7 @@ from .router import Backend, Router
 from .routes import RouteTable
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
-from .store import make_store
+from .store import MemoryStore, RedisStore, make_store
 from .waitqueue import FairQueue
 
 log = logging.getLogger("devstral_proxy")
@@ -61,7 +61,7 @@ class Proxy:
         self.tls: ssl.SSLContext | None = None
         self._tick = 0.5
         self._pruned = 0.0
-        self.store = None  # stored Responses (store.py), made at start
+        self.store: MemoryStore | RedisStore | None = None  # stored Responses (store.py), made at start
         self.queue: FairQueue | None = None  # requests waiting for a backend under max_in_flight
         self.config = config
 
@@ -81,10 +81,9 @@ class Proxy:
             self.queue.configure(config.queue)
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error, self.queue)
         auth = bool(config.authentication.active_keys())
-        local = LocalEndpoints(self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth)
-        local.rate_limits = self.rate_limits
-        local.share = self.share
-        local.queue = self.queue
+        local = LocalEndpoints(
+            self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth, self.rate_limits, self.share, self.queue
+        )
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)
@@ -126,14 +125,16 @@ class Proxy:
         self._wire(self.config)
         # Before the first request: each backend's state (devstral_backend_up from the start),
         # and with several backends or a Mistral one, the models each serves and their generation.
-        first = [self.monitor.probe_all(), self.monitor.read_loads()]
-        if len(self.router.backends) > 1 or any(b.learns_generations for b in self.router.backends):
-            first.append(self.monitor.discover_once())
+        monitor, router = self.monitor, self.router
+        assert monitor is not None  # made by _wire
+        first = [monitor.probe_all(), monitor.read_loads()]
+        if len(router.backends) > 1 or any(b.learns_generations for b in router.backends):
+            first.append(monitor.discover_once())
         try:
             await asyncio.wait_for(asyncio.gather(*first), 3.0)
         except TimeoutError:
             log.warning("some backends did not answer their first health check or model list within 3 s")
-        self.monitor.start()
+        monitor.start()
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
         self.tls = server_tls(s)
@@ -150,12 +151,13 @@ class Proxy:
         """SIGHUP: the new config applies to new requests; those in flight finish as they
         began. The listening address and worker count change only with a restart."""
         old = self.config
+        assert self.router is not None and self.monitor is not None, "reload() follows start()"
         if (config.server.host, config.server.port, config.server.workers) != (old.server.host, old.server.port, old.server.workers):
             log.warning("reload: server.host, server.port and server.workers change only with a restart")
         if bool(config.server.tls_cert) != (self.tls is not None):
             log.warning("reload: turning TLS on or off takes a restart")
         elif self.tls is not None:  # a renewed certificate: new handshakes use it, open connections go on
-            self.tls.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+            self.tls.load_cert_chain(str(config.server.tls_cert), config.server.tls_key)
         self.router = self.router.replaced(config)
         previous = None
         if config.rate_limit != old.rate_limit:
@@ -175,6 +177,7 @@ class Proxy:
 
     def _shortest_timeout(self) -> float:
         s = self.config.server
+        assert self.router is not None
         return min(s.header_timeout, s.body_timeout, s.keepalive_timeout, s.request_timeout, *(b.timeout for b in self.router.backends))
 
     def _sweep(self) -> None:
@@ -182,7 +185,8 @@ class Proxy:
         now = asyncio.get_running_loop().time()
         if now - self._pruned > 60:
             self._pruned = now
-            self.rate_limits.prune(time.time())
+            if self.rate_limits is not None:
+                self.rate_limits.prune(time.time())
         if self.access is not None:
             self.access.flush()
         if self.share is not None:

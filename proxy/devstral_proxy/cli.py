@@ -80,6 +80,7 @@ def summary(proxy: Proxy, log) -> None:
         "on" if c.authentication.active_keys() else "off",
         len(c.model_mapping),
     )
+    assert proxy.router is not None  # started
     for b in proxy.router.backends:
         generation = ", ".join(f"{m}: {g}" for m, g in sorted(b.generations.items())) or b.cfg.tokenizer_version
         state = {True: "up", False: "DOWN (no connection)", None: "not checked"}[b.up]

@@ -28,7 +28,7 @@ HOP_BY_HOP = frozenset(
     )
 )
 
-_date = [0, b""]
+_date: list = [0, b""]  # the second it was made for, the header line
 
 
 def date_header() -> bytes:

@@ -7,8 +7,9 @@ An invalid config raises ConfigError naming the key and the problem; startup sto
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -360,18 +361,18 @@ def _check_responses(config: Config) -> None:
             raise ConfigError("responses.store = 'redis': needs the redis client: pip install 'devstral-proxy[redis]'") from None
 
 
-def load(path: str | None = None, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:
+def load(path: str | None = None, *, env: Mapping[str, str] | None = None, overrides: dict | None = None) -> Config:
     """Build the config: file, then DEVSTRAL_PROXY_* variables, then `overrides` (CLI flags)."""
-    env = os.environ if env is None else env
-    path = path or env.get("DEVSTRAL_PROXY_CONFIG")
-    return build(_read_file(Path(path)) if path else {}, env=env, overrides=overrides)
+    variables = os.environ if env is None else env
+    path = path or variables.get("DEVSTRAL_PROXY_CONFIG")
+    return build(_read_file(Path(path)) if path else {}, env=variables, overrides=overrides)
 
 
-def build(doc: dict, *, env: dict[str, str] | None = None, overrides: dict | None = None) -> Config:
+def build(doc: dict, *, env: Mapping[str, str] | None = None, overrides: dict | None = None) -> Config:
     """A config from a parsed document (the file's sections), variables and flags."""
     env = os.environ if env is None else env
     doc = dict(doc)
-    flat = {
+    flat: dict[str, Any] = {
         "upstream": env.get("DEVSTRAL_PROXY_UPSTREAM"),
         "dialect": env.get("DEVSTRAL_PROXY_DIALECT"),
         "host": env.get("DEVSTRAL_PROXY_HOST"),

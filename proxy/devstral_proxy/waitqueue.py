@@ -13,6 +13,8 @@ at most the flows it cannot serve.
 
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from .caller import key_id
 from .errors import Failure
@@ -76,12 +78,16 @@ class Flow:
         self.active = False  # in its class's ring
 
 
+def _unwired(entry: Waiting, backend) -> None:
+    raise RuntimeError("the queue's send is set by the inference service")
+
+
 class FairQueue:
     def __init__(self, config, metrics, loop_time=None) -> None:
         self.metrics = metrics
-        self.send = None  # (Waiting, backend) -> None: set by the inference service that owns the route
+        self.send: Callable[[Waiting, Any], None] = _unwired  # set by the inference service that owns the route
         self.count = 0  # requests waiting
-        self.router = None  # for the capacity a share is of
+        self.router: Any = None  # for the capacity a share is of: set with send
         self.inflight: dict[str, int] = {}  # client -> its requests on capped backends
         self.by_model: dict[str | None, int] = {}
         self.flows: dict[tuple, Flow] = {}

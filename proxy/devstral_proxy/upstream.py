@@ -6,6 +6,7 @@ Idle connections retire before the backend's own keep-alive timeout would close 
 
 import asyncio
 from typing import Protocol as _Protocol
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -26,7 +27,7 @@ class Sink(_Protocol):
 
     def on_end(self) -> None: ...
 
-    def on_lost(self, conn: "UpstreamConnection", exc: Exception | None) -> None: ...
+    def on_lost(self, conn: "UpstreamConnection", exc: BaseException | None) -> None: ...
 
     def hold_client(self, held: bool) -> None:
         """The backend stopped (True) or resumed (False) reading what is written to it."""
@@ -73,7 +74,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: "Pool") -> None:
         self.pool = pool
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made, before any use
         self.parser = httptools.HttpResponseParser(self)
         self.sink: Sink | None = None
         self.state = Up.IDLE
@@ -92,8 +93,8 @@ class UpstreamConnection(asyncio.Protocol):
         return self.state == Up.CLOSED
 
     # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a socket's: it reads and writes
 
     def data_received(self, data: bytes) -> None:
         if self.sink is None:  # bytes nobody asked for (a sink is set from SENT to the end of BODY)
@@ -239,7 +240,7 @@ class Pool:
 
     def __init__(self, url: str, idle_seconds: float, connect_timeout: float, loop=None, ssl=None) -> None:
         parts = urlsplit(url)
-        self.host = parts.hostname
+        self.host = parts.hostname or ""  # config.py refuses a URL without one
         self.ssl = ssl  # an ssl.SSLContext for https:// backends (SNI: the URL's host)
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         # The path before the API version: `http://host:1234/v1` (how LM Studio shows its

@@ -193,7 +193,9 @@ class RedisLimiter:
         key = self._keys(who, int(time.time() // WINDOW))[2]
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                await pipe.incrby(key, tokens).expire(key, int(2 * WINDOW)).execute()
+                pipe.incrby(key, tokens)
+                pipe.expire(key, int(2 * WINDOW))
+                await pipe.execute()
         except Exception as exc:
             self._failed(exc)
 
