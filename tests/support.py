@@ -5,6 +5,7 @@ thread, on a loopback port, and stop it cleanly.
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import uvloop
@@ -75,6 +76,18 @@ class ProxyThread:
     def stop(self) -> None:
         self.loop.call(self.proxy.close)
         self.loop.stop()
+
+
+def eventually(predicate, timeout: float = 30.0, what: str = "the condition", interval: float = 0.01):
+    """Wait for `predicate()` to hold (returns its value): the way a test waits for something
+    that takes real time. The bound is generous (a busy 2-core CI machine); never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(interval)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bench.simulator import Behavior
-from tests.support import SimThread, free_port, http
+from tests.support import SimThread, eventually, free_port, http
 
 
 def chat(proxy, model: str, headers=None):
@@ -90,19 +90,16 @@ def test_a_backend_dies_under_load_and_rejoins(start_proxy):
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        eventually(lambda: len(results) >= 20, what="load on both backends")
         killed = time.monotonic()
         flaky.stop()
-        time.sleep(1.5)
+        eventually(lambda: sum(t > killed + 0.2 for t, _ in results) >= 40, what="40 requests after the kill")
         after_kill = [s for t, s in results if t > killed + 0.2]
         assert after_kill and all(s == 200 for s in after_kill), collections.Counter(after_kill)
         lost = [s for t, s in results if s != 200]
         assert len(lost) <= 4, lost  # at most the requests already in flight on the dead one
         flaky = SimThread(port=port)  # it comes back ...
-        deadline = time.monotonic() + 5
-        while not flaky.record.requests:  # ... and takes requests again
-            assert time.monotonic() < deadline, "the backend did not rejoin"
-            time.sleep(0.05)
+        eventually(lambda: flaky.record.requests, what="the backend rejoining")  # ... and takes requests again
     finally:
         stop.set()
         for t in threads:
@@ -128,14 +125,12 @@ def test_active_health_checks_eject_and_readmit_without_traffic(start_proxy):
     try:
         backend_b = next(x for x in p.proxy.router.backends if x.name == "b")
         b.stop()
-        time.sleep(0.5)
-        assert backend_b.ejected_until > 0  # found by the checks alone
+        eventually(lambda: backend_b.ejected_until > 0, what="the ejection")  # found by the checks alone
         before = len(a.record.requests)
         assert all(chat(p, "mistral-sim").status == 200 for _ in range(10))
         assert len(a.record.requests) - before == 10
         b = SimThread(port=port)
-        time.sleep(1.0)
-        assert backend_b.ejected_until == 0  # readmitted by a passing check
+        eventually(lambda: backend_b.ejected_until == 0, what="the readmission")  # by a passing check
     finally:
         a.stop()
         b.stop()
@@ -147,10 +142,7 @@ def test_a_backend_without_a_health_route_stays_in_service(sim, start_proxy, hea
     is what takes a backend out."""
     sim.behavior.health_status = health
     p = start_proxy(backends={"only": {"url": sim.url}}, routing={"health_interval": 0.1, "eject_after": 1, "cooldown": 30})
-    deadline = time.monotonic() + 10
-    while sim.record.health_checks < 3:  # the third starts once the first two were taken in
-        assert time.monotonic() < deadline, "no health checks"
-        time.sleep(0.05)
+    eventually(lambda: sim.record.health_checks >= 3, what="three health checks")  # the third starts once the first two were taken in
     backend = p.proxy.router.backends[0]
     assert bool(backend.ejected_until) is ejected
     r = chat(p, "gpt-4")

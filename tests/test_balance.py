@@ -3,11 +3,11 @@ across proxy instances, ejection with a growing cooldown and a trial request."""
 
 import collections
 import random
-import time
 
 from devstral_proxy.balance import affinity, least_loaded
 from devstral_proxy.config import RoutingConfig
 from devstral_proxy.router import Router
+from tests.unit.fakes import ManualClock
 
 
 class B:
@@ -66,20 +66,29 @@ def test_affinity_bounded_load_moves_overflow_elsewhere():
 
 
 def test_router_filters_by_model_and_ejects_with_growing_cooldown():
+    clock = ManualClock()
     a, b = B("a", models={"llama"}), B("b", models={"mistral"})
-    router = Router([a, b], RoutingConfig(eject_after=2, cooldown=0.2))
+    router = Router([a, b], RoutingConfig(eject_after=2, cooldown=10, max_cooldown=25), clock)
     assert router.pick("mistral") is b and router.pick("llama") is a
     assert router.pick("other") is None and not router.serving("other")
     router.outcome(b, False)
     assert router.pick("mistral") is b  # one failure: still in
     router.outcome(b, False)
-    assert router.pick("mistral") is None  # ejected
-    time.sleep(0.25)
+    assert router.pick("mistral") is None  # ejected for the cooldown
+    assert router.retry_after() == 10
+    clock.advance(9.9)
+    assert router.pick("mistral") is None
+    clock.advance(0.2)
     assert router.pick("mistral") is b  # the trial request
     assert router.pick("mistral") is None  # only one while it is out
-    router.outcome(b, False)  # the trial failed: a longer cooldown
-    assert b.ejected_until - time.monotonic() > 0.3
-    b.ejected_until = time.monotonic()
+    router.outcome(b, False)  # the trial failed: twice the cooldown
+    clock.advance(19.9)
+    assert router.pick("mistral") is None and router.retry_after() == 1
+    clock.advance(0.2)
+    assert router.pick("mistral") is b
+    router.outcome(b, False)  # again: 40 s, capped by max_cooldown
+    assert router.retry_after() == 25
+    clock.advance(25.1)
     assert router.pick("mistral") is b
     router.outcome(b, True)
     assert router.pick("mistral") is b and router.pick("mistral") is b  # back in service

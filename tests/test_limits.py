@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 
-from tests.support import http
+from tests.support import eventually, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -17,13 +17,13 @@ def test_connections_over_the_limit_get_503_and_the_rest_are_served(sim, start_p
     p = start_proxy(sim.url, server={"max_connections": 20})
     held = [socket.create_connection(("127.0.0.1", p.port)) for _ in range(20)]
     try:
-        time.sleep(0.2)
+        eventually(lambda: len(p.proxy.connections) >= 20, what="20 connections accepted")
         r = http("POST", p.url + "/v1/chat/completions", CHAT)
         assert r.status == 503 and r.json()["error"]["code"] == "too_many_connections"
     finally:
         for s in held:
             s.close()
-    time.sleep(0.2)
+    eventually(lambda: len(p.proxy.connections) < 20, what="the held connections closing")
     assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.support import free_port, http
+from tests.support import eventually, free_port, http
 
 
 def test_startup_lines_say_what_is_wrong(sim, tmp_path):
@@ -19,14 +19,14 @@ def test_startup_lines_say_what_is_wrong(sim, tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg), "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def probed() -> bool:  # /health probes each backend now: gpu1's failure is logged before it answers
             try:
-                if http("GET", f"http://127.0.0.1:{port}/health/live").status == 200:
-                    break
+                return "gpu1" in http("GET", f"http://127.0.0.1:{port}/health").body.decode()
             except OSError:
-                time.sleep(0.1)
-        time.sleep(1.0)
+                return False
+
+        eventually(probed, what="a health probe")
     finally:
         proc.terminate()
         err = proc.communicate(timeout=15)[1]

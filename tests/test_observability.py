@@ -2,12 +2,11 @@
 
 import io
 import json
-import time
 
 import openai
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import http
+from tests.support import eventually, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -59,7 +58,7 @@ def test_access_lines_and_request_ids(proxy, sim):
     r = http("POST", proxy.url + "/v1/chat/completions", CHAT)
     made = r.headers["x-request-id"]
     assert len(made) == 16 and seen(sim)["x-request-id"] == made
-    time.sleep(0.8)  # the sweep writes buffered lines
+    eventually(lambda: made in out.getvalue(), what="the sweep writing the buffered lines")
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     first = next(line for line in lines if line["request_id"] == "trace-123")
     assert first["route"] == "/v1/chat/completions" and first["status"] == 200
@@ -73,7 +72,7 @@ def test_bodies_are_logged_only_when_configured(sim, start_proxy):
     p = start_proxy(sim.url, logging={"log_bodies": True})
     p.proxy.access.stream = out = io.StringIO()
     http("POST", p.url + "/v1/chat/completions", CHAT)
-    time.sleep(0.8)
+    eventually(out.getvalue, what="the access line")
     line = json.loads(out.getvalue().splitlines()[-1])
     assert json.loads(line["request_body"]) == CHAT
 
@@ -87,8 +86,7 @@ def test_a_client_leaving_mid_stream_is_counted_and_not_left_in_flight(proxy, si
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
     assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
     s.close()
-    time.sleep(0.3)
-    after = scrape(proxy)
+    after = eventually(lambda: (lambda m: m if value(m, "devstral_requests_in_flight") == 1 else None)(scrape(proxy)), what="the stream's end")
     assert value(after, "devstral_requests_in_flight") == 1  # only the scrape
     assert value(after, "devstral_requests_total", route="/v1/chat/completions", model="gpt-4", backend="primary", status="499") == 1
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.simulator import Behavior
-from tests.support import SimThread, free_port, http
+from tests.support import SimThread, eventually, free_port, http
 
 
 def config(sim_url: str, mapping: dict[str, str]) -> str:
@@ -32,6 +32,9 @@ def test_reload_under_load(tmp_path, workers):
     log = open(tmp_path / "stderr.log", "w")  # a file, not a pipe nobody reads while it runs
     proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(path), "--port", str(port), "--workers", str(workers)], stderr=log)
     failures, done, stop = [], [0], threading.Event()
+
+    def logged(text: str) -> int:
+        return (tmp_path / "stderr.log").read_text().count(text)
 
     def load() -> None:
         while not stop.is_set():
@@ -55,19 +58,17 @@ def test_reload_under_load(tmp_path, workers):
         threads = [threading.Thread(target=load) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.3)
+        eventually(lambda: done[0] >= 8, what="the load running")
         # new backend and mapping: gpt-4 now goes to the second backend's model
         path.write_text(config(second.url, {"gpt-4": "model-b", "gpt-5": "model-b"}))
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
-        before = len(second.record.requests)
-        time.sleep(0.3)
-        assert len(second.record.requests) > before  # new requests reach the new backend
+        eventually(lambda: logged("configuration reloaded") >= workers, what="every worker reloading")
+        eventually(lambda: second.record.requests, what="requests reaching the new backend")
         assert chat(port, "gpt-5").status == 200
         # a broken file: refused, the config in force stays
         path.write_text("[server\nport = 'broken")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        eventually(lambda: logged("reload refused") >= workers, what="every worker refusing the file")
         assert chat(port, "gpt-5").status == 200
         stop.set()
         for t in threads:

@@ -5,7 +5,7 @@ import socket
 import time
 
 from devstral_proxy import flow
-from tests.support import http
+from tests.support import eventually, http
 
 STREAM = {"model": "gpt-4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -79,10 +79,8 @@ def test_slow_reader_pauses_the_backend_not_the_proxy_memory(proxy, sim):
     """Flow control: a client that does not read makes the proxy stop reading the backend."""
     sim.behavior.reply = " ".join(["x" * 200] * 20000)  # ~4 MB of frames
     s = open_stream(proxy.port, STREAM)
-    time.sleep(1.0)
-    conns = list(proxy.proxy.connections)
-    assert conns and conns[0].flow.write_paused
-    assert not conns[0].cycle.handler.up.transport.is_reading()  # the backend is held back
+    conns = eventually(lambda: [c for c in proxy.proxy.connections if c.flow.write_paused and c.cycle is not None], what="the client's writes pausing")
+    eventually(lambda: not conns[0].cycle.handler.up.transport.is_reading(), what="the backend held back")
     buffered = conns[0].transport.get_write_buffer_size()
     assert buffered < 1 << 20, buffered
     got = read_until(s, b"data: [DONE]")  # reading resumes the flow to the end
@@ -112,9 +110,8 @@ def test_backend_not_reading_pauses_reading_from_the_client(start_proxy):
     big = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (24 << 20)}]}).encode()
     s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
-    time.sleep(0.5)
-    conn = list(p.proxy.connections)[0]
-    assert conn.flow.held & flow.BACKEND and not conn.transport.is_reading()
+    conn = eventually(lambda: next((c for c in p.proxy.connections if c.flow.held & flow.BACKEND), None), what="the client held back")
+    assert not conn.transport.is_reading()
     backend.loop.loop.call_soon_threadsafe(reading.set)
     assert read_until(s, b'"choices":[]}').startswith(b"HTTP/1.1 200 ")
     assert not conn.flow.held & flow.BACKEND

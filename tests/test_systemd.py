@@ -55,7 +55,7 @@ def test_the_shipped_files_run_the_proxy_as_the_readme_installs_them(sim, tmp_pa
     import time
     import tomllib
 
-    from tests.support import free_port, http
+    from tests.support import eventually, free_port, http
 
     keys = tmp_path / "api-keys"
     keys.write_text("sk-generated-for-the-test\n")
@@ -76,7 +76,8 @@ def test_the_shipped_files_run_the_proxy_as_the_readme_installs_them(sim, tmp_pa
             env[name] = value
     port = free_port()
     env["DEVSTRAL_PROXY_PORT"], env["DEVSTRAL_PROXY_HOST"] = str(port), "127.0.0.1"
-    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(config)], env=env, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.log"
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(config)], env=env, stderr=log.open("w"))
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         chat = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
@@ -91,7 +92,8 @@ def test_the_shipped_files_run_the_proxy_as_the_readme_installs_them(sim, tmp_pa
         assert r.status == 200
         assert http("POST", url, chat).status == 401
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        workers = int(env.get("DEVSTRAL_PROXY_WORKERS", "1"))
+        eventually(lambda: log.read_text().count("configuration reloaded") >= workers, what="every worker reloading")
         assert http("POST", url, chat, headers={"authorization": "Bearer sk-generated-for-the-test"}).status == 200
     finally:
         proc.send_signal(signal.SIGTERM)

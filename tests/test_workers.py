@@ -4,9 +4,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from tests.support import free_port, http
+from tests.support import eventually, free_port, http
 
 CHAT = {"model": "mistral-sim", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -16,14 +15,8 @@ def children(pid: int) -> set[int]:
     return {int(x) for x in out.split()}
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+def wait_for(predicate, timeout: float = 30.0):
+    return eventually(predicate, timeout, interval=0.05)
 
 
 def ok(port: int) -> bool:
@@ -70,13 +63,19 @@ def test_metrics_add_up_across_workers_and_never_fall(sim):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
     try:
-        wait_for(lambda: ok(port))
+        answered = [0]
+
+        def counted() -> bool:
+            good = ok(port)
+            answered[0] += good
+            return good
+
+        wait_for(counted)
         wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
-        time.sleep(1.2)  # the requests that found the port open are published too
-        before = served(port)
+        before = wait_for(lambda: served(port) == answered[0] and answered[0])  # each worker publishes on its sweep tick
         for _ in range(20):  # a new connection each: the kernel spreads them over both workers
             assert ok(port)
-        time.sleep(1.2)  # each worker publishes on its sweep tick
+        wait_for(lambda: served(port) == before + 20)
         totals = [served(port) for _ in range(10)]
         assert totals == sorted(totals), totals  # monotonic, whichever worker answers
         assert totals[0] == before + 20 and totals[-1] == totals[0]  # every one of the 20, in every scrape

@@ -8,13 +8,13 @@ endpoints) -> relay -> reply channel -> accounting. Each part is in its own modu
 import asyncio
 import logging
 import ssl
-import time
 
 from devstral_translate.dialect import ROUTES
 
 from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
+from .clock import SYSTEM, Clock
 from .config import Config
 from .fronts import FrontRoutes
 from .inference import InferenceService
@@ -47,11 +47,12 @@ def server_tls(server) -> ssl.SSLContext | None:
 class Proxy:
     """Implements server.Application for the connections it accepts."""
 
-    def __init__(self, config: Config, metrics_dir: str | None = None) -> None:
+    def __init__(self, config: Config, metrics_dir: str | None = None, clock: Clock = SYSTEM) -> None:
+        self.clock = clock  # one time source for every part that measures time
         self.connections: set[HttpProtocol] = set()
         self.metrics = Metrics()
         self.share = MetricsShare(metrics_dir, self.metrics) if metrics_dir else None
-        self.started = time.time()
+        self.started = clock.wall()
         self.server: asyncio.AbstractServer | None = None
         self.router: Router | None = None
         self.rate_limits: RateLimits | None = None
@@ -76,13 +77,23 @@ class Proxy:
         self.access = AccessLog(bodies=bodies) if lg.access and lg.level.upper() in ("DEBUG", "INFO") else None
         self.monitor = BackendMonitor(self.router, config.routing)
         if self.queue is None:
-            self.queue = FairQueue(config.queue, self.metrics)
+            self.queue = FairQueue(config.queue, self.metrics, self.clock)
         else:  # a reload: those waiting stay in line
             self.queue.configure(config.queue)
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error, self.queue)
         auth = bool(config.authentication.active_keys())
         local = LocalEndpoints(
-            self.router, self.monitor, self.metrics, inference.model_map, self.started, self.log_error, auth, self.rate_limits, self.share, self.queue
+            self.router,
+            self.monitor,
+            self.metrics,
+            inference.model_map,
+            self.started,
+            self.log_error,
+            auth,
+            self.rate_limits,
+            self.share,
+            self.queue,
+            self.clock,
         )
         routes = RouteTable()
         for path in ROUTES:
@@ -119,8 +130,8 @@ class Proxy:
     # ---- lifecycle
     async def start(self, sock=None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing)
-        self.rate_limits = RateLimits(self.config.rate_limit)
+        self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing, self.clock)
+        self.rate_limits = RateLimits(self.config.rate_limit, self.clock)
         self.store = make_store(self.config.responses)
         self._wire(self.config)
         # Before the first request: each backend's state (devstral_backend_up from the start),
@@ -161,7 +172,7 @@ class Proxy:
         self.router = self.router.replaced(config)
         previous = None
         if config.rate_limit != old.rate_limit:
-            previous, self.rate_limits = self.rate_limits, RateLimits(config.rate_limit)
+            previous, self.rate_limits = self.rate_limits, RateLimits(config.rate_limit, self.clock)
         kept = ("store", "ttl", "max_stored", "max_bytes", "redis_url", "redis_prefix", "redis_timeout")
         if any(getattr(config.responses, k) != getattr(old.responses, k) for k in kept):  # stored responses do not survive a new store
             old_store, self.store = self.store, make_store(config.responses)
@@ -182,11 +193,11 @@ class Proxy:
 
     def _sweep(self) -> None:
         """Every tick: expire what is past its deadline (reads, idle keep-alive, backends)."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.monotonic()  # the deadlines' clock (the event loop's is the same monotonic one)
         if now - self._pruned > 60:
             self._pruned = now
             if self.rate_limits is not None:
-                self.rate_limits.prune(time.time())
+                self.rate_limits.prune(self.clock.wall())
         if self.access is not None:
             self.access.flush()
         if self.share is not None:

@@ -188,7 +188,7 @@ class InferenceService:
     def _wait(self, cycle, model: str | None) -> None:
         """Every backend for the model is at its max_in_flight: the request waits its turn."""
         queue = self.queue
-        refused = queue.add(cycle, model, cycle.loop.time())
+        refused = queue.add(cycle, model)
         if refused is not None:
             cycle.fail(refused)
             return

@@ -3,10 +3,10 @@ model_mapping), the health of the backends, and the Prometheus metrics.
 """
 
 import asyncio
-import time
 
 import msgspec
 
+from .clock import Clock
 from .errors import Failure, backend_failure, normalize_backend_error
 from .http import JSON
 from .monitor import BadModelList
@@ -19,7 +19,10 @@ _PROMETHEUS = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\n"
 class LocalEndpoints:
     """`auth`: keys are configured, so backend details go only to callers with one."""
 
-    def __init__(self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool, rate_limits, share, queue) -> None:
+    def __init__(
+        self, router, monitor, metrics, model_map: dict[str, str], started: float, log_error, auth: bool, rate_limits, share, queue, clock: Clock
+    ) -> None:
+        self.clock = clock
         self.auth = auth
         self.rate_limits = rate_limits  # RateLimits, for the fail-open count
         self.share = share  # MetricsShare with --workers (else None): /metrics renders the whole service
@@ -45,7 +48,7 @@ class LocalEndpoints:
     async def _lists(self) -> tuple[list, list]:
         """(backends asked, each one's model list or the exception it raised): the backends
         not ejected, or all of them when every one is."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
         return backends, await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
 
@@ -73,7 +76,7 @@ class LocalEndpoints:
 
     def ready(self, cycle) -> None:
         """200 when a backend can take traffic, from the monitor's last state; no probe."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         states = {b.name: b.state(now) if b.up is not False else "unreachable" for b in self.router.backends}
         ready = any(s != "ejected" and s != "unreachable" for s in states.values())
         body: dict = {"status": "ready" if ready else "unavailable"}
@@ -116,7 +119,7 @@ class LocalEndpoints:
         router = self.router
         results = await asyncio.gather(*(self.monitor.probe(b) for b in router.backends))
         healthy = any(r == "healthy" for r in results)
-        body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(time.time() - self.started, 1)}
+        body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(self.clock.wall() - self.started, 1)}
         if not stranger:
             body["backends"] = {b.name: _detail(b, state) for b, state in zip(router.backends, results)}
         cycle.respond(200 if healthy else 503, JSON, _encode(body))

@@ -6,8 +6,8 @@ In-process by default; with `rate_limit.redis_url` every proxy instance shares t
 
 import logging
 import math
-import time
 
+from .clock import SYSTEM, Clock
 from .errors import Failure
 from .tasks import background, spawn
 
@@ -78,9 +78,10 @@ class _Counts:
 
 
 class LocalLimiter:
-    def __init__(self, rpm: int, tpm: int) -> None:
+    def __init__(self, rpm: int, tpm: int, clock: Clock = SYSTEM) -> None:
         self.rpm = rpm
         self.tpm = tpm
+        self.clock = clock.wall  # the windows are minutes of the wall clock (as Redis's)
         self.counts: dict[str, _Counts] = {}
 
     def _counts(self, who: str, now: float) -> _Counts:
@@ -94,8 +95,6 @@ class LocalLimiter:
             c.requests = c.tokens = 0
             c.minute = minute
         return c
-
-    clock = staticmethod(time.time)
 
     def admit(self, who: str, now: float | None = None) -> int | None:
         """None when the request may go (and it is counted), else Retry-After seconds."""
@@ -115,7 +114,7 @@ class LocalLimiter:
         return Window(now, self.rpm, self.tpm, (c.requests, c.requests_before, c.tokens, c.tokens_before), admitted)
 
     def add_tokens(self, who: str, tokens: int, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         self._counts(who, now).tokens += tokens
 
     def prune(self, now: float) -> None:
@@ -147,7 +146,7 @@ class RedisLimiter:
     Redis is asked again: one warning when an outage begins, one line when it ends, and
     `failed_open` counts the requests let through meanwhile."""
 
-    def __init__(self, rpm: int, tpm: int, url: str, prefix: str, timeout: float = 0.1, pause: float = 1.0) -> None:
+    def __init__(self, rpm: int, tpm: int, url: str, prefix: str, timeout: float = 0.1, pause: float = 1.0, clock: Clock = SYSTEM) -> None:
         import redis.asyncio  # the [redis] extra; config.py checks it is installed
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -159,6 +158,7 @@ class RedisLimiter:
         self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
         self.script = self.redis.register_script(_ADMIT)
         self.pause = pause
+        self.clock = clock
         self.down_until = 0.0  # monotonic: Redis is not asked before then
         self.outage = False
         self.failed_open = 0
@@ -169,10 +169,10 @@ class RedisLimiter:
 
     async def window(self, who: str) -> Window | None:
         """Admit (and count) the request if it fits; None when Redis cannot say (fail open)."""
-        if self.down_until and time.monotonic() < self.down_until:
+        if self.down_until and self.clock.monotonic() < self.down_until:
             self.failed_open += 1
             return None
-        now = time.time()
+        now = self.clock.wall()
         minute = int(now // WINDOW)
         weight = 1.0 - (now % WINDOW) / WINDOW
         try:
@@ -188,9 +188,9 @@ class RedisLimiter:
         return None if window is None or window.admitted else window.retry_after
 
     async def add_tokens(self, who: str, tokens: int) -> None:
-        if self.down_until and time.monotonic() < self.down_until:
+        if self.down_until and self.clock.monotonic() < self.down_until:
             return
-        key = self._keys(who, int(time.time() // WINDOW))[2]
+        key = self._keys(who, int(self.clock.wall() // WINDOW))[2]
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incrby(key, tokens)
@@ -201,7 +201,7 @@ class RedisLimiter:
 
     def _failed(self, exc: Exception) -> None:
         self.failed_open += 1
-        self.down_until = time.monotonic() + self.pause
+        self.down_until = self.clock.monotonic() + self.pause
         if not self.outage:
             self.outage = True
             log.warning("rate limits: Redis does not answer (%s: %s); requests are not limited until it does", type(exc).__name__, exc)
@@ -220,16 +220,16 @@ class RateLimits:
     """The configured limits, local or shared, behind one front: `check` admits a request (at
     once, or when Redis has answered) or answers it 429; `token_counter` counts its usage."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, clock: Clock = SYSTEM) -> None:
         self.config = config  # RateLimitConfig
         self.limiter: LocalLimiter | RedisLimiter | None = None
         if config.requests_per_minute or config.tokens_per_minute:
             if config.redis_url:
                 self.limiter = RedisLimiter(
-                    config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix, timeout=config.redis_timeout
+                    config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix, timeout=config.redis_timeout, clock=clock
                 )
             else:
-                self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute)
+                self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute, clock)
         self.counts_tokens = config.tokens_per_minute > 0
 
     def check(self, cycle, admitted, log_error) -> None:

@@ -9,7 +9,6 @@ import logging
 import math
 import random
 import ssl
-import time
 
 import msgspec
 
@@ -18,6 +17,7 @@ from devstral_translate.mistral import MistralDialect, MistralOptions
 from devstral_translate.openai import OpenAIDialect
 
 from . import balance
+from .clock import SYSTEM, Clock
 from .config import BackendConfig, Config, RoutingConfig
 from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
@@ -132,9 +132,10 @@ class Router:
     by the model's strategy. Backends that keep failing are ejected for a cooldown that grows;
     after it, one trial request decides whether they come back."""
 
-    def __init__(self, backends: list[Backend], routing: RoutingConfig) -> None:
+    def __init__(self, backends: list[Backend], routing: RoutingConfig, clock: Clock = SYSTEM) -> None:
         self.backends = backends
         self.routing = routing
+        self.clock = clock  # ejection, cooldowns, the trial request's turn
         self.rng = random.Random()
         self.turn = 0
         self.queue = None  # the admission queue (waitqueue.FairQueue), told when a capped backend has room
@@ -146,7 +147,7 @@ class Router:
 
     def pick(self, model: str | None, client_model: str | None = None, session: bytes | None = None, exclude: tuple = ()) -> Backend | None:
         """A backend for `model` (the backend's name for it), or None when none can take it."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         candidates = []
         for b in self.backends:
             if b in exclude or not b.serves(model):
@@ -223,11 +224,11 @@ class Router:
             cooldown = min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
             if not backend.ejected_until or over == 0:
                 log.warning("backend %s: ejected after %d failures in a row, for %g s", backend.name, backend.failures, cooldown)
-            backend.ejected_until = time.monotonic() + cooldown
+            backend.ejected_until = self.clock.monotonic() + cooldown
 
     def retry_after(self) -> int:
         """Seconds until the first ejected backend gets its trial request (at least 1)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         waits = [b.ejected_until - now for b in self.backends if b.ejected_until > now]
         return max(1, math.ceil(min(waits))) if waits else 1
 
@@ -249,6 +250,6 @@ class Router:
             backends.append(kept if kept is not None else Backend(cfg, config))
         for b in old.values():
             b.close()
-        router = Router(backends, config.routing)
+        router = Router(backends, config.routing, self.clock)
         router.repins, router.orphaned = self.repins, self.orphaned  # counters go on
         return router

@@ -11,12 +11,12 @@ lazy (marked, skipped when reached): every operation is O(1) amortised, a dispat
 at most the flows it cannot serve.
 """
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .caller import key_id
+from .clock import SYSTEM, Clock
 from .errors import Failure
 
 
@@ -32,13 +32,13 @@ class Waiting:
     __slots__ = ("queue", "cycle", "model", "flow", "deadline", "t0", "gone")
     abandonable = True  # the client's connection closing (EOF) means it left
 
-    def __init__(self, queue: "FairQueue", cycle, model: str | None, flow: "Flow", deadline: float) -> None:
+    def __init__(self, queue: "FairQueue", cycle, model: str | None, flow: "Flow", max_wait: float) -> None:
         self.queue = queue
         self.cycle = cycle
         self.model = model
         self.flow = flow
-        self.deadline = deadline  # the loop's clock
-        self.t0 = time.perf_counter()
+        self.t0 = queue.clock.monotonic()
+        self.deadline = self.t0 + max_wait
         self.gone = False
 
     def cancel(self) -> None:
@@ -83,7 +83,8 @@ def _unwired(entry: Waiting, backend) -> None:
 
 
 class FairQueue:
-    def __init__(self, config, metrics, loop_time=None) -> None:
+    def __init__(self, config, metrics, clock: Clock = SYSTEM) -> None:
+        self.clock = clock  # the time waited, for its histogram
         self.metrics = metrics
         self.send: Callable[[Waiting, Any], None] = _unwired  # set by the inference service that owns the route
         self.count = 0  # requests waiting
@@ -139,7 +140,7 @@ class FairQueue:
     def waiting_for(self, model: str | None) -> bool:
         return self.by_model.get(model, 0) > 0
 
-    def add(self, cycle, model: str | None, now: float) -> Failure | None:
+    def add(self, cycle, model: str | None) -> Failure | None:
         """Queue a request (the entry becomes its cycle's handler); a Failure when the
         queue is full."""
         if self.count >= self.max_queued:
@@ -151,7 +152,7 @@ class FairQueue:
         flow = self.flows.get((client, model))
         if flow is None:
             flow = self.flows[(client, model)] = Flow(client, model, priority, quantum)
-        entry = Waiting(self, cycle, model, flow, now + self.max_wait)
+        entry = Waiting(self, cycle, model, flow, self.max_wait)
         flow.entries.append(entry)
         flow.live += 1
         if not flow.active:
@@ -196,7 +197,7 @@ class FairQueue:
                 return
             self._left(entry)
             entry.gone = True
-            self.metrics.queue_wait(entry.model, entry.flow.priority, time.perf_counter() - entry.t0)
+            self.metrics.queue_wait(entry.model, entry.flow.priority, self.clock.monotonic() - entry.t0)
             self.send(entry, backend)
 
     def _next(self, backend) -> Waiting | None:

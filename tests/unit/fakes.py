@@ -78,15 +78,24 @@ class FakeTransport:
 
 
 class FakeLoop:
-    """A loop with a clock that moves only when told to."""
+    """A loop with a clock that moves only when told to: its own, or a ManualClock shared with
+    the parts given it (the loop's time is the proxy's monotonic clock)."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, clock: "ManualClock | None" = None) -> None:
+        self.clock = clock if clock is not None else ManualClock()
         self.later: list = []
         self.tasks: list = []
 
+    @property
+    def now(self) -> float:
+        return self.clock.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.clock.now = value
+
     def time(self) -> float:
-        return self.now
+        return self.clock.now
 
     def call_later(self, delay, fn, *args):
         handle = _Handle()
@@ -185,3 +194,20 @@ def responses(data: bytes, methods: list[bytes] | None = None) -> list[tuple[int
             return out
         client.start_next_cycle()
     return out
+
+
+class ManualClock:
+    """clock.Clock moved by hand: `advance(seconds)`; monotonic and wall move together."""
+
+    def __init__(self, start: float = 1000.0, wall: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.offset = wall - start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
