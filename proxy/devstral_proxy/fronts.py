@@ -12,7 +12,9 @@ from functools import partial
 import msgspec
 
 from devstral_translate import anthropic, responses
+from devstral_translate.dialect import ResponseTranslator
 from devstral_translate.errors import RequestError
+from devstral_translate.front import FrontResponse
 from devstral_translate.ids import new_id
 
 from .errors import Failure
@@ -43,6 +45,10 @@ class Front:
         self.path = path
         self.body = body
         self.reply = reply
+
+    def over(self, dialect: ResponseTranslator | None) -> FrontResponse:
+        """The reply translator for a backend: the backend's dialect first, then this protocol's."""
+        return FrontResponse(self.reply, dialect)
 
 
 class _Stored(msgspec.Struct):

@@ -11,7 +11,6 @@ import msgspec
 
 from devstral_translate import context
 from devstral_translate.errors import RequestError
-from devstral_translate.front import FrontResponse
 from devstral_translate.openai import map_model
 
 from .errors import Failure
@@ -219,7 +218,7 @@ class InferenceService:
         elif front is not None and backend.cfg.fit_max_tokens and prepared.backend_model in backend.context_lengths:
             prepared.body = context.clamped(prepared.body, backend.context_lengths[prepared.backend_model])
         if front is not None:  # Responses or Messages: their translator over the dialect's
-            prepared.response = FrontResponse(front.reply, prepared.response)
+            prepared.response = front.over(prepared.response)
         record = cycle.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
         head = backend.request_head(b"POST", target(cycle), upstream_headers(cycle), len(prepared.body))
