@@ -7,6 +7,7 @@ Run it: `python -m bench.simulator --port 8000 --model mistral-small --token-del
 import argparse
 import asyncio
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class Behavior:
     reply: str = REPLY
     token_delay: float = 0.0  # seconds between streamed tokens (and per token, not streaming)
     first_token_delay: float = 0.0  # before the first byte of any reply
+    gate: threading.Event | None = None  # an Event not yet set: replies wait for it (a test holds the engine)
     embedding_size: int = 8
     keepalive_timeout: float = 5.0  # uvicorn's default under vLLM
     health_status: int = 200  # GET /health (servers without one, LM Studio's, answer 404)
@@ -192,6 +194,9 @@ class Simulator:
         return web.Response(status=status, body=_encode(body), content_type="application/json")
 
     async def _first_token(self, doc: dict | None = None) -> None:
+        gate = self.behavior.gate
+        while gate is not None and not gate.is_set():
+            await asyncio.sleep(0.002)
         wait = self.behavior.first_token_delay
         if self.cache is not None and doc is not None:  # prefill what the cache does not hold
             total, cached = self.cache.lookup_and_fill(_encode(doc.get("messages") or doc.get("prompt") or ""))

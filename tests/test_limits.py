@@ -44,7 +44,7 @@ def test_total_request_timeout_ends_a_long_stream(sim, start_proxy):
     with pytest.raises(openai.APIError) as err:
         for _ in client.chat.completions.create(**CHAT, stream=True):
             pass
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 1.9  # before the stream's own end (2 s)
     assert "did not finish within" in str(err.value)
 
 

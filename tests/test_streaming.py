@@ -39,7 +39,7 @@ def test_first_frame_arrives_long_before_the_backend_finishes(proxy, sim):
         t_all = time.monotonic() - t0
     assert b'"model":"gpt-4"' in first
     assert t_all > 0.8
-    assert t_first < 0.25, (t_first, t_all)
+    assert t_first < t_all / 4, (t_first, t_all)  # as it comes, not once the backend is done
     assert b"data: [DONE]" in rest
 
 

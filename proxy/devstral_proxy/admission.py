@@ -11,6 +11,7 @@ import os
 
 from .caller import Caller, key_id
 from .errors import Failure
+from .parsed import Request
 
 _OPEN = frozenset(("/health", "/health/live", "/health/ready"))  # answered without a key
 _CORS_EXPOSE = b"x-request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
@@ -60,7 +61,7 @@ class Admission:
             return _not_allowed()
         return None
 
-    def _client(self, req) -> tuple[str, bytes] | Failure:
+    def _client(self, req: Request) -> tuple[str, bytes] | Failure:
         """Who the client is, and the X-Forwarded-For to send on: behind a trusted proxy, the
         last address its X-Forwarded-For names that is not itself a trusted proxy; that
         address meets the allow-list."""
@@ -68,7 +69,7 @@ class Admission:
         forwarded = req.header(b"x-forwarded-for") if self.trusted and _within(peer, self.trusted) else None
         if not forwarded:
             return peer, peer.encode()
-        hops = [h.strip() for h in forwarded.decode("latin-1").split(",")[-32:] if h.strip()]
+        hops: list[str] = [h.strip() for h in forwarded.decode("latin-1").split(",")[-32:] if h.strip()]
         client = next((h for h in reversed(hops) if not _within(h, self.trusted)), hops[0] if hops else peer)
         if self.allowed and not _within(client, self.allowed):
             return _not_allowed()

@@ -6,13 +6,13 @@ receives the cycle, never the connection. The connection keeps only connection c
 """
 
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from . import flow
 from .caller import Caller
 from .errors import ErrorShape, Failure, errors_for
 from .http import CHUNK_END, CHUNK_TAIL_END, JSON, close_delimited_head, response_head
-from .reader import Request
+from .parsed import Request
 from .record import Record
 from .states import into, refused
 
@@ -22,12 +22,12 @@ class Tx:
     but DONE -> CLOSED (the connection went away or was aborted). Every change goes through
     Cycle._to, checked against TX_NEXT (plain ints: a table lookup a transition)."""
 
-    QUEUED = 0  # read, behind an earlier request of its connection
-    WAITING = 1  # a handler has it; nothing written yet
-    STREAMING = 2  # the head is written; chunks follow
-    DONE = 3  # answered in full
-    CLOSED = 4  # the connection closed before the answer was complete
-    NAMES = ("QUEUED", "WAITING", "STREAMING", "DONE", "CLOSED")
+    QUEUED: Final = 0  # read, behind an earlier request of its connection
+    WAITING: Final = 1  # a handler has it; nothing written yet
+    STREAMING: Final = 2  # the head is written; chunks follow
+    DONE: Final = 3  # answered in full
+    CLOSED: Final = 4  # the connection closed before the answer was complete
+    NAMES: Final = ("QUEUED", "WAITING", "STREAMING", "DONE", "CLOSED")
 
 
 # state -> bit mask of the states it may go to
@@ -86,7 +86,7 @@ class Cycle:
         self.tx = Tx.QUEUED
         self.handler: Handler | None = None
         self.caller: Caller | None = None  # resolved at admission
-        self.front = None  # a front protocol's request (fronts.Front)
+        self.front: Any = None  # a front protocol's request (fronts.Front)
         self.path = req.path  # what is sent on: the client's, or a front's chat request
         self.query = req.query
         self.body = req.body
@@ -132,11 +132,11 @@ class Cycle:
         return self.tx == Tx.CLOSED
 
     @property
-    def loop(self):
+    def loop(self) -> Any:
         return self.conn.loop
 
     @property
-    def limits(self):
+    def limits(self) -> Any:
         return self.conn.limits
 
     @property

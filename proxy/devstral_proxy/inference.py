@@ -6,6 +6,7 @@ Other /v1/* paths are relayed to a backend unchanged (`relay`).
 """
 
 import logging
+from typing import Any
 
 import msgspec
 
@@ -14,46 +15,27 @@ from devstral_translate.errors import RequestError
 from devstral_translate.openai import map_model
 
 from .errors import Failure
+from .parsed import RoutingHead, raw_list, role, routing_head
 from .relay import Exchange
 from .router import forward_headers
 
 log = logging.getLogger("devstral_proxy")
 
 
-class _RoutingHead(msgspec.Struct):
-    """What routing reads of a request body before a dialect translates it."""
-
-    model: object = None
-    user: object = None
-    messages: msgspec.Raw = msgspec.Raw(b"null")  # left encoded: only its first bytes matter
-    prompt: msgspec.Raw = msgspec.Raw(b"null")
-
-
-_routing_head = msgspec.json.Decoder(_RoutingHead)
-
-
-class _Role(msgspec.Struct):
-    role: object = None
-
-
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-_role = msgspec.json.Decoder(_Role)
-
-
-def conversation_start(head: _RoutingHead, limit: int) -> bytes:
+def conversation_start(head: RoutingHead, limit: int) -> bytes:
     """What identifies a conversation in every one of its turns: its messages up to and
     including the first user message (or a completion's prompt), at most `limit` bytes."""
     if memoryview(head.messages)[:1] == b"n":
         return memoryview(head.prompt)[:limit].tobytes()
     try:
-        messages = _raw_list.decode(head.messages)
+        messages = raw_list.decode(head.messages)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return b""
     parts = []
     for raw in messages:
         parts.append(memoryview(raw)[:limit].tobytes())
         try:
-            if _role.decode(raw).role == "user":
+            if role.decode(raw).role == "user":
                 break
         except (msgspec.DecodeError, UnicodeDecodeError):
             break
@@ -126,7 +108,7 @@ class InferenceService:
         self.debug = log.isEnabledFor(logging.DEBUG)  # a line per routing decision at DEBUG
 
     @property
-    def entry(self):
+    def entry(self) -> Any:
         """The handler of the inference routes: through the rate limits when there are any."""
         return self.handle if self.rate_limits.limiter is not None else self.route
 
@@ -143,7 +125,7 @@ class InferenceService:
         """(client model, backend model, session) of a request, read before any dialect
         translates it: a choice of backend is needed first."""
         try:
-            head = _routing_head.decode(cycle.body)
+            head = routing_head.decode(cycle.body)
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None, None, None  # the dialect will refuse it with a clear 400
         model = head.model if isinstance(head.model, str) else None
@@ -244,7 +226,7 @@ class InferenceService:
         exchange.start()
 
     @property
-    def relay_entry(self):
+    def relay_entry(self) -> Any:
         """The handler of relayed routes: through the request-rate limits when there are any."""
         return self.relay_limited if self.rate_limits.limiter is not None else self.relay
 

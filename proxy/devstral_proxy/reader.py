@@ -5,10 +5,12 @@ Limits: 414/431 for the head, 413 for the body (before upload when Content-Lengt
 400 for malformed HTTP, 417 for an unknown expectation.
 """
 
+from typing import Final
+
 import httptools
-import msgspec
 
 from .errors import Failure
+from .parsed import Request
 from .states import into, refused
 from .target import canonical_path
 
@@ -21,11 +23,11 @@ class Rx:
     RequestReader._to, checked against RX_NEXT. (Plain ints, not enum.Enum: an Enum member
     costs ~6x a class attribute to read, and these are read per request.)"""
 
-    IDLE = 0  # between requests
-    HEAD = 1  # reading a request line and headers
-    BODY = 2  # reading a body (and, for chunked bodies, trailers, which are dropped)
-    DONE = 3  # refused, half-closed, upgraded or draining: nothing more is read
-    NAMES = ("IDLE", "HEAD", "BODY", "DONE")
+    IDLE: Final = 0  # between requests
+    HEAD: Final = 1  # reading a request line and headers
+    BODY: Final = 2  # reading a body (and, for chunked bodies, trailers, which are dropped)
+    DONE: Final = 3  # refused, half-closed, upgraded or draining: nothing more is read
+    NAMES: Final = ("IDLE", "HEAD", "BODY", "DONE")
 
 
 # state -> bit mask of the states it may go to
@@ -41,26 +43,6 @@ _INTO_HEAD, _INTO_BODY, _INTO_IDLE = into(RX_NEXT, _HEAD), into(RX_NEXT, _BODY),
 
 class _Stopped(Exception):
     """A request began after reading stopped (pipelined behind the last one): not read."""
-
-
-class Request(msgspec.Struct, gc=False):
-    """One parsed request, as the handlers read it (a msgspec Struct: made in C, untracked by
-    the GC: what it holds cannot point back to it)."""
-
-    method: bytes
-    path: str
-    query: bytes
-    headers: list[tuple[bytes, bytes]]  # names lower-cased
-    body: bytes
-    keep_alive: bool
-    http11: bool
-    client: str
-
-    def header(self, name: bytes) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
 
 
 class RequestReader:

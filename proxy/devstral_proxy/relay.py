@@ -10,7 +10,7 @@ goes back (whole, or as it comes) is replies.py's.
 import asyncio
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from devstral_translate.dialect import ResponseTranslator
 
@@ -29,13 +29,13 @@ class Ex:
     any state -> DONE (client gone, timeout, failure). A stale pooled connection sends it
     back to CONNECTING once."""
 
-    CONNECTING = 0  # waiting for a connection to the backend
-    SENT = 1  # the request is written; no reply head yet
-    BUFFERING = 2  # a whole reply gathered (JSON to translate, or an error)
-    STREAMING = 3  # SSE frames passed on as they come, through the dialect
-    RAW = 4  # a relayed body passed on as it comes
-    DONE = 5
-    NAMES = ("CONNECTING", "SENT", "BUFFERING", "STREAMING", "RAW", "DONE")
+    CONNECTING: Final = 0  # waiting for a connection to the backend
+    SENT: Final = 1  # the request is written; no reply head yet
+    BUFFERING: Final = 2  # a whole reply gathered (JSON to translate, or an error)
+    STREAMING: Final = 3  # SSE frames passed on as they come, through the dialect
+    RAW: Final = 4  # a relayed body passed on as it comes
+    DONE: Final = 5
+    NAMES: Final = ("CONNECTING", "SENT", "BUFFERING", "STREAMING", "RAW", "DONE")
 
 
 # state -> bit mask of the states it may go to
@@ -111,7 +111,8 @@ class Exchange:
         self.raw = raw  # relay any successful reply as it comes (pass-through routes)
         self.loop = reply.loop
         self.state = Ex.CONNECTING
-        self.up, self.status = None, 0
+        self.up: Any = None
+        self.status = 0
         self.answer: Buffered | Passing | None = None  # how the reply's body goes back, from its head on
         self.retried, self.last = False, 0.0  # sent again after a stale pooled connection; the last byte's time
         self.task: asyncio.Task | None = None

@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import ssl
+from typing import Any
 
 import msgspec
 
@@ -138,7 +139,7 @@ class Router:
         self.clock = clock  # ejection, cooldowns, the trial request's turn
         self.rng = random.Random()
         self.turn = 0
-        self.queue = None  # the admission queue (waitqueue.FairQueue), told when a capped backend has room
+        self.queue: Any = None  # the admission queue (waitqueue.FairQueue), told when a capped backend has room
         self.repins: dict[tuple[str, str], int] = {}  # (backend left, reason) -> affinity re-pins
         self.orphaned = 0  # backend requests found still running after their client left
 

@@ -14,7 +14,8 @@ from . import flow
 from .cycle import Cycle
 from .errors import Failure
 from .flow import FlowControl
-from .reader import UPGRADE, Request, RequestReader, Rx
+from .parsed import Request
+from .reader import UPGRADE, RequestReader, Rx
 from .record import Record
 
 __all__ = ["Application", "Cycle", "HttpProtocol", "Limits", "Request"]

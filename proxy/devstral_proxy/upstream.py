@@ -5,8 +5,8 @@ Idle connections retire before the backend's own keep-alive timeout would close 
 """
 
 import asyncio
+from typing import Final, cast
 from typing import Protocol as _Protocol
-from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -41,11 +41,11 @@ class Up:
     whole, kept alive) -> SENT ...; any state -> CLOSED. Only an IDLE connection that is
     reading is pooled."""
 
-    IDLE = 0  # no request on it: pooled, or about to be
-    SENT = 1  # a request is written; no final reply head yet
-    BODY = 2  # the sink has the head; the body is coming
-    CLOSED = 3
-    NAMES = ("IDLE", "SENT", "BODY", "CLOSED")
+    IDLE: Final = 0  # no request on it: pooled, or about to be
+    SENT: Final = 1  # a request is written; no final reply head yet
+    BODY: Final = 2  # the sink has the head; the body is coming
+    CLOSED: Final = 3
+    NAMES: Final = ("IDLE", "SENT", "BODY", "CLOSED")
 
 
 # state -> bit mask of the states it may go to
