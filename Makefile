@@ -55,7 +55,7 @@ compiled: venv  # the optional compiled build, in place (mypyc; needs a C compil
 
 clean-compiled:  # back to pure Python
 	rm -f proxy/devstral_proxy/*.so
-	rm -rf build/mypyc
+	rm -rf build/mypyc proxy/build
 
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare

@@ -115,7 +115,8 @@ class InferenceService:
     def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
         cycle.path = "/v1" + cycle.path
-        self.entry(cycle)
+        handler = self.entry  # (not `self.entry(cycle)`: compiled by mypyc, that call drops the cycle)
+        handler(cycle)
 
     def handle(self, cycle) -> None:
         """An inference route: under the rate limits, then routed."""

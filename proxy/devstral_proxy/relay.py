@@ -112,9 +112,8 @@ class Exchange:
         self.loop = reply.loop
         self.state = Ex.CONNECTING
         self.up: Any = None
-        self.status = 0
         self.answer: Buffered | Passing | None = None  # how the reply's body goes back, from its head on
-        self.retried, self.last = False, 0.0  # sent again after a stale pooled connection; the last byte's time
+        self.status, self.retried, self.last = 0, False, 0.0  # the reply's; sent again after a stale pooled connection; the last byte's time
         self.task: asyncio.Task | None = None
         self.deadline = self.loop.time() + reply.limits.request_timeout
         self.on_tokens: Callable[[int], Any] | None = None  # called with usage.total_tokens when the reply reports it
