@@ -8,7 +8,7 @@ SIM_PORT ?= 8000
 UPSTREAM ?=
 CONFIG ?=
 
-.PHONY: run test lint compiled clean-compiled venv agents clean sim bench bench-translate bench-routing bench-quick bench-versus bench-paced bench-one csharp-test csharp-sample
+.PHONY: run test lint venv agents clean sim bench bench-translate bench-routing bench-quick bench-versus bench-paced bench-one csharp-test csharp-sample
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,14 +48,6 @@ lint: venv  # fast: style, then the types of both halves
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p devstral_translate -p devstral_proxy
-
-compiled: venv  # the optional compiled build, in place (mypyc; needs a C compiler): run, test and bench then use it
-	$(PY) -m pip install -q 'setuptools>=77'
-	DEVSTRAL_PROXY_COMPILE=1 $(PY) setup.py -q build_ext --inplace
-
-clean-compiled:  # back to pure Python
-	rm -f proxy/devstral_proxy/*.so
-	rm -rf build/mypyc proxy/build
 
 bench: venv  # needs nginx and wrk (apt-get install nginx-light wrk)
 	$(PY) -m bench.compare
