@@ -217,6 +217,22 @@ def test_unprefixed_route_and_other_keys_cannot_read(plain_sim, start_proxy):
     assert http("GET", p.url + f"/v1/responses/{rid}", headers={"authorization": "Bearer key-a"}).status == 200
 
 
+
+def test_without_keys_a_stored_response_belongs_to_the_address_that_made_it(plain_sim, start_proxy):
+    """Authentication off: the caller is its address (here named by a trusted proxy), so another
+    address that learns the id can neither read, continue nor delete the response."""
+    p = start_proxy(plain_sim.url, server={"trusted_proxies": ["127.0.0.1/32"]})
+    alice, mallory = {"x-forwarded-for": "10.0.0.1"}, {"x-forwarded-for": "10.0.0.2"}
+    a = http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "Hi"}, alice)
+    assert a.status == 200
+    rid = a.json()["id"]
+    assert http("GET", p.url + f"/v1/responses/{rid}", headers=mallory).status == 404
+    assert http("DELETE", p.url + f"/v1/responses/{rid}", headers=mallory).status == 404
+    follow = http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "and?", "previous_response_id": rid}, mallory)
+    assert follow.status == 404 and follow.json()["error"]["param"] == "previous_response_id"
+    assert http("GET", p.url + f"/v1/responses/{rid}", headers=alice).status == 200
+    assert http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "and?", "previous_response_id": rid}, alice).status == 200
+
 NAMESPACE = {
     "type": "namespace",
     "name": "multi_agent_v1",
