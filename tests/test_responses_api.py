@@ -217,7 +217,6 @@ def test_unprefixed_route_and_other_keys_cannot_read(plain_sim, start_proxy):
     assert http("GET", p.url + f"/v1/responses/{rid}", headers={"authorization": "Bearer key-a"}).status == 200
 
 
-
 def test_without_keys_a_stored_response_belongs_to_the_address_that_made_it(plain_sim, start_proxy):
     """Authentication off: the caller is its address (here named by a trusted proxy), so another
     address that learns the id can neither read, continue nor delete the response."""
@@ -232,6 +231,7 @@ def test_without_keys_a_stored_response_belongs_to_the_address_that_made_it(plai
     assert follow.status == 404 and follow.json()["error"]["param"] == "previous_response_id"
     assert http("GET", p.url + f"/v1/responses/{rid}", headers=alice).status == 200
     assert http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "and?", "previous_response_id": rid}, alice).status == 200
+
 
 NAMESPACE = {
     "type": "namespace",

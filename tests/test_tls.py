@@ -89,6 +89,25 @@ def test_https_on_the_listening_side_and_a_renewed_certificate(tmp_path, ca, sim
     assert status == 200 and fresh.sock.getpeercert()["serialNumber"] != first_serial
 
 
+def test_a_reload_with_a_certificate_that_does_not_load_changes_nothing(tmp_path, ca, sim, start_proxy):
+    """A key that does not match the certificate: the reload is refused whole, naming the
+    files; the old certificate keeps serving new handshakes and the new mapping is not applied."""
+    from devstral_proxy.config import ConfigError, build
+
+    cert, key = files(tmp_path, ca)
+    p = start_proxy(sim.url, server={"tls_cert": cert, "tls_key": key})
+    conn, status, _ = https_request(p.port, ca)
+    serial = conn.sock.getpeercert()["serialNumber"]
+    _, other_key = files(tmp_path, ca, "other")
+    sections = {"server": {"tls_cert": cert, "tls_key": other_key}, "model_mapping": {"gpt-4": "other-model"}}
+    new = build(sections, env={}, overrides={"upstream": sim.url, "host": "127.0.0.1", "port": 0})
+    with pytest.raises(ConfigError, match="other.key"):
+        p.loop.call(lambda: p.proxy.reload(new))
+    fresh, status, body = https_request(p.port, ca)
+    assert status == 200 and fresh.sock.getpeercert()["serialNumber"] == serial
+    assert sim.record.requests[-1]["model"] == "mistral-sim"  # the old mapping still applies
+
+
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
 def test_backend_urls_as_users_write_them(sim, start_proxy, suffix):
     p = start_proxy(sim.url + suffix)

@@ -15,7 +15,7 @@ from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
 from .clock import SYSTEM, Clock
-from .config import Config
+from .config import Config, ConfigError
 from .fronts import FrontRoutes
 from .inference import InferenceService
 from .local import LocalEndpoints
@@ -163,6 +163,11 @@ class Proxy:
         began. The listening address and worker count change only with a restart."""
         old = self.config
         assert self.router is not None and self.monitor is not None, "reload() follows start()"
+        if self.tls is not None and config.server.tls_cert:  # all or nothing: the new files on a context of their own first
+            try:
+                server_tls(config.server)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"server.tls_cert / server.tls_key ({config.server.tls_cert}, {config.server.tls_key}): {exc}") from None
         if (config.server.host, config.server.port, config.server.workers) != (old.server.host, old.server.port, old.server.workers):
             log.warning("reload: server.host, server.port and server.workers change only with a restart")
         if bool(config.server.tls_cert) != (self.tls is not None):

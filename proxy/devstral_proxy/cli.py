@@ -88,12 +88,15 @@ def summary(proxy: Proxy, log) -> None:
 
 
 async def _reload(proxy: Proxy, load_config) -> None:
+    """All or nothing: a file or a certificate that does not load leaves everything as it was,
+    with one line naming it."""
+    log = logging.getLogger("devstral_proxy")
     try:
-        config = load_config()
+        await proxy.reload(load_config())
     except ConfigError as exc:
-        logging.getLogger("devstral_proxy").error("reload refused, the configuration in force stays: %s", exc)
-        return
-    await proxy.reload(config)
+        log.error("reload refused, the configuration in force stays: %s", exc)
+    except Exception as exc:  # a bug: one line and its traceback, never an unretrieved task
+        log.error("reload failed: %s", exc, exc_info=exc)
 
 
 def main(argv: list[str] | None = None) -> int:
