@@ -223,9 +223,12 @@ class Router:
         over = backend.failures - self.routing.eject_after
         if over >= 0:
             cooldown = min(self.routing.cooldown * 2**over, self.routing.max_cooldown)
-            if not backend.ejected_until or over == 0:
+            newly = not backend.ejected_until
+            if newly or over == 0:
                 log.warning("backend %s: ejected after %d failures in a row, for %g s", backend.name, backend.failures, cooldown)
             backend.ejected_until = self.clock.monotonic() + cooldown
+            if newly and self.queue is not None and self.queue.count:  # those waiting for it alone: answered now
+                self.queue.refuse_unservable(self.retry_after())
 
     def retry_after(self) -> int:
         """Seconds until the first ejected backend gets its trial request (at least 1)."""

@@ -184,6 +184,19 @@ class FairQueue:
         elif len(flow.entries) > 2 * flow.live + 8:  # mostly gone: compact (amortised O(1))
             flow.entries = deque(e for e in flow.entries if not e.gone)
 
+    def refuse_unservable(self, retry_after: int) -> None:
+        """A backend was ejected: the requests waiting for a model that no backend in service
+        serves any more get a 503 at once, not at max_wait (new ones get it from routing)."""
+        backends = self.router.backends
+        for flow in list(self.flows.values()):
+            if any(b.serves(flow.model) and b.usable() for b in backends):
+                continue
+            for entry in list(flow.entries):
+                if not entry.gone:
+                    self.drop(entry, "no_backend")
+                    why = "No backend serving this model is in service (ejected after failures); try again shortly."
+                    entry.cycle.fail(Failure(503, why, "no_backend_available", headers=b"retry-after: %d\r\n" % retry_after))
+
     def _left(self, entry: Waiting) -> None:
         self.count -= 1
         self.by_model[entry.model] -= 1

@@ -29,14 +29,19 @@ class _Cycle:
 
 
 class _Backend:
+    """What the queue and the router's ejection read of a backend."""
+
     max_in_flight = 1
-    outstanding = 0
+
+    def __init__(self, name: str = "b", model: str | None = None, outstanding: int = 0) -> None:
+        self.name, self.model, self.outstanding = name, model, outstanding
+        self.failures, self.ejected_until, self.trial = 0, 0.0, False
 
     def serves(self, model) -> bool:
-        return True
+        return self.model is None or model == self.model
 
     def usable(self) -> bool:
-        return True
+        return not self.ejected_until
 
 
 def _queue(clock: ManualClock, **config) -> tuple[FairQueue, Metrics, list]:
@@ -84,3 +89,25 @@ def test_rate_limit_windows_slide_with_the_wall_clock():
     assert limiter.admit("a") is not None
     clock.advance(45)  # three quarters through: they weigh a quarter (0.5 + 1 <= 2)
     assert limiter.admit("a") is None
+
+
+def test_requests_waiting_for_an_ejected_backend_are_answered_at_once():
+    """The only backend for model "m" is ejected: its waiting requests get a 503 with
+    Retry-After now, not after max_wait; those for another model keep waiting."""
+    from devstral_proxy.config import RoutingConfig
+    from devstral_proxy.router import Router
+
+    clock = ManualClock()
+    queue, metrics, _ = _queue(clock, max_wait=120)
+    m, other = _Backend("m", "m", outstanding=1), _Backend("o", "o", outstanding=1)  # both full
+    router = Router([m, other], RoutingConfig(eject_after=1, cooldown=5), clock)  # type: ignore[list-item]
+    router.queue, queue.router = queue, router
+    waiting = [_Cycle(f"10.0.0.{i}") for i in range(3)]
+    for cycle in waiting:
+        queue.add(cycle, "m")
+    elsewhere = _Cycle("10.0.0.9")
+    queue.add(elsewhere, "o")
+    router.outcome(m, False)  # ejected
+    assert all(c.failed is not None and c.failed.status == 503 and b"retry-after: 5" in c.failed.headers for c in waiting)
+    assert elsewhere.failed is None and queue.count == 1
+    assert metrics.queue_refused["no_backend"] == 3
