@@ -92,3 +92,46 @@ def served(port: int) -> int:
         for line in body.splitlines()
         if line.startswith("devstral_requests_total{") and 'route="/v1/chat/completions"' in line and 'status="200"' in line
     )
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _metrics_dirs(pid: int) -> list[str]:
+    import glob
+
+    found = []
+    for path in glob.glob("/dev/shm/devstral-proxy-metrics-*") + glob.glob("/tmp/devstral-proxy-metrics-*"):
+        try:
+            with open(os.path.join(path, "supervisor.pid")) as f:
+                if f.read().strip() == str(pid):
+                    found.append(path)
+        except OSError:
+            pass
+    return found
+
+
+def test_workers_die_with_a_killed_supervisor_and_its_metrics_directory_goes_next_start(sim):
+    port = free_port()
+    cmd = [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd)
+    wait_for(lambda: ok(port))
+    workers = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
+    (stale,) = _metrics_dirs(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(15)
+    wait_for(lambda: not any(_running(w) for w in workers))  # they drained and exited
+    wait_for(lambda: not ok(port))
+    again = subprocess.Popen(cmd)
+    try:
+        wait_for(lambda: ok(port))
+        assert not os.path.exists(stale)  # the dead supervisor's directory, cleaned at this start
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(15) == 0

@@ -40,6 +40,54 @@ def port_is_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
+METRICS_PREFIX = "devstral-proxy-metrics-"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker: SIGTERM (a drain) when the supervisor dies, even by SIGKILL (Linux's
+    parent-death signal); a parent already gone means exit now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the check below still catches a dead parent at start
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def clean_stale_metrics(base: str | None) -> None:
+    """Remove the metrics directories of supervisors that died without cleaning up (SIGKILL):
+    this user's, whose recorded supervisor pid is no longer alive."""
+    root = base or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(METRICS_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            with open(os.path.join(path, "supervisor.pid")) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue  # another's, or one being made: left alone
+        if pid and not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Supervisor:
     def __init__(self, config, serve_worker, load_config) -> None:
         self.config = config  # what a newly started worker runs with
@@ -53,15 +101,21 @@ class Supervisor:
         self.children: dict[int, float] = {}  # pid -> start time
         self.number = 0
         # where the workers publish their metrics, so any of them renders the whole service's
-        self.metrics_dir = tempfile.mkdtemp(prefix="devstral-proxy-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        clean_stale_metrics(shm)  # left by a supervisor killed with SIGKILL
+        self.metrics_dir = tempfile.mkdtemp(prefix=METRICS_PREFIX, dir=shm)
+        with open(os.path.join(self.metrics_dir, "supervisor.pid"), "w") as f:
+            f.write(str(os.getpid()))
         self.stopping = False
 
     def _spawn(self) -> None:
         self.number += 1  # this worker's number on its log lines
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
+                die_with_parent(parent)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
