@@ -25,9 +25,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+# control characters (a newline would forge a line, ESC reach the terminal) as \xNN
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record: whatever a message carries (names a backend or client chose)
+    cannot forge another line or reach the terminal (JSON escapes them too)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        text = f"{iso_now(record.created)} {record.levelname} pid={os.getpid()} worker={WORKER['n']} {record.getMessage()}"
+        message = record.getMessage().translate(_CONTROLS)
+        text = f"{iso_now(record.created)} {record.levelname} pid={os.getpid()} worker={WORKER['n']} {message}"
         return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
 
 

@@ -120,20 +120,22 @@ class BackendMonitor:
         --served-model-name: the tokenizer generation is read from it (else from the id)."""
         for m in models[:1024]:
             served, root = m.get("id"), m.get("root")
-            if not isinstance(served, str) or served in backend.generations:
-                continue
+            if not isinstance(served, str) or served in backend.generations or served in backend.unknown_logged:
+                continue  # known: nothing new to learn or to say
+            if len(backend.generations) + len(backend.unknown_logged) >= MAX_MODEL_FACTS:
+                return  # a backend whose names never repeat: memory and log lines stay bounded
             generation = (guess_generation(root) if isinstance(root, str) else None) or guess_generation(served)
             if generation is not None:
                 backend.generations[served] = generation
-            elif served not in backend.unknown_logged:
+                log.info("backend %s: model %s (root %s): Mistral tokenizer generation %s", backend.name, served, root, generation)
+            else:
                 backend.unknown_logged.add(served)
                 log.warning(
                     "backend %s: model %s (root %s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, root
                 )
-                continue
-            log.info("backend %s: model %s (root %s): Mistral tokenizer generation %s", backend.name, served, root, generation)
 
 
+MAX_MODEL_FACTS = 4096  # models a backend's generations are learnt (and logged) for, at most
 MAX_METRICS_BYTES = 8 << 20  # a /metrics page larger than this is not read
 _RUNNING = b"vllm:num_requests_running"
 _WAITING = b"vllm:num_requests_waiting"
