@@ -21,6 +21,17 @@ def test_backend_down_is_502_json(start_proxy):
     assert h.status == 503 and h.json()["status"] == "unhealthy"
 
 
+def test_health_answers_from_the_monitors_state_without_probing(sim, start_proxy):
+    """A flood of GET /health (no key needed) is not a flood of backend probes and connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = start_proxy(sim.url, routing={"health_interval": 300})
+    checks = sim.record.health_checks  # the first check, before serving
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: http("GET", p.url + "/health").status, range(100)))
+    assert statuses == [200] * 100 and sim.record.health_checks == checks == 1
+
+
 def test_backend_slower_than_timeout_is_504_json(sim, start_proxy):
     p = start_proxy(backends={"primary": {"url": sim.url, "timeout": 0.3}})
     sim.behavior.first_token_delay = 2.0

@@ -20,7 +20,7 @@ def test_startup_lines_say_what_is_wrong(sim, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--config", str(cfg), "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
 
-        def probed() -> bool:  # /health probes each backend now: gpu1's failure is logged before it answers
+        def probed() -> bool:  # the monitor's first checks, made before serving, have logged gpu1's failure
             try:
                 return "gpu1" in http("GET", f"http://127.0.0.1:{port}/health").body.decode()
             except OSError:

@@ -112,6 +112,5 @@ def test_a_reload_with_a_certificate_that_does_not_load_changes_nothing(tmp_path
 def test_backend_urls_as_users_write_them(sim, start_proxy, suffix):
     p = start_proxy(sim.url + suffix)
     assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200
-    checks = sim.record.health_checks
-    health = http("GET", p.url + "/health")
-    assert health.status == 200 and sim.record.health_checks == checks + 1  # /health, not /v1/health
+    health = http("GET", p.url + "/health")  # the monitor's first check, made before serving
+    assert health.status == 200 and sim.record.health_checks >= 1  # it reached /health, not /v1/health

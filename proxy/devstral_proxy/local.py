@@ -63,8 +63,16 @@ class LocalEndpoints:
             cycle.respond(200, JSON, _encode(found))
 
     def health(self, cycle) -> None:
-        """Today's /health: every backend probed now (readiness for older probes)."""
-        spawn(cycle, self._health(cycle, self.auth and cycle.caller.key is None), self.log_error)
+        """Each backend's state from the monitor's last check (never a probe per request: a
+        flood of /health must not become a flood of backend connections); 503 when none is
+        healthy. An ejected backend says so beside what its last check found."""
+        now = self.clock.monotonic()
+        results = [b.health if b.state(now) != "ejected" else f"ejected ({b.health})" for b in self.router.backends]
+        healthy = any(r == "healthy" for r in results)
+        body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(self.clock.wall() - self.started, 1)}
+        if not (self.auth and cycle.caller.key is None):
+            body["backends"] = {b.name: _detail(b, state) for b, state in zip(self.router.backends, results)}
+        cycle.respond(200 if healthy else 503, JSON, _encode(body))
 
     def root(self, cycle) -> None:
         """`GET /` and `HEAD /`: clients (Claude Code) check that the base URL answers."""
@@ -113,16 +121,6 @@ class LocalEndpoints:
                 cycle.fail(Failure(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response"))
             return
         cycle.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
-
-    async def _health(self, cycle, stranger: bool) -> None:
-        """Each backend probed now; what is learnt feeds the router. 503 when none is healthy."""
-        router = self.router
-        results = await asyncio.gather(*(self.monitor.probe(b) for b in router.backends))
-        healthy = any(r == "healthy" for r in results)
-        body: dict = {"status": "healthy" if healthy else "unhealthy", "uptime_s": round(self.clock.wall() - self.started, 1)}
-        if not stranger:
-            body["backends"] = {b.name: _detail(b, state) for b, state in zip(router.backends, results)}
-        cycle.respond(200 if healthy else 503, JSON, _encode(body))
 
 
 def _detail(backend, state: str) -> dict:

@@ -75,7 +75,8 @@ class BackendMonitor:
         loop = asyncio.get_running_loop()
         discovered = loop.time()
         while True:
-            await asyncio.sleep(self.routing.health_interval)
+            if all(b.health != "not checked" for b in self.router.backends):  # a reload's new backends: at once
+                await asyncio.sleep(self.routing.health_interval)
             await asyncio.gather(*(self.probe(b) for b in self.router.backends))
             if len(self.router.backends) > 1 and loop.time() - discovered >= 30:
                 discovered = loop.time()
@@ -91,12 +92,14 @@ class BackendMonitor:
         except OSError as exc:
             self.router.connected(backend, False)
             self.router.outcome(backend, False)
-            return f"unreachable ({exc.__class__.__name__})"
+            backend.health = f"unreachable ({exc.__class__.__name__})"
+            return backend.health
         self.router.connected(backend, True)
         # A server without a health route (LM Studio: 404) is up all the same; a 5xx is the
         # backend saying it cannot serve (vLLM's engine is dead).
         self.router.outcome(backend, status < 500)
-        return "healthy" if status < 500 else f"unhealthy (status {status})"
+        backend.health = "healthy" if status < 500 else f"unhealthy (status {status})"
+        return backend.health
 
     async def list_models(self, backend) -> list[dict]:
         """A backend's model list. Raises OSError, or BadModelList for a reply that is not one."""
