@@ -74,6 +74,7 @@ class Record:
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
     health_checks: int = 0
     tokenized: int = 0  # /tokenize requests answered
+    tokenizing: int = 0  # /tokenize requests under way
     engine_refused: int = 0  # 503s for a full engine queue
     peak_running: int = 0  # most sequences running at once
 
@@ -506,6 +507,11 @@ class Simulator:
         doc = await self._judged(request)
         if isinstance(doc, web.Response):
             return doc
+        self.record.tokenizing += 1
+        try:
+            await self._first_token()  # the gate and first_token_delay hold it too
+        finally:
+            self.record.tokenizing -= 1
         self.record.tokenized += 1
         return web.Response(
             body=_encode({"count": _prompt_tokens(doc), "max_model_len": self.behavior.max_model_len, "tokens": []}), content_type="application/json"

@@ -199,3 +199,33 @@ def test_claude_code_request_shape_goes_through(client, front_sim, caplog):
     }
     reply = http("POST", client.proxy.url + "/v1/messages?beta=true", second, headers)
     assert reply.status == 200 and reply.json()["content"][0]["text"] == "Done."
+
+
+def test_count_tokens_goes_through_the_rate_limits_and_never_floods_the_backend(start_proxy):
+    """requests_per_minute and max_in_flight hold on count_tokens as on every route: beyond
+    the limit a 429; a backend whose /tokenize hangs gets at most a few calls at once (the
+    others are answered with the estimate), not one connection per caller."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.simulator import Behavior
+    from devstral_proxy.fronts import MAX_TOKENIZING
+    from tests.support import SimThread, eventually
+
+    gate = threading.Event()
+    sim = SimThread(Behavior(gate=gate))
+    try:
+        p = start_proxy(backends={"vllm": {"url": sim.url, "max_in_flight": 1}}, rate_limit={"requests_per_minute": 10}, authentication={"api_keys": ["sk-a"]})
+        body = {"model": "gpt-4", "messages": [{"role": "user", "content": "Hello there"}]}
+        headers = {"x-api-key": "sk-a"}
+        with ThreadPoolExecutor(40) as pool:
+            replies = [pool.submit(http, "POST", p.url + "/v1/messages/count_tokens", body, headers) for _ in range(40)]
+            eventually(lambda: sum(r.done() for r in replies) >= 40 - MAX_TOKENIZING, what="all but the held counts answered")
+            assert sim.record.tokenizing <= MAX_TOKENIZING
+            gate.set()
+            statuses = [r.result().status for r in replies]
+        assert statuses.count(200) == 10 and statuses.count(429) == 30
+        assert sim.record.tokenized <= MAX_TOKENIZING
+    finally:
+        gate.set()
+        sim.stop()

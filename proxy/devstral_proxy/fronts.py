@@ -35,6 +35,13 @@ def _note_dropped(route: str, kinds: list[str]) -> None:
         _dropped.note(f"{route} {kind}", f"{route}: left out {kind!r} (a local model cannot run it); logged once per kind")
 
 
+MAX_TOKENIZING = 4  # /tokenize calls under way to one backend at once; beyond, the estimate
+
+
+def _estimate(body: bytes) -> int:
+    return max(1, len(body) // 4)
+
+
 class Front:
     """What the inference service needs of a front request: the route it came on and its
     body (for a backend that serves the route itself) and its reply translator."""
@@ -178,8 +185,18 @@ class FrontRoutes:
         self.inference.entry(cycle)
 
     def count_tokens(self, cycle) -> None:
+        """Through the same front door as every route that reaches a backend: the rate limits."""
+        rate_limits = self.inference.rate_limits
+        if rate_limits.limiter is not None:
+            rate_limits.check(cycle, self._count_tokens, self.log_error)
+        else:
+            self._count_tokens(cycle)
+
+    def _count_tokens(self, cycle) -> None:
         """The prompt's tokens by the backend's tokenizer (vLLM's /tokenize) over the request
-        its dialect would send; without one, an estimate of 4 bytes a token."""
+        its dialect would send; an estimate of 4 bytes a token without one, or while the
+        backend is at its max_in_flight or already has MAX_TOKENIZING counts under way (a
+        count never queues behind generations, nor opens a connection per caller)."""
         try:
             chat = anthropic.read_request(cycle.body, counting=True, server_tools=self.server_tools)
             model_map = self.inference.model_map
@@ -194,12 +211,16 @@ class FrontRoutes:
             return
         record = cycle.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
+        if backend.full() or backend.tokenizing >= MAX_TOKENIZING:
+            cycle.respond(200, JSON, _encode({"input_tokens": _estimate(prepared.body)}))
+            return
         spawn(cycle, self._count(cycle, backend, prepared.body), self.log_error)
 
     async def _count(self, cycle, backend, body: bytes) -> None:
         doc = decode_json(body)
         ask = {k: doc[k] for k in ("model", "messages", "tools") if k in doc}
         count = None
+        backend.tokenizing += 1
         try:
             status, _, reply = await fetch(backend, b"POST", "/tokenize", min(backend.timeout, 10.0), _encode(ask))
             answer = decode_json(reply) if status == 200 else None
@@ -207,6 +228,6 @@ class FrontRoutes:
                 count = answer["count"]
         except OSError:
             pass
-        if count is None:
-            count = max(1, len(body) // 4)
-        cycle.respond(200, JSON, _encode({"input_tokens": count}))
+        finally:
+            backend.tokenizing -= 1
+        cycle.respond(200, JSON, _encode({"input_tokens": _estimate(body) if count is None else count}))

@@ -80,6 +80,7 @@ class Backend:
         self.ejected_until = 0.0  # monotonic time; 0: in service
         self.trial = False  # after a cooldown, one request tries it before it takes more
         self.up: bool | None = None  # whether the last connection attempt worked (None: none yet)
+        self.tokenizing = 0  # count_tokens calls to its /tokenize under way
         self.health = "not checked"  # what the monitor's last health check found (GET /health reads it)
         self.max_in_flight = cfg.max_in_flight  # 0: no cap
         # the engine's own load, read from its /metrics (vLLM); None until read, or never
