@@ -146,6 +146,38 @@ def test_stored_responses_shared_through_redis(sim, start_proxy, redis_url):
         client_b.responses.retrieve(first.id)
 
 
+def test_a_hung_response_store_fails_fast_and_logs_once(sim, start_proxy, redis_url, caplog):
+    """Redis frozen: requests that need the store get a 503 store_unavailable, the first after
+    redis_timeout and the rest at once (the pause), with one line for the outage and one when
+    it ends; never a traceback per request."""
+    import logging
+    import os
+    import signal
+    import subprocess
+
+    from tests.support import eventually
+
+    p = start_proxy(sim.url, responses={"store": "redis", "redis_url": redis_url, "redis_timeout": 0.5})
+    made = http("POST", p.url + "/v1/responses", {"model": "gpt-4", "input": "Remember 42."})
+    rid = made.json()["id"]
+    eventually(lambda: http("GET", p.url + f"/v1/responses/{rid}").status == 200, what="the response stored")
+    info = subprocess.run(["redis-cli", "-u", redis_url, "info", "server"], capture_output=True, text=True).stdout
+    pid = int(info.split("process_id:")[1].split()[0])
+    with caplog.at_level(logging.WARNING, logger="devstral_proxy"):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            replies = [http("GET", p.url + f"/v1/responses/{rid}") for _ in range(5)]
+            assert [r.status for r in replies] == [503] * 5 and replies[0].json()["error"]["code"] == "store_unavailable"
+            assert time.monotonic() - start < 2.0  # not 5 x 0.5 s: after the first, the pause answers at once
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        eventually(lambda: http("GET", p.url + f"/v1/responses/{rid}").status == 200, what="the store answering again")
+    lines = [r.getMessage() for r in caplog.records if "response store" in r.getMessage()]
+    assert len(lines) == 2 and "does not answer" in lines[0] and "answers again" in lines[1]
+    assert not any(r.exc_info for r in caplog.records)
+
+
 def test_memory_store_bounds():
     import asyncio
 

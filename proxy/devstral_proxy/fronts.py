@@ -21,6 +21,7 @@ from .errors import Failure
 from .fetch import decode_json, fetch
 from .http import JSON
 from .logs import Once
+from .store import StoreUnavailable
 from .tasks import background, spawn
 
 _encode = msgspec.json.encode
@@ -106,8 +107,7 @@ class FrontRoutes:
         previous = turn.previous_response_id
         try:
             value = await self.store.get(previous, cycle.caller.owner())
-        except Exception as exc:  # the store (Redis) is down: say so, do not guess a history
-            self.log_error("response store", exc)
+        except StoreUnavailable:  # the store (Redis) is down: say so, do not guess a history (it logs the outage)
             cycle.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
             return
         if value is None:
@@ -135,8 +135,8 @@ class FrontRoutes:
     async def _put(self, rid: str, owner: bytes, value: bytes) -> None:
         try:
             await self.store.put(rid, owner, value)
-        except Exception as exc:
-            self.log_error("response store", exc)
+        except StoreUnavailable:
+            pass  # the store logs the outage; this response is not kept
 
     def stored(self, cycle) -> None:
         """GET or DELETE /v1/responses/{id}."""
@@ -162,8 +162,7 @@ class FrontRoutes:
                 value = await self.store.get(rid, owner)
                 found = value is not None
                 body = bytes(_stored.decode(value).response) if found else b""
-        except Exception as exc:
-            self.log_error("response store", exc)
+        except StoreUnavailable:
             cycle.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
             return
         if found:

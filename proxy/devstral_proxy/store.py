@@ -2,12 +2,17 @@
 what GET / DELETE /v1/responses/{id} read: in this process (bounded: count, bytes, TTL) or
 in Redis, shared by every instance.
 
-A stored value is opaque bytes with its owner (a hash of the API key that made it): another
-key cannot read or delete it.
+A stored value is opaque bytes with its owner (a digest of the caller that made it: its key,
+or its address without keys): another caller cannot read or delete it.
 """
 
+import logging
 import time
 from collections import OrderedDict
+
+from .clock import SYSTEM, Clock
+
+log = logging.getLogger("devstral_proxy")
 
 
 class MemoryStore:
@@ -58,34 +63,70 @@ class MemoryStore:
         self.items.clear()
 
 
+class StoreUnavailable(Exception):
+    """The response store (Redis) did not answer, or is paused after it did not: the request
+    that needs it gets a 503 at once (logged once per outage by the store, not per request)."""
+
+
+MAX_REDIS_CONNECTIONS = 32  # to the store's Redis, per process: beyond, a request fails fast
+
+
 class RedisStore:
-    """Responses in Redis (`SET key value EX ttl`): every proxy instance sees them."""
+    """Responses in Redis (`SET key value EX ttl`): every proxy instance sees them. As the rate
+    limiter's Redis: no client retries, and after a failure `pause` seconds in which requests
+    that need the store get a 503 without asking it; one line when an outage begins and one
+    when it ends."""
 
-    def __init__(self, url: str, prefix: str, ttl: float, max_bytes: int, timeout: float) -> None:
+    def __init__(self, url: str, prefix: str, ttl: float, max_bytes: int, timeout: float, pause: float = 1.0, clock: Clock = SYSTEM) -> None:
         import redis.asyncio  # the [redis] extra; config.py checks it is installed
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.redis = redis.asyncio.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), max_connections=MAX_REDIS_CONNECTIONS
+        )
         self.prefix = prefix
         self.ttl = max(1, int(ttl))
         self.max_bytes = max_bytes
+        self.pause = pause
+        self.clock = clock
+        self.down_until = 0.0  # monotonic: Redis is not asked before then
+        self.outage = False
 
     def _key(self, rid: str) -> str:
         return f"{self.prefix}:{rid}"
 
+    async def _ask(self, call, *args, **kwargs):
+        if self.down_until and self.clock.monotonic() < self.down_until:
+            raise StoreUnavailable("paused after a failure")
+        try:
+            result = await call(*args, **kwargs)
+        except Exception as exc:  # redis-py's own error classes, timeouts and a full pool included
+            self.down_until = self.clock.monotonic() + self.pause
+            if not self.outage:
+                self.outage = True
+                log.warning("response store: Redis does not answer (%s: %s); requests that need it get 503 until it does", type(exc).__name__, exc)
+            raise StoreUnavailable(str(exc)) from None
+        if self.outage:
+            self.outage = False
+            log.warning("response store: Redis answers again")
+        self.down_until = 0.0
+        return result
+
     async def get(self, rid: str, owner: bytes) -> bytes | None:
-        value = await self.redis.get(self._key(rid))
+        value = await self._ask(self.redis.get, self._key(rid))
         if not isinstance(value, bytes) or value[:12] != owner:  # bytes: decode_responses is off
             return None
         return value[12:]
 
     async def put(self, rid: str, owner: bytes, value: bytes) -> None:
         if len(value) <= self.max_bytes:
-            await self.redis.set(self._key(rid), owner + value, ex=self.ttl)
+            await self._ask(self.redis.set, self._key(rid), owner + value, ex=self.ttl)
 
     async def delete(self, rid: str, owner: bytes) -> bool:
         if await self.get(rid, owner) is None:
             return False
-        return bool(await self.redis.delete(self._key(rid)))
+        return bool(await self._ask(self.redis.delete, self._key(rid)))
 
     async def close(self) -> None:
         await self.redis.aclose()
