@@ -7,6 +7,7 @@ What it learns feeds the router (outcome), as requests do.
 
 import asyncio
 import logging
+import math
 
 from devstral_translate.mistral import guess_generation
 
@@ -139,36 +140,44 @@ class BackendMonitor:
 
 
 MAX_MODEL_FACTS = 4096  # models a backend's generations are learnt (and logged) for, at most
-MAX_METRICS_BYTES = 8 << 20  # a /metrics page larger than this is not read
+MAX_METRICS_BYTES = 2 << 20  # a /metrics page larger than this is not read (vLLM's: tens of KB)
+MAX_ENGINE_REQUESTS = 1 << 20  # a running or waiting count above this is impossible: ignored
 _RUNNING = b"vllm:num_requests_running"
 _WAITING = b"vllm:num_requests_waiting"
 _KV = (b"vllm:kv_cache_usage_perc", b"vllm:gpu_cache_usage_perc")  # the newer name, the older
 
 
+def _samples(text: bytes, name: bytes) -> list[float]:
+    """The finite values of metric `name`'s samples: only its own lines are looked at (a byte
+    search from one to the next), whatever else the page holds."""
+    out = []
+    needle = b"\n" + name
+    at = text.find(needle)
+    while at != -1:
+        end = text.find(b"\n", at + 1)
+        line = text[at + 1 : end if end != -1 else len(text)]
+        if line[len(name) : len(name) + 1] in (b"{", b" "):  # this metric, not a longer name
+            try:
+                value = float(line.rsplit(b" ", 1)[1])
+            except (ValueError, IndexError):
+                value = math.nan
+            if math.isfinite(value):
+                out.append(value)
+        at = text.find(needle, at + 1) if end != -1 else -1
+    return out
+
+
 def engine_load(text: bytes) -> tuple[int, int, float] | None:
     """(running, waiting, KV cache use 0-1) from vLLM's Prometheus text, summed over its
-    models (KV: the highest); None when the page has none of them (not a vLLM)."""
-    running = waiting = 0
-    kv = 0.0
-    seen = False
-    for line in text.split(b"\n"):
-        if not line.startswith(b"vllm:"):
-            continue
-        name, _, rest = line.partition(b"{") if b"{" in line else line.partition(b" ")
-        try:
-            value = float(line.rsplit(b" ", 1)[1]) if rest else 0.0
-        except (ValueError, IndexError):
-            continue
-        if name == _RUNNING:
-            running += int(value)
-        elif name == _WAITING:
-            waiting += int(value)
-        elif name in _KV:
-            kv = max(kv, value)
-        else:
-            continue
-        seen = True
-    return (running, waiting, kv) if seen else None
+    models (KV: the highest); None when the page has none of them (not a vLLM). Impossible
+    values (negative, above MAX_ENGINE_REQUESTS, a KV use outside 0-1) are ignored."""
+    text = b"\n" + text
+    running = [v for v in _samples(text, _RUNNING) if 0 <= v <= MAX_ENGINE_REQUESTS]
+    waiting = [v for v in _samples(text, _WAITING) if 0 <= v <= MAX_ENGINE_REQUESTS]
+    kv = [v for name in _KV for v in _samples(text, name) if 0 <= v <= 1]
+    if not (running or waiting or kv):
+        return None
+    return min(int(sum(running)), MAX_ENGINE_REQUESTS), min(int(sum(waiting)), MAX_ENGINE_REQUESTS), max(kv, default=0.0)
 
 
 class BadModelList(Exception):
