@@ -108,6 +108,22 @@ def test_a_reload_with_a_certificate_that_does_not_load_changes_nothing(tmp_path
     assert sim.record.requests[-1]["model"] == "mistral-sim"  # the old mapping still applies
 
 
+def test_a_silent_tls_handshake_is_closed_after_header_timeout(tmp_path, ca, sim, start_proxy):
+    """A connection that never starts its handshake is closed after header_timeout, as a
+    request that never sends its head is (not asyncio's 60 s)."""
+    import socket
+    import time
+
+    cert, key = files(tmp_path, ca)
+    p = start_proxy(sim.url, server={"tls_cert": cert, "tls_key": key, "header_timeout": 0.5})
+    s = socket.create_connection(("127.0.0.1", p.port))
+    s.settimeout(30)
+    start = time.monotonic()
+    assert s.recv(1) == b""  # closed by the proxy
+    assert time.monotonic() - start < 15  # header_timeout (0.5 s) and a busy machine's margin, not 60 s
+    s.close()
+
+
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
 def test_backend_urls_as_users_write_them(sim, start_proxy, suffix):
     p = start_proxy(sim.url + suffix)

@@ -149,10 +149,12 @@ class Proxy:
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
         self.tls = server_tls(s)
+        # a TLS handshake gets header_timeout, as a request's head does (asyncio's default: 60 s)
+        handshake = s.header_timeout if self.tls is not None else None
         if sock is not None:
-            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls)
+            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
         else:
-            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog, ssl=self.tls)
+            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
         self._tick = min(0.5, self._shortest_timeout() / 3)
         self._sweeper = loop.call_later(self._tick, self._sweep)
         host, port = self.server.sockets[0].getsockname()[:2]
