@@ -109,11 +109,15 @@ def test_max_share_keeps_room_for_the_other_keys(slow_sim, start_proxy):
     keys = {"authentication": {"api_keys": ["sk-a", "sk-b"]}}
     p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 4}}, queue={"max_share": 0.5}, **keys)
     slow_sim.behavior.token_delay = 0.02
+    slow_sim.behavior.gate = gate = threading.Event()  # the engine holds sk-a's first two until sk-b's is in
     with ThreadPoolExecutor(8) as pool:
         burst = [pool.submit(post, p, "sk-a", {**CHAT, "user": "a"}) for _ in range(6)]
         wait_until(lambda: metric(p, "devstral_queue_length") == 4)  # sk-a holds 2 of the 4 slots, not 4
-        assert slow_sim.running == 2
-        assert post(p, "sk-b", {**CHAT, "user": "b"}).status == 200
+        wait_until(lambda: slow_sim.running == 2)
+        b = pool.submit(post, p, "sk-b", {**CHAT, "user": "b"})
+        wait_until(lambda: slow_sim.running == 3)  # a free slot at once, beside sk-a's two
+        gate.set()
+        assert b.result().status == 200
         assert all(f.result().status == 200 for f in burst)
     assert in_order(slow_sim).index("b") == 2  # a free slot at once, beside sk-a's two: no wait for them to end
     assert slow_sim.record.peak_running == 3  # sk-a never held more than its half
@@ -123,18 +127,22 @@ def test_a_max_share_for_one_client_caps_it_alone(slow_sim, start_proxy):
     keys = {"authentication": {"api_keys": ["sk-batch", "sk-ide", "sk-a"]}}  # sk-a: the metrics scrape
     p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 4}}, queue={"clients": {"sk-batch": {"max_share": 0.25}}}, **keys)
     slow_sim.behavior.token_delay = 0.02
+    slow_sim.behavior.gate = gate = threading.Event()  # nothing finishes while the slots are counted
     with ThreadPoolExecutor(8) as pool:
         batch = [pool.submit(post, p, "sk-batch", {**CHAT, "user": "batch"}) for _ in range(3)]
         wait_until(lambda: metric(p, "devstral_queue_length") == 2)  # one slot of four for sk-batch
-        assert slow_sim.running == 1
+        wait_until(lambda: slow_sim.running == 1)
         ide = [pool.submit(post, p, "sk-ide", {**CHAT, "user": "ide"}) for _ in range(3)]
         wait_until(lambda: slow_sim.running == 4)  # sk-ide is not capped: it takes the other three
+        assert metric(p, "devstral_queue_length") == 2  # sk-batch's two still wait
+        gate.set()
         assert all(f.result().status == 200 for f in [*batch, *ide])
     assert in_order(slow_sim)[:4].count("ide") == 3
 
 
 def test_a_client_leaving_while_queued_never_reaches_a_backend(slow_sim, start_proxy):
     slow_sim.behavior.token_delay = 0.03
+    slow_sim.behavior.gate = gate = threading.Event()  # the holder keeps the slot until the leaver has left
     p = start_proxy(backends={"vllm": {"url": slow_sim.url, "max_in_flight": 1}})
     with ThreadPoolExecutor(2) as pool:
         holder = pool.submit(post, p)
@@ -146,6 +154,7 @@ def test_a_client_leaving_while_queued_never_reaches_a_backend(slow_sim, start_p
         s.close()
         wait_until(lambda: metric(p, 'devstral_queue_refused_total{reason="client_gone"}') == 1)
         assert metric(p, "devstral_queue_length") == 0
+        gate.set()
         assert holder.result().status == 200
     assert post(p).status == 200
     assert "leaver" not in in_order(slow_sim)
