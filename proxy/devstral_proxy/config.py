@@ -204,10 +204,18 @@ class LoggingConfig(_Section):
     include_response_body: bool = False  # the seed's key; true is refused: replies are never logged
 
 
+class ImagesConfig(_Section):
+    """Image URLs in requests, which the backend fetches itself (vLLM does)."""
+
+    url_policy: Literal["public", "https", "all"] = "public"  # public: http(s) to public hosts; file: and private addresses refused
+    allowed_domains: list[str] = []  # when set: only these hosts (and their subdomains), whatever the policy
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     backends: dict[str, BackendConfig] | list[BackendConfig] = msgspec.field(default_factory=dict)
     model_mapping: dict[str, str] = {}
+    images: ImagesConfig = msgspec.field(default_factory=ImagesConfig)
     authentication: AuthConfig = msgspec.field(default_factory=AuthConfig)
     request: RequestConfig = msgspec.field(default_factory=RequestConfig)
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)

@@ -10,8 +10,9 @@ from typing import Any
 
 import msgspec
 
-from devstral_translate import context
+from devstral_translate import context, images
 from devstral_translate.errors import RequestError
+from devstral_translate.images import image_urls
 from devstral_translate.openai import map_model
 
 from .errors import Failure
@@ -102,6 +103,8 @@ class InferenceService:
         router.queue = queue
         queue.router = router
         self.model_map = dict(config.model_mapping)
+        self.image_policy = config.images.url_policy
+        self.image_domains = tuple(d.lower().strip(".") for d in config.images.allowed_domains)
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
         self.log_error = log_error
@@ -109,8 +112,8 @@ class InferenceService:
 
     @property
     def entry(self) -> Any:
-        """The handler of the inference routes: through the rate limits when there are any."""
-        return self.handle if self.rate_limits.limiter is not None else self.route
+        """The handler of the inference routes (chat, and the front routes once translated)."""
+        return self.handle
 
     def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
@@ -119,8 +122,16 @@ class InferenceService:
         handler(cycle)
 
     def handle(self, cycle) -> None:
-        """An inference route: under the rate limits, then routed."""
-        self.rate_limits.check(cycle, self.route, self.log_error)
+        """An inference route: its image URLs under the policy, the rate limits, then routed."""
+        for url in image_urls(cycle.body):  # a byte search when there is no image
+            why = images.refused(url, self.image_policy, self.image_domains)
+            if why is not None:
+                cycle.fail(Failure(400, f"Image URL refused ({why}; images.url_policy = '{self.image_policy}'): {url[:200]}", "image_url_refused", "messages"))
+                return
+        if self.rate_limits.limiter is not None:
+            self.rate_limits.check(cycle, self.route, self.log_error)
+        else:
+            self.route(cycle)
 
     def routing_keys(self, cycle) -> tuple[str | None, str | None, bytes | None]:
         """(client model, backend model, session) of a request, read before any dialect
