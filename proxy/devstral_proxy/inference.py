@@ -112,8 +112,8 @@ class InferenceService:
 
     @property
     def entry(self) -> Any:
-        """The handler of the inference routes (chat, and the front routes once translated)."""
-        return self.handle
+        """The handler of the inference routes: through the rate limits when there are any."""
+        return self.handle if self.rate_limits.limiter is not None else self.route
 
     def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
@@ -122,16 +122,16 @@ class InferenceService:
         handler(cycle)
 
     def handle(self, cycle) -> None:
-        """An inference route: its image URLs under the policy, the rate limits, then routed."""
-        for url in image_urls(cycle.body):  # a byte search when there is no image
+        """An inference route: under the rate limits, then routed."""
+        self.rate_limits.check(cycle, self.route, self.log_error)
+
+    def _image_refused(self, cycle) -> Failure | None:
+        """Why an image URL of the request may not reach the backend (images.url_policy)."""
+        for url in image_urls(cycle.body):
             why = images.refused(url, self.image_policy, self.image_domains)
             if why is not None:
-                cycle.fail(Failure(400, f"Image URL refused ({why}; images.url_policy = '{self.image_policy}'): {url[:200]}", "image_url_refused", "messages"))
-                return
-        if self.rate_limits.limiter is not None:
-            self.rate_limits.check(cycle, self.route, self.log_error)
-        else:
-            self.route(cycle)
+                return Failure(400, f"Image URL refused ({why}; images.url_policy = '{self.image_policy}'): {url[:200]}", "image_url_refused", "messages")
+        return None
 
     def routing_keys(self, cycle) -> tuple[str | None, str | None, bytes | None]:
         """(client model, backend model, session) of a request, read before any dialect
@@ -150,6 +150,11 @@ class InferenceService:
         return model, self.model_map.get(model, model) if model else None, session
 
     def route(self, cycle, tried: tuple = ()) -> None:
+        if cycle.body.find(b'"image_url"') != -1 and not tried:  # (find: a byte search; no image, no decoding)
+            refused = self._image_refused(cycle)
+            if refused is not None:
+                cycle.fail(refused)
+                return
         router = self.router
         queue = self.queue
         if len(router.backends) == 1 and not tried and not queue.count and not queue.strict:
