@@ -233,6 +233,25 @@ def test_without_keys_a_stored_response_belongs_to_the_address_that_made_it(plai
     assert http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "and?", "previous_response_id": rid}, alice).status == 200
 
 
+def test_a_stored_history_obeys_the_request_size_limit(plain_sim, start_proxy):
+    """previous_response_id cannot grow a request past max_body_bytes: the expanded request
+    is refused with a 413 naming the history, before anything reaches the backend."""
+    p = start_proxy(plain_sim.url, server={"max_body_bytes": 8192})
+    first = http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "x" * 5000})
+    assert first.status == 200
+    rid = first.json()["id"]
+    from tests.support import eventually
+
+    eventually(lambda: http("GET", p.url + f"/v1/responses/{rid}").status == 200, what="the response stored")
+    before = len(plain_sim.record.requests)
+    follow = http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "y" * 4000, "previous_response_id": rid})
+    assert follow.status == 413 and follow.json()["error"]["param"] == "previous_response_id"
+    assert "stored under previous_response_id" in follow.json()["error"]["message"]
+    assert len(plain_sim.record.requests) == before
+    short = http("POST", p.url + "/v1/responses", {"model": "mistral-sim", "input": "and?", "previous_response_id": rid})
+    assert short.status == 200  # within the limit, the history goes
+
+
 NAMESPACE = {
     "type": "namespace",
     "name": "multi_agent_v1",

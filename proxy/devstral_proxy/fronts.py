@@ -67,6 +67,13 @@ class _Stored(msgspec.Struct):
 _stored = msgspec.json.Decoder(_Stored)
 
 
+class _StoredResponse(msgspec.Struct):
+    response: msgspec.Raw  # what GET returns; the messages beside it are skipped, never built
+
+
+_stored_response = msgspec.json.Decoder(_StoredResponse)
+
+
 def _refused(exc: RequestError) -> Failure:
     return Failure(400, exc.message, exc.code, exc.param)
 
@@ -84,6 +91,9 @@ class FrontRoutes:
         self.router = inference.router
         self.store = store  # MemoryStore, RedisStore or None (store = "off")
         self.log_error = log_error
+        # a request as expanded from its stored history obeys the limit of one sent whole, and
+        # an entry larger than it (it could never be continued) is not stored
+        self.max_body = config.max_body_bytes
 
     # ---- /v1/responses
     def responses(self, cycle) -> None:
@@ -113,6 +123,13 @@ class FrontRoutes:
         if value is None:
             cycle.fail(Failure(404, f"Previous response with id '{previous}' not found.", "previous_response_not_found", "previous_response_id"))
             return
+        if len(value) + len(cycle.body) > self.max_body:
+            why = (
+                f"The conversation stored under previous_response_id ({len(value)} bytes) with this input ({len(cycle.body)} bytes) "
+                f"is over the request size limit ({self.max_body} bytes): start a new conversation or send a shorter history."
+            )
+            cycle.fail(Failure(413, why, "request_too_large", "previous_response_id"))
+            return
         self._respond(cycle, turn, _stored.decode(value).messages)
 
     def _respond(self, cycle, turn, history: list) -> None:
@@ -130,7 +147,9 @@ class FrontRoutes:
 
     def _keep(self, rid: str, owner: bytes, messages: list, response: dict, assistant: dict) -> None:
         messages.append(assistant)
-        background(self._put(rid, owner, _encode({"response": response, "messages": messages})))
+        value = _encode({"response": response, "messages": messages})
+        if len(value) <= self.max_body:  # larger, it could never be continued: not kept
+            background(self._put(rid, owner, value))
 
     async def _put(self, rid: str, owner: bytes, value: bytes) -> None:
         try:
@@ -161,7 +180,7 @@ class FrontRoutes:
             else:
                 value = await self.store.get(rid, owner)
                 found = value is not None
-                body = bytes(_stored.decode(value).response) if found else b""
+                body = bytes(_stored_response.decode(value).response) if found else b""  # the history skipped, not decoded
         except StoreUnavailable:
             cycle.fail(Failure(503, "The response store is unavailable; try again shortly.", "store_unavailable", headers=b"retry-after: 1\r\n"))
             return
