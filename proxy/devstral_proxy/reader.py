@@ -109,6 +109,15 @@ class RequestReader:
             return Failure(431, "Request header fields too large.", "headers_too_large")
         return None
 
+    def release(self) -> None:
+        """The connection is gone: let go of the parser (it holds this reader's callbacks) and
+        of the connection, so that reference counting frees them all at once (no cycle left
+        for the collector). Nothing is read after this."""
+        del self.parser
+        del self.conn
+        self._body = []
+        self._headers = []
+
     def stop(self) -> None:
         self._to(Rx.DONE)
 

@@ -98,6 +98,7 @@ class HttpProtocol(asyncio.Protocol):
         if cycle is not None:  # the client left before its answer was complete
             cycle.lost()
             self.app.finished(cycle.record, perf_counter())
+        self.reader.release()  # no reference cycle outlives the connection
 
     def data_received(self, data: bytes) -> None:
         failure = self.reader.feed(data)
