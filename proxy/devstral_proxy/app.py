@@ -149,8 +149,7 @@ class Proxy:
         s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
         self.tls = server_tls(s)
-        # a TLS handshake gets header_timeout, as a request's head does (asyncio's default: 60 s)
-        handshake = s.header_timeout if self.tls is not None else None
+        handshake = s.header_timeout if self.tls is not None else None  # as a request's head (asyncio's default: 60 s)
         if sock is not None:
             self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
         else:

@@ -90,9 +90,8 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = self.loop.time() + self.limits.header_timeout
 
     def connection_lost(self, exc) -> None:
-        self.closed = True
+        self.closed, self.deadline = True, 0.0
         self.app.connections.discard(self)
-        self.deadline = 0.0
         self.queue.clear()
         cycle, self.cycle = self.cycle, None
         if cycle is not None:  # the client left before its answer was complete
