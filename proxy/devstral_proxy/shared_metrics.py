@@ -39,7 +39,8 @@ def _add(into: Histogram, data: tuple[list[int], float, int]) -> None:
     into.count += count
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,6 +94,6 @@ class MetricsShare:
             _add(total.first_byte, snap.first_byte)
             for model, kind, n in snap.tokens:
                 total.add_tokens(model, kind, n)
-            if snap.pid == self.pid or _alive(snap.pid):
+            if snap.pid == self.pid or alive(snap.pid):
                 total.in_flight += snap.in_flight
         return total

@@ -15,6 +15,7 @@ import time
 
 from . import logs
 from .notify import notify, watchdog_interval
+from .shared_metrics import alive
 
 log = logging.getLogger("devstral_proxy")
 
@@ -74,18 +75,8 @@ def clean_stale_metrics(base: str | None) -> None:
                 pid = int(f.read().strip() or 0)
         except (OSError, ValueError):
             continue  # another's, or one being made: left alone
-        if pid and not _alive(pid):
+        if pid and not alive(pid):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Supervisor:
