@@ -1,7 +1,7 @@
 """The front protocols' routes: /v1/responses (with stored responses) and /v1/messages (with
 count_tokens). Each request is read into a chat-completions request by translate/, then rate
 limited, routed, prepared by the backend's dialect and relayed like any chat request; the
-reply is translated back on its way (`Front`, which the inference service stacks on the
+reply is translated back on its way (`Front.over` stacks its translator on the
 dialect's translator). A backend that serves the route itself gets it as it came.
 """
 

@@ -12,7 +12,6 @@ import msgspec
 
 from devstral_translate import context, images
 from devstral_translate.errors import RequestError
-from devstral_translate.images import image_urls
 from devstral_translate.openai import map_model
 
 from .errors import Failure
@@ -118,8 +117,7 @@ class InferenceService:
     def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
         cycle.path = "/v1" + cycle.path
-        handler = self.entry  # (not `self.entry(cycle)`: compiled by mypyc, that call drops the cycle)
-        handler(cycle)
+        self.entry(cycle)
 
     def handle(self, cycle) -> None:
         """An inference route: under the rate limits, then routed."""
@@ -127,7 +125,7 @@ class InferenceService:
 
     def _image_refused(self, cycle) -> Failure | None:
         """Why an image URL of the request may not reach the backend (images.url_policy)."""
-        for url in image_urls(cycle.body):
+        for url in images.image_urls(cycle.body):
             why = images.refused(url, self.image_policy, self.image_domains)
             if why is not None:
                 return Failure(400, f"Image URL refused ({why}; images.url_policy = '{self.image_policy}'): {url[:200]}", "image_url_refused", "messages")
