@@ -1,6 +1,6 @@
 """What is decoded from a client's request: the parsed request the reader hands on, and what
-routing reads of a body (msgspec Structs: kept in an interpreted module, as msgspec reads
-their annotations at run time, so the modules around them may be compiled with mypyc)."""
+routing reads of a body. msgspec Structs, kept apart from the modules that use them (a mypyc
+build of those modules, tried in issue 24, needs their annotations left to msgspec)."""
 
 import msgspec
 
