@@ -135,3 +135,13 @@ def test_workers_die_with_a_killed_supervisor_and_its_metrics_directory_goes_nex
     finally:
         again.send_signal(signal.SIGTERM)
         assert again.wait(15) == 0
+
+
+def test_a_sigterm_while_starting_up_stops_at_once(sim):
+    """SIGTERM before the supervisor saw a worker accept: it stops waiting for that (the
+    workers drain and go) instead of polling a closed port for 30 s."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--workers", "2", "--log-level", "WARNING"])
+    wait_for(lambda: len(children(proc.pid)) == 2)  # forked; not yet known to be accepting
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0  # (it took 20-30 s: the readiness poll ran on against a closed port)

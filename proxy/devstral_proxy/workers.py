@@ -124,7 +124,7 @@ class Supervisor:
     def _ready(self) -> None:
         """Tell systemd once a worker accepts connections (the parent is the main PID)."""
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping:  # a SIGTERM meanwhile: the workers are going
             try:
                 socket.create_connection((self.host, self.port), timeout=1).close()
                 notify("READY=1")
