@@ -123,7 +123,7 @@ def test_workers_die_with_a_killed_supervisor_and_its_metrics_directory_goes_nex
     proc = subprocess.Popen(cmd)
     wait_for(lambda: ok(port))
     workers = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 else None)
-    (stale,) = _metrics_dirs(proc.pid)
+    stale = max(_metrics_dirs(proc.pid), key=os.path.getmtime)  # (an older dead one may have had the same pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(15)
     wait_for(lambda: not any(_running(w) for w in workers))  # they drained and exited
