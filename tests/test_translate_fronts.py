@@ -432,3 +432,23 @@ def test_responses_apply_patch_builtin_round_trip():
     messages = responses.read_request(body(model="m", input=back, tools=[{"type": "apply_patch"}])).messages
     assert json.loads(messages[1]["tool_calls"][0]["function"]["arguments"]) == op
     assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": "[completed] Created a.txt"}
+
+
+def test_message_and_block_counts_are_bounded_before_any_per_item_work():
+    from devstral_translate import anthropic, responses
+    from devstral_translate.errors import RequestError, bounded
+
+    with pytest.raises(RequestError) as exc:
+        bounded([{"role": "user", "content": "x"}] * 900_000, 100_000, "messages")  # refused on its length alone
+    assert exc.value.code == "too_many_items"
+    blocks = [{"role": "user", "content": [{"type": "text", "text": "x"}] * 3}] * 2  # 2 messages + 6 blocks
+    bounded(blocks, 8, "messages")
+    with pytest.raises(RequestError):
+        bounded(blocks, 7, "messages")
+    body = json.dumps({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}] * 5}).encode()
+    with pytest.raises(RequestError, match="request.max_items"):
+        anthropic.read_request(body, max_items=4)
+    assert anthropic.read_request(body, max_items=5)["messages"]
+    turn = json.dumps({"model": "m", "input": [{"role": "user", "content": "hi"}] * 5}).encode()
+    with pytest.raises(RequestError, match="request.max_items"):
+        responses.read_request(turn, max_items=4)

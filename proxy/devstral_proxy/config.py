@@ -146,6 +146,7 @@ class AuthConfig(_Section):
 class RequestConfig(_Section):
     max_content_length: int | None = None
     default_timeout: float | None = None
+    max_items: int = 100_000  # messages (or input items) and their content blocks in one front request: 400 beyond
 
 
 class RateLimitConfig(_Section):

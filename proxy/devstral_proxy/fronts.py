@@ -94,11 +94,12 @@ class FrontRoutes:
         # a request as expanded from its stored history obeys the limit of one sent whole, and
         # an entry larger than it (it could never be continued) is not stored
         self.max_body = config.max_body_bytes
+        self.max_items = config.request.max_items
 
     # ---- /v1/responses
     def responses(self, cycle) -> None:
         try:
-            turn = responses.read_request(cycle.body, self.hosted_tools)
+            turn = responses.read_request(cycle.body, self.hosted_tools, self.max_items)
         except RequestError as exc:
             cycle.fail(_refused(exc))
             return
@@ -193,7 +194,7 @@ class FrontRoutes:
     def messages(self, cycle) -> None:
         dropped: list[str] = []
         try:
-            chat = anthropic.read_request(cycle.body, server_tools=self.server_tools, dropped=dropped)
+            chat = anthropic.read_request(cycle.body, server_tools=self.server_tools, dropped=dropped, max_items=self.max_items)
         except RequestError as exc:
             cycle.fail(_refused(exc))
             return
@@ -216,7 +217,7 @@ class FrontRoutes:
         backend is at its max_in_flight or already has MAX_TOKENIZING counts under way (a
         count never queues behind generations, nor opens a connection per caller)."""
         try:
-            chat = anthropic.read_request(cycle.body, counting=True, server_tools=self.server_tools)
+            chat = anthropic.read_request(cycle.body, counting=True, server_tools=self.server_tools, max_items=self.max_items)
             model_map = self.inference.model_map
             model = model_map.get(chat["model"], chat["model"])
             backend = self.router.pick(model, chat["model"])

@@ -52,3 +52,21 @@ class TranslationError(RequestError):
         super().__init__(text, param=where, code="invalid_conversation")
         self.index = index
         self.reason = reason
+
+
+MAX_ITEMS = 100_000  # messages (or input items) and their content blocks in one request, by default
+
+
+def bounded(items: list, limit: int, where: str) -> None:
+    """A 400 before any per-item work when `items` and their content blocks number more than
+    `limit` (the count stops as soon as it is passed)."""
+    total = len(items)
+    if total <= limit:
+        for item in items:
+            content = item.get("content") if isinstance(item, dict) else None
+            if isinstance(content, list):
+                total += len(content)
+                if total > limit:
+                    break
+    if total > limit:
+        raise RequestError(f"'{where}': more than {limit} messages and content blocks in one request (request.max_items).", where, "too_many_items")

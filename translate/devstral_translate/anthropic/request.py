@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import MAX_ITEMS, bounded
 from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
@@ -134,7 +135,9 @@ def _number(top: dict, name: str) -> Any:
     return value
 
 
-def read_request(body: bytes, counting: bool = False, server_tools: str = "drop", dropped: list[str] | None = None) -> dict[str, Any]:
+def read_request(
+    body: bytes, counting: bool = False, server_tools: str = "drop", dropped: list[str] | None = None, max_items: int = MAX_ITEMS
+) -> dict[str, Any]:
     """The chat-completions request of an Anthropic Messages request (`counting`: of a
     count_tokens request, which has no max_tokens); server tools left out are added to
     `dropped` by type ("refuse": a 400)."""
@@ -145,6 +148,7 @@ def read_request(body: bytes, counting: bool = False, server_tools: str = "drop"
     messages = top.get("messages")
     if not isinstance(messages, list):
         raise _bad("messages: Field required (an array of messages).", "messages", "missing_required_parameter")
+    bounded(messages, max_items, "messages")
     out: list[dict] = []
     system = _system(top.get("system"))
     if system:

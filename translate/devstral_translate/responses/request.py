@@ -8,6 +8,7 @@ What cannot be honoured (background, stored prompts) is a 400 naming the field.
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import MAX_ITEMS, bounded
 from ..errors import invalid as _bad
 from ..request import MAX_MODEL_NAME
 from ..wire import decode_any, decode_object
@@ -192,7 +193,7 @@ def _response_format(text: Any) -> dict | None:
     raise _bad("'text.format' must be text, json_object or json_schema with a schema.", "text.format")
 
 
-def read_request(body: bytes, hosted_tools: str = "drop") -> ResponsesRequest:
+def read_request(body: bytes, hosted_tools: str = "drop", max_items: int = MAX_ITEMS) -> ResponsesRequest:
     """Check a Responses request and read it into chat terms (`hosted_tools`: "drop" or
     "refuse" the tools a local model cannot run)."""
     top = {k: decode_any(v) for k, v in decode_object(body).items()}
@@ -204,6 +205,8 @@ def read_request(body: bytes, hosted_tools: str = "drop") -> ResponsesRequest:
             raise _bad(f"'{name}': {why}.", name, "unsupported_parameter")
     if "input" not in top and top.get("previous_response_id") is None:
         raise _bad("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+    if isinstance(top.get("input"), list):
+        bounded(top["input"], max_items, "input")
     instructions = top.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise _bad("'instructions' must be a string.", "instructions", "invalid_type")
