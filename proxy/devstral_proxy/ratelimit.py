@@ -4,14 +4,13 @@ minute, plus the last one weighted by how much of it the window still covers).
 In-process by default; with `rate_limit.redis_url` every proxy instance shares the counts.
 """
 
-import logging
 import math
 
 from .clock import SYSTEM, Clock
 from .errors import Failure
+from .outage import Outage
 from .tasks import background, spawn
 
-log = logging.getLogger("devstral_proxy")
 WINDOW = 60.0
 
 
@@ -157,10 +156,8 @@ class RedisLimiter:
         # no retries of its own: a slow Redis must not hold a request
         self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
         self.script = self.redis.register_script(_ADMIT)
-        self.pause = pause
         self.clock = clock
-        self.down_until = 0.0  # monotonic: Redis is not asked before then
-        self.outage = False
+        self.outage = Outage("rate limits", "requests are not limited until it does", "; limits apply", pause, clock)
         self.failed_open = 0
 
     def _keys(self, who: str, minute: int) -> list[str]:
@@ -169,7 +166,7 @@ class RedisLimiter:
 
     async def window(self, who: str) -> Window | None:
         """Admit (and count) the request if it fits; None when Redis cannot say (fail open)."""
-        if self.down_until and self.clock.monotonic() < self.down_until:
+        if self.outage.paused():
             self.failed_open += 1
             return None
         now = self.clock.wall()
@@ -180,7 +177,7 @@ class RedisLimiter:
         except Exception as exc:  # redis-py raises its own error classes (timeouts included)
             self._failed(exc)
             return None
-        self._answered()
+        self.outage.answered()
         return Window(now, self.rpm, self.tpm, tuple(counts), ok == 1)
 
     async def admit(self, who: str) -> int | None:
@@ -188,7 +185,7 @@ class RedisLimiter:
         return None if window is None or window.admitted else window.retry_after
 
     async def add_tokens(self, who: str, tokens: int) -> None:
-        if self.down_until and self.clock.monotonic() < self.down_until:
+        if self.outage.paused():
             return
         key = self._keys(who, int(self.clock.wall() // WINDOW))[2]
         try:
@@ -201,16 +198,7 @@ class RedisLimiter:
 
     def _failed(self, exc: Exception) -> None:
         self.failed_open += 1
-        self.down_until = self.clock.monotonic() + self.pause
-        if not self.outage:
-            self.outage = True
-            log.warning("rate limits: Redis does not answer (%s: %s); requests are not limited until it does", type(exc).__name__, exc)
-
-    def _answered(self) -> None:
-        self.down_until = 0.0
-        if self.outage:
-            self.outage = False
-            log.warning("rate limits: Redis answers again; limits apply")
+        self.outage.failed(exc)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -6,13 +6,11 @@ A stored value is opaque bytes with its owner (a digest of the caller that made 
 or its address without keys): another caller cannot read or delete it.
 """
 
-import logging
 import time
 from collections import OrderedDict
 
 from .clock import SYSTEM, Clock
-
-log = logging.getLogger("devstral_proxy")
+from .outage import Outage
 
 
 class MemoryStore:
@@ -88,29 +86,20 @@ class RedisStore:
         self.prefix = prefix
         self.ttl = max(1, int(ttl))
         self.max_bytes = max_bytes
-        self.pause = pause
-        self.clock = clock
-        self.down_until = 0.0  # monotonic: Redis is not asked before then
-        self.outage = False
+        self.outage = Outage("response store", "requests that need it get 503 until it does", "", pause, clock)
 
     def _key(self, rid: str) -> str:
         return f"{self.prefix}:{rid}"
 
     async def _ask(self, call, *args, **kwargs):
-        if self.down_until and self.clock.monotonic() < self.down_until:
+        if self.outage.paused():
             raise StoreUnavailable("paused after a failure")
         try:
             result = await call(*args, **kwargs)
         except Exception as exc:  # redis-py's own error classes, timeouts and a full pool included
-            self.down_until = self.clock.monotonic() + self.pause
-            if not self.outage:
-                self.outage = True
-                log.warning("response store: Redis does not answer (%s: %s); requests that need it get 503 until it does", type(exc).__name__, exc)
+            self.outage.failed(exc)
             raise StoreUnavailable(str(exc)) from None
-        if self.outage:
-            self.outage = False
-            log.warning("response store: Redis answers again")
-        self.down_until = 0.0
+        self.outage.answered()
         return result
 
     async def get(self, rid: str, owner: bytes) -> bytes | None:
