@@ -230,12 +230,14 @@ class FrontRoutes:
             return
         record = cycle.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
-        if backend.full() or backend.tokenizing >= MAX_TOKENIZING:
-            cycle.respond(200, JSON, _encode({"input_tokens": _estimate(prepared.body)}))
-            return
         spawn(cycle, self._count(cycle, backend, prepared.body), self.log_error)
 
     async def _count(self, cycle, backend, body: bytes) -> None:
+        # checked and counted in one step of the task (no await between): counts handled in one
+        # turn of the loop cannot all pass the check before any is counted
+        if backend.full() or backend.tokenizing >= MAX_TOKENIZING:
+            cycle.respond(200, JSON, _encode({"input_tokens": _estimate(body)}))
+            return
         doc = decode_json(body)
         ask = {k: doc[k] for k in ("model", "messages", "tools") if k in doc}
         count = None
