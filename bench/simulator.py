@@ -73,6 +73,7 @@ class Record:
     targets: list[str] = field(default_factory=list)  # each request's path and query
     disconnects: list[float] = field(default_factory=list)  # monotonic times a client vanished mid-reply
     health_checks: int = 0
+    model_lists: int = 0  # GET /v1/models answered
     tokenized: int = 0  # /tokenize requests answered
     tokenizing: int = 0  # /tokenize requests under way
     engine_refused: int = 0  # 503s for a full engine queue
@@ -470,6 +471,10 @@ class Simulator:
         return web.Response(body=_encode(body), content_type="application/json")
 
     async def models(self, request: web.Request) -> web.Response:
+        gate = self.behavior.gate  # a held engine holds its model list too (a hung backend)
+        while gate is not None and not gate.is_set():
+            await asyncio.sleep(0.002)
+        self.record.model_lists += 1
         created = int(time.time())
         data = [
             {

@@ -3,7 +3,10 @@ thread, on a loopback port, and stop it cleanly.
 """
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -171,3 +174,18 @@ def read_to_close(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return b"".join(parts)
+
+
+def proxy_process(port: int, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m devstral_proxy --port PORT ARGS...` in a process of its own, once it accepts."""
+    proc = subprocess.Popen([sys.executable, "-m", "devstral_proxy", "--port", str(port), *args], env={**os.environ, **(env or {})})
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError("the proxy did not start") from None
+            time.sleep(0.05)

@@ -32,6 +32,50 @@ def test_health_answers_from_the_monitors_state_without_probing(sim, start_proxy
     assert statuses == [200] * 100 and sim.record.health_checks == checks == 1
 
 
+def test_model_lists_are_fetched_once_for_many_callers_and_kept_bounded(sim, start_proxy):
+    """#25: 8 GETs of a 100,000-model list each fetched and decoded it. One fetch now serves
+    every caller (and is kept LIST_TTL), and a backend's list is cut at MAX_MODELS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devstral_proxy.monitor import MAX_MODELS
+
+    sim.behavior.models = [f"m{i}" for i in range(MAX_MODELS + 500)]
+    p = start_proxy(sim.url, routing={"health_interval": 300})
+    before = sim.record.model_lists
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: http("GET", p.url + "/v1/models"), range(8)))
+    assert [r.status for r in replies] == [200] * 8
+    ids = [m["id"] for m in replies[0].json()["data"] if m["owned_by"] == "vllm"]
+    assert ids == [f"m{i}" for i in range(MAX_MODELS)] and all(r.body == replies[0].body for r in replies)
+    assert sim.record.model_lists - before == 1
+
+
+def test_a_hung_backend_does_not_hold_the_model_list(sim, start_proxy, monkeypatch):
+    """Against a hung backend a client waited backend.timeout for /v1/models. What was listed
+    is answered (its refresh runs behind it); a backend never listed is waited for only
+    routing.health_timeout."""
+    import threading
+
+    from devstral_proxy import catalog
+
+    monkeypatch.setattr(catalog, "LIST_TTL", 0.0)  # every list is stale: each call starts a refresh
+    backends = {"primary": {"url": sim.url, "timeout": 120}}
+    p = start_proxy(backends=backends, routing={"health_interval": 300, "health_timeout": 0.5})
+    assert http("GET", p.url + "/v1/models").json()["data"][0]["id"] == "mistral-sim"
+    sim.behavior.gate = threading.Event()  # the backend hangs from here
+    try:
+        for _ in range(3):  # each would wait 120 s if it asked the backend (the client gives up at 10)
+            r = http("GET", p.url + "/v1/models")
+            assert r.status == 200 and r.json()["data"][0]["id"] == "mistral-sim"
+        fresh = start_proxy(backends=backends, routing={"health_interval": 300, "health_timeout": 0.5})
+        r = http("GET", fresh.url + "/v1/models")
+        assert r.status == 504 and r.json()["error"]["code"] == "backend_timeout"
+    finally:
+        sim.behavior.gate.set()
+    eventually(lambda: sim.record.model_lists >= 3, what="the held lists answered")
+    assert sim.record.model_lists == 3  # the first, one refresh of each proxy: never one a call
+
+
 def test_backend_slower_than_timeout_is_504_json(sim, start_proxy):
     p = start_proxy(backends={"primary": {"url": sim.url, "timeout": 0.3}})
     sim.behavior.first_token_delay = 2.0

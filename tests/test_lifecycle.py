@@ -1,7 +1,6 @@
 """The process under an operator: systemd's notify protocol, and SIGTERM's graceful drain."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -10,22 +9,13 @@ import time
 
 import pytest
 
-from tests.support import eventually, free_port, http
+from tests.support import eventually, free_port, http, proxy_process
 
 STREAM = json.dumps({"model": "mistral-sim", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
 def start(sim, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "devstral_proxy", "--upstream", sim.url, "--port", str(port), "--log-level", "WARNING", *extra]
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
-    deadline = time.time() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            assert time.time() < deadline and proc.poll() is None, "the proxy did not start"
-            time.sleep(0.05)
+    return proxy_process(port, "--upstream", sim.url, "--log-level", "WARNING", *extra, env=env)
 
 
 def test_sigterm_lets_a_stream_finish_refuses_new_connections_and_exits_0(sim):

@@ -73,6 +73,6 @@ def test_a_request_line_the_parser_cannot_read_is_counted_as_other(sim, start_pr
 
 def test_a_slow_upload_is_a_408_counted_in_the_metrics(sim, start_proxy):
     p = start_proxy(sim.url, server={"body_timeout": 0.3}, **KEYS)
-    got, _, body = raw(p.port, b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+    got, _, body = raw(p.port, b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-a\r\ncontent-length: 100\r\n\r\n{")
     assert got == 408 and json.loads(body)["type"] == "error"  # Anthropic's shape on its route
     assert 'devstral_requests_total{route="/v1/messages",model="",backend="",status="408"} 1' in metrics(p)

@@ -124,6 +124,31 @@ def test_a_silent_tls_handshake_is_closed_after_header_timeout(tmp_path, ca, sim
     s.close()
 
 
+def test_handshakes_under_way_count_against_max_connections(tmp_path, ca, sim, start_proxy):
+    """#25: 3,000 silent TLS connections were held with max_connections = 100 and not counted.
+    A connection counts from accept; one whose handshake fails is let go without the collector."""
+    import gc
+    import socket
+
+    from tests.support import eventually
+
+    cert, key = files(tmp_path, ca)
+    p = start_proxy(sim.url, server={"tls_cert": cert, "tls_key": key, "max_connections": 5})
+    gc.disable()
+    try:
+        silent = [socket.create_connection(("127.0.0.1", p.port)) for _ in range(8)]
+        eventually(lambda: len(p.proxy.handshaking) == 8, what="eight handshakes under way")
+        _, status, body = https_request(p.port, ca)
+        assert status == 503 and json.loads(body)["error"]["code"] == "too_many_connections"
+        for s in silent:
+            s.close()
+        eventually(lambda: not p.proxy.handshaking, what="the failed handshakes let go")
+        _, status, _ = https_request(p.port, ca)
+        assert status == 200
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
 def test_backend_urls_as_users_write_them(sim, start_proxy, suffix):
     p = start_proxy(sim.url + suffix)

@@ -12,9 +12,14 @@ import os
 from .caller import Caller, key_id
 from .errors import Failure
 from .parsed import Request
+from .target import canonical_path
 
 _OPEN = frozenset(("/health", "/health/live", "/health/ready"))  # answered without a key
 _CORS_EXPOSE = b"x-request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests"
+
+
+def _no_key() -> Failure:  # a new one each time: a Failure raised again keeps its old traceback
+    return Failure(401, "Invalid or missing API key.", "invalid_api_key")
 
 
 def _not_allowed() -> Failure:
@@ -34,8 +39,9 @@ def _within(address: str, networks: list) -> bool:
 
 
 class Admission:
-    def __init__(self, config, connections: set, metrics, dispatch) -> None:
+    def __init__(self, config, connections: set, handshaking, metrics, dispatch) -> None:
         self.connections = connections
+        self.handshaking = handshaking  # TLS handshakes under way: they hold a socket as well
         self.max_connections = config.server.max_connections
         self.allowed = _networks(config.server.allow_ips)
         self.trusted = _networks(config.server.trusted_proxies)
@@ -53,7 +59,7 @@ class Admission:
 
     def admit(self, conn) -> Failure | None:
         """Why a new connection's requests are refused, or None."""
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) + len(self.handshaking) > self.max_connections:
             return Failure(503, "The proxy has too many open connections; try again shortly.", "too_many_connections")
         if self.allowed and not _within(conn.client, self.allowed):
             if self.trusted and _within(conn.client, self.trusted):
@@ -75,6 +81,17 @@ class Admission:
             return _not_allowed()
         return client, b"%s, %s" % (forwarded[-2048:], peer.encode())
 
+    def screen(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> Failure | None:
+        """At the end of a request's head, before its body is read (server.Limits.screen, set
+        when keys are): a request without a valid key is refused there, so that nobody
+        without one makes the proxy read a body. Open routes and CORS preflights pass."""
+        path = url.partition(b"?")[0]
+        if method == b"OPTIONS" and self.cors is not None:
+            return None  # a preflight carries no key (answered by handle(), or refused there)
+        if path.startswith(b"/") and canonical_path(path) in _OPEN:
+            return None
+        return None if self.api_key(headers)[0] is not None else _no_key()
+
     def _cors(self, cycle) -> bool:
         """CORS headers for an allowed origin; True when this was a preflight, answered."""
         req = cycle.req
@@ -83,7 +100,7 @@ class Admission:
             return False
         allow = b"*" if self.cors_any else origin
         cycle.record.extra += b"access-control-allow-origin: %s\r\nvary: origin\r\naccess-control-expose-headers: %s\r\n" % (allow, _CORS_EXPOSE)
-        if req.method != b"OPTIONS" or req.header(b"access-control-request-method") is None:
+        if req.method != b"OPTIONS" or req.header(b"access-control-request-method") is None or cycle.failure is not None:
             return False
         asked = req.header(b"access-control-request-headers") or b"authorization, content-type"
         preflight = b"access-control-allow-methods: GET, POST, OPTIONS\r\naccess-control-allow-headers: %s\r\naccess-control-max-age: 600\r\n"
@@ -103,7 +120,9 @@ class Admission:
             self._requests += 1
             record.rid = f"{self._rid_prefix}{self._requests:08x}"
             record.rid_made = True
-        if cycle.failure is not None:
+        if cycle.failure is not None:  # refused by the parser, the connection's admission, the screen
+            if self.cors is not None:
+                self._cors(cycle)  # a browser may read why
             cycle.fail(cycle.failure)
             return
         if self.keep_bodies:
@@ -118,7 +137,7 @@ class Admission:
         else:  # the peer is the client, and the X-Forwarded-For sent on names it (no call)
             address, forwarded_for = req.client, b""
         if self.keys:
-            key, kid = self.api_key(req)
+            key, kid = self.api_key(req.headers)
             caller = Caller(address, key, kid, forwarded_for)
         else:
             known = self._callers.get(address)
@@ -130,7 +149,7 @@ class Admission:
         if self.cors is not None and self._cors(cycle):
             return
         if self.keys and key is None and req.path not in _OPEN:  # open routes: a key only adds detail
-            cycle.fail(Failure(401, "Invalid or missing API key.", "invalid_api_key"))
+            cycle.fail(_no_key())
             return
         self.dispatch(cycle)
 
@@ -141,13 +160,18 @@ class Admission:
         caller = self._callers[address] = Caller(address, None, "", forwarded_for)
         return caller
 
-    def api_key(self, req) -> tuple[bytes | None, str]:
+    def api_key(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str]:
         """The request's valid API key and its identity, or (None, ""). One rule on every
         route: the Bearer token of Authorization, else x-api-key (Anthropic's clients)."""
-        value = req.header(b"authorization") or b""
+        value = other = b""
+        for name, v in headers:
+            if name == b"authorization" and not value:
+                value = v
+            elif name == b"x-api-key" and not other:
+                other = v
         token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
         if not token:
-            token = (req.header(b"x-api-key") or b"").strip()
+            token = other.strip()
         found = None
         for key in self.keys:  # every key is compared, in constant time each
             if hmac.compare_digest(token, key):

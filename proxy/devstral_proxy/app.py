@@ -8,6 +8,7 @@ endpoints) -> relay -> reply channel -> accounting. Each part is in its own modu
 import asyncio
 import logging
 import ssl
+import weakref
 
 from devstral_translate.dialect import ROUTES
 
@@ -15,7 +16,7 @@ from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
 from .clock import SYSTEM, Clock
-from .config import Config, ConfigError
+from .config import Config
 from .fronts import FrontRoutes
 from .inference import InferenceService
 from .local import LocalEndpoints
@@ -27,21 +28,11 @@ from .routes import RouteTable
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
 from .store import MemoryStore, RedisStore, make_store
+from .tls import renew, server_context
 from .waitqueue import FairQueue
 
 log = logging.getLogger("devstral_proxy")
 _GET = (b"GET", b"HEAD")
-
-
-def server_tls(server) -> ssl.SSLContext | None:
-    """HTTPS on the listening side when server.tls_cert / tls_key are set (HTTP/1.1 only)."""
-    if not server.tls_cert:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
-    context.load_cert_chain(server.tls_cert, server.tls_key)
-    return context
 
 
 class Proxy:
@@ -50,6 +41,7 @@ class Proxy:
     def __init__(self, config: Config, metrics_dir: str | None = None, clock: Clock = SYSTEM) -> None:
         self.clock = clock  # one time source for every part that measures time
         self.connections: set[HttpProtocol] = set()
+        self.handshaking: weakref.WeakSet[HttpProtocol] = weakref.WeakSet()  # TLS: accepted, not yet connections
         self.metrics = Metrics()
         self.share = MetricsShare(metrics_dir, self.metrics) if metrics_dir else None
         self.started = clock.wall()
@@ -70,12 +62,13 @@ class Proxy:
         """Everything derived from the config that new requests read."""
         self.config = config
         self.limits = Limits(config.server, config.max_body_bytes)
+        self.limits.tls = self.tls is not None
         lg = config.logging
         if self.access is not None:
             self.access.flush()
         bodies = lg.log_bodies or lg.include_request_body
         self.access = AccessLog(bodies=bodies) if lg.access and lg.level.upper() in ("DEBUG", "INFO") else None
-        self.monitor = BackendMonitor(self.router, config.routing)
+        self.monitor = BackendMonitor(self.router, config.routing, self.clock)
         if self.queue is None:
             self.queue = FairQueue(config.queue, self.metrics, self.clock)
         else:  # a reload: those waiting stay in line
@@ -116,8 +109,10 @@ class Proxy:
         routes.add((b"POST",), "/v1/messages/count_tokens", fronts.count_tokens)
         for path in config.server.relay_paths:
             routes.add_any(path, inference.relay_entry)
-        admission = Admission(config, self.connections, self.metrics, routes.dispatch)
+        admission = Admission(config, self.connections, self.handshaking, self.metrics, routes.dispatch)
         admission.keep_bodies = bodies and self.access is not None
+        if admission.keys:  # a request without a valid key is refused before its body is read
+            self.limits.screen = admission.screen
         accounting = Accounting(self.metrics, self.access, set(routes.paths))
         # what the connections call (server.Application)
         self.admit = admission.admit
@@ -133,6 +128,8 @@ class Proxy:
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing, self.clock)
         self.rate_limits = RateLimits(self.config.rate_limit, self.clock)
         self.store = make_store(self.config.responses)
+        s = self.config.server
+        self.tls = server_context(s)
         self._wire(self.config)
         # Before the first request: each backend's state (devstral_backend_up from the start),
         # and with several backends or a Mistral one, the models each serves and their generation.
@@ -146,9 +143,7 @@ class Proxy:
         except TimeoutError:
             log.warning("some backends did not answer their first health check or model list within 3 s")
         monitor.start()
-        s = self.config.server
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
-        self.tls = server_tls(s)
         handshake = s.header_timeout if self.tls is not None else None  # as a request's head (asyncio's default: 60 s)
         if sock is not None:
             self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
@@ -164,17 +159,10 @@ class Proxy:
         began. The listening address and worker count change only with a restart."""
         old = self.config
         assert self.router is not None and self.monitor is not None, "reload() follows start()"
-        if self.tls is not None and config.server.tls_cert:  # all or nothing: the new files on a context of their own first
-            try:
-                server_tls(config.server)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"server.tls_cert / server.tls_key ({config.server.tls_cert}, {config.server.tls_key}): {exc}") from None
+        if self.tls is not None or config.server.tls_cert:  # first: a certificate that does not load refuses the reload whole
+            renew(self.tls, config.server)
         if (config.server.host, config.server.port, config.server.workers) != (old.server.host, old.server.port, old.server.workers):
             log.warning("reload: server.host, server.port and server.workers change only with a restart")
-        if bool(config.server.tls_cert) != (self.tls is not None):
-            log.warning("reload: turning TLS on or off takes a restart")
-        elif self.tls is not None:  # a renewed certificate: new handshakes use it, open connections go on
-            self.tls.load_cert_chain(str(config.server.tls_cert), config.server.tls_key)
         self.router = self.router.replaced(config)
         previous = None
         if config.rate_limit != old.rate_limit:

@@ -5,6 +5,7 @@
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -55,6 +56,7 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
     gc.collect()
     gc.freeze()
     gc.set_threshold(7000, 10, 10)
+    pin_malloc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,6 +71,18 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
         notify("STOPPING=1")
     log.info("pid %d draining (up to %g s)", os.getpid(), proxy.config.server.drain_timeout)
     await proxy.drain(proxy.config.server.drain_timeout)
+
+
+def pin_malloc() -> None:
+    """glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB):
+    after one large request body, the next ones land in the heap, and their memory stays with
+    the process once freed (measured: 31 -> 76 MiB kept after twelve 31 MiB bodies). Pinned at
+    its starting value (128 KiB), large blocks are mapped and given back when freed."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; also stops the trim threshold's drift
+    except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators differ
+        pass
 
 
 def summary(proxy: Proxy, log) -> None:

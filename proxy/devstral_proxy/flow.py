@@ -9,6 +9,7 @@ PIPELINE = 1  # enough requests are queued on the connection
 OUTPUT = 2  # the peer does not read what is written to it (past the high-water mark)
 BACKEND = 4  # the backend does not read what the proxy writes to it
 STOPPED = 8  # no more requests will be read on this connection
+ALL = PIPELINE | OUTPUT | BACKEND | STOPPED
 
 
 class FlowControl:
@@ -23,6 +24,23 @@ class FlowControl:
         if not self.held and not self.transport.is_closing():
             self.transport.pause_reading()
         self.held |= reason
+
+    def output(self, paused: bool) -> None:
+        """The peer stopped (or resumed) reading what is written: reading stops with it."""
+        self.write_paused = paused
+        if paused:
+            self.hold(OUTPUT)
+        else:
+            self.release(OUTPUT)
+
+    def linger(self) -> None:
+        """After a refusal that cut a request short, as nginx's lingering close: FIN sent, and
+        what the client still sends read (and dropped by the reader, stopped) until it closes:
+        closing at once would reset the connection (unread bytes), and the client could lose
+        the answer it has not read yet."""
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.release(ALL)
 
     def release(self, reason: int) -> None:
         if self.held & reason:

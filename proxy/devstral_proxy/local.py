@@ -2,8 +2,6 @@
 model_mapping), the health of the backends, and the Prometheus metrics.
 """
 
-import asyncio
-
 import msgspec
 
 from .clock import Clock
@@ -33,6 +31,7 @@ class LocalEndpoints:
         self.model_map = model_map
         self.started = started
         self.log_error = log_error
+        self._rendered: tuple[list, bytes] = ([], b"")  # the listings of the last list answered, and its body
 
     def models(self, cycle) -> None:
         spawn(cycle, self._models(cycle), self.log_error)
@@ -46,11 +45,11 @@ class LocalEndpoints:
         spawn(cycle, self._model(cycle, req.path.split("/models/", 1)[1]), self.log_error)
 
     async def _lists(self) -> tuple[list, list]:
-        """(backends asked, each one's model list or the exception it raised): the backends
-        not ejected, or all of them when every one is."""
+        """(backends asked, each one's model list or why it has none), from the monitor's
+        catalog: the backends not ejected, or all of them when every one is."""
         now = self.clock.monotonic()
         backends = [b for b in self.router.backends if b.state(now) != "ejected"] or self.router.backends
-        return backends, await asyncio.gather(*(self.monitor.list_models(b) for b in backends), return_exceptions=True)
+        return backends, await self.monitor.catalog.lists(backends, self.monitor.routing.health_timeout)
 
     async def _model(self, cycle, wanted: str) -> None:
         _, results = await self._lists()
@@ -102,6 +101,10 @@ class LocalEndpoints:
     async def _models(self, cycle) -> None:
         """Every reachable backend's models, once each, plus the aliases."""
         backends, results = await self._lists()
+        kept, body = self._rendered
+        if len(kept) == len(results) and all(a is b for a, b in zip(kept, results)):
+            cycle.respond(200, JSON, body)  # nothing new since: not encoded again
+            return
         data, seen, failure = [], set(), None
         for backend, result in zip(backends, results):
             if isinstance(result, BaseException):
@@ -120,7 +123,9 @@ class LocalEndpoints:
             else:
                 cycle.fail(Failure(502, f"Backend '{backend.name}' answered /v1/models with something that is not a model list.", "bad_backend_response"))
             return
-        cycle.respond(200, JSON, _encode(with_aliases({"object": "list", "data": data}, self.model_map)))
+        body = _encode(with_aliases({"object": "list", "data": data}, self.model_map))
+        self._rendered = (results, body)
+        cycle.respond(200, JSON, body)
 
 
 def _detail(backend, state: str) -> dict:

@@ -11,6 +11,8 @@ import math
 
 from devstral_translate.mistral import guess_generation
 
+from .catalog import ModelLists
+from .clock import SYSTEM, Clock
 from .fetch import decode_json, fetch
 from .tasks import background
 
@@ -18,9 +20,11 @@ log = logging.getLogger("devstral_proxy")
 
 
 class BackendMonitor:
-    def __init__(self, router, routing) -> None:
+    def __init__(self, router, routing, clock: Clock = SYSTEM) -> None:
         self.router = router
         self.routing = routing  # RoutingConfig
+        self.catalog = ModelLists(self.list_models, clock)  # the lists /v1/models answers from
+        self.truncated: set[str] = set()  # backends whose list was cut at MAX_MODELS (said once)
         self.task: asyncio.Task | None = None
         self.loads: asyncio.Task | None = None
         self.retry: dict[str, float] = {}  # backend -> when to ask a non-vLLM for engine metrics again
@@ -70,7 +74,7 @@ class BackendMonitor:
 
     async def discover_once(self) -> None:
         backends = [b for b in self.router.backends if not b.cfg.models or b.learns_generations]
-        await asyncio.gather(*(self.list_models(b) for b in backends), return_exceptions=True)
+        await asyncio.gather(*(self.catalog.refresh(b) for b in backends))
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,7 +112,10 @@ class BackendMonitor:
         doc = decode_json(body) if status == 200 else None
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise BadModelList(status, body)
-        models = [m for m in doc["data"] if isinstance(m, dict)]
+        if len(doc["data"]) > MAX_MODELS and backend.name not in self.truncated:
+            self.truncated.add(backend.name)
+            log.warning("backend %s lists %d models: the first %d are used", backend.name, len(doc["data"]), MAX_MODELS)
+        models = [m for m in doc["data"][:MAX_MODELS] if isinstance(m, dict)]
         if not backend.cfg.models:  # discovered: model-aware routing uses it
             backend.models = {m["id"] for m in models if isinstance(m.get("id"), str)}
         for m in models[:1024]:  # each model's context length: front requests asking for more are clamped
@@ -139,6 +146,7 @@ class BackendMonitor:
                 )
 
 
+MAX_MODELS = 4096  # models of a backend's list that are kept and listed, at most
 MAX_MODEL_FACTS = 4096  # models a backend's generations are learnt (and logged) for, at most
 MAX_METRICS_BYTES = 2 << 20  # a /metrics page larger than this is not read (vLLM's: tens of KB)
 MAX_ENGINE_REQUESTS = 1 << 20  # a running or waiting count above this is impossible: ignored

@@ -2,7 +2,8 @@
 head and body under the size limits and hand the whole request to the connection.
 
 Limits: 414/431 for the head, 413 for the body (before upload when Content-Length says so),
-400 for malformed HTTP, 417 for an unknown expectation.
+400 for malformed HTTP, 417 for an unknown expectation. A request the application screens out
+at the end of its head (limits.screen) is refused before a byte of its body is kept.
 """
 
 from typing import Final
@@ -14,6 +15,7 @@ from .parsed import Request
 from .states import into, refused
 from .target import canonical_path
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 UPGRADE = object()  # feed()'s answer to a request that asked to switch protocols
 
 
@@ -49,12 +51,16 @@ class RequestReader:
     """The parser's callback object for one connection (`conn`): it sets the connection's
     read deadlines and calls `conn.received(request)` for each complete request."""
 
-    __slots__ = ("conn", "limits", "parser", "_url", "_headers", "_body", "_head_size", "_body_size", "rx")
+    __slots__ = ("conn", "limits", "parser", "screen", "continue_pending", "_url", "_headers", "_body", "_head_size", "_body_size", "rx")
 
     def __init__(self, conn, limits) -> None:
         self.conn = conn
         self.limits = limits
         self.parser = httptools.HttpRequestParser(self)
+        # (method, url, headers) -> Failure | None, at the end of each head: a request refused
+        # there (no valid key, a refused connection) is answered before its body is read
+        self.screen = limits.screen
+        self.continue_pending = False  # a 100 Continue to send once the answer before it is done
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -91,7 +97,7 @@ class RequestReader:
         if isinstance(exc, httptools.HttpParserCallbackError):
             ctx = exc.__context__
             if isinstance(ctx, Failure):
-                return ctx
+                return ctx.with_traceback(None)  # its frames would hold this reader (a cycle)
             if isinstance(ctx, _Stopped):
                 return None
             self.conn.app.log_error("request parser callback failed", ctx or exc)
@@ -184,10 +190,28 @@ class RequestReader:
                     raise Failure(413, f"Request body too large: {size} bytes, the limit is {limits.max_body}.", "request_too_large")
             elif name == b"expect":
                 expect = value.lower()
+        if expect is not None and expect != b"100-continue":
+            raise Failure(417, "Only 'Expect: 100-continue' is supported.", "expectation_failed")
+        screen = self.screen
+        if screen is not None:  # after the checks of the head itself, before any of the body
+            refusal = screen(self.parser.get_method(), self._url, self._headers)
+            if refusal is not None:
+                raise refusal
         if expect is not None:
-            if expect != b"100-continue":
-                raise Failure(417, "Only 'Expect: 100-continue' is supported.", "expectation_failed")
-            self.conn.continue_wanted()
+            self.continue_wanted()
+
+    def continue_wanted(self) -> None:
+        """Expect: 100-continue: the client waits for a word before it sends its body. Said
+        now when nothing is answered on the connection, else when the answer before it is
+        done (send_continue)."""
+        if self.conn.idle:
+            self.conn.transport.write(_CONTINUE)
+        else:
+            self.continue_pending = True
+
+    def send_continue(self) -> None:
+        self.continue_pending = False
+        self.conn.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -199,6 +223,7 @@ class RequestReader:
         if not _INTO_IDLE >> self.rx & 1:
             refused("Rx", Rx.NAMES, self.rx, _IDLE)
         self.rx = _IDLE
+        self.continue_pending = False  # the body came without it
         parser = self.parser
         url = self._url
         q = url.find(b"?")

@@ -6,7 +6,9 @@ Requests are read by reader.RequestReader; what to answer is the application's b
 """
 
 import asyncio
+import weakref
 from collections import deque
+from collections.abc import Callable
 from time import perf_counter
 from typing import Protocol
 
@@ -19,13 +21,14 @@ from .reader import UPGRADE, RequestReader, Rx
 from .record import Record
 
 __all__ = ["Application", "Cycle", "HttpProtocol", "Limits", "Request"]
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LINGER = 5.0  # seconds a refused request's remaining upload is read and dropped before the close
 
 
 class Application(Protocol):
     """What a connection needs from the application serving it."""
 
     connections: set
+    handshaking: weakref.WeakSet  # accepted, handshake under way (TLS): freed without a word if it fails
     limits: "Limits"
 
     def admit(self, conn: "HttpProtocol") -> Failure | None: ...
@@ -37,8 +40,22 @@ class Application(Protocol):
     def log_error(self, what: str, exc: BaseException) -> None: ...
 
 
+Screen = Callable[[bytes, bytes, list[tuple[bytes, bytes]]], Failure | None]
+
+
 class Limits:
-    __slots__ = ("max_body", "max_header", "header_timeout", "body_timeout", "keepalive_timeout", "max_pipeline", "request_timeout", "eof_aborts")
+    __slots__ = (
+        "max_body",
+        "max_header",
+        "header_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "max_pipeline",
+        "request_timeout",
+        "eof_aborts",
+        "screen",
+        "tls",
+    )
 
     def __init__(self, server_config, max_body: int) -> None:
         self.max_body = max_body
@@ -49,6 +66,8 @@ class Limits:
         self.max_pipeline = server_config.max_pipeline
         self.request_timeout = server_config.request_timeout
         self.eof_aborts = server_config.half_close == "abort"
+        self.screen: Screen | None = None  # the application's check of each request's head
+        self.tls = False  # HTTPS: a connection is made (accepted) before its handshake ends
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -57,22 +76,22 @@ class HttpProtocol(asyncio.Protocol):
     Requests read while one is answered wait in `queue`; the next starts only when the client
     reads what was written (flow.OUTPUT), so no producer can outrun a slow reader."""
 
-    transport: asyncio.Transport  # set by connection_made, as is `flow`
+    transport: asyncio.Transport  # set by connection_made, as are `flow` and `reader`
     flow: FlowControl
+    reader: RequestReader
 
     def __init__(self, app: Application, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
         self.limits: Limits = app.limits  # the limits in force when the connection opened
         self.loop = loop
-        self.reader = RequestReader(self, self.limits)
+        if self.limits.tls:  # counted from accept, while its handshake runs (connection_made follows it)
+            app.handshaking.add(self)
         self.client = ""
-        self.refusal: Failure | None = None  # every request on this connection gets it
+        self.linger = False  # a refusal cut a request short: its client may still be sending
         self.cycle: Cycle | None = None  # the request being answered
         self.queue: deque[Cycle] = deque()  # requests read, waiting for their turn
         self.closed = self.draining = False  # draining: answer the request being read, then close
-        # One deadline at a time, checked by the sweep: reading (header, body) or idle (keep-alive).
-        self.deadline = 0.0
-        self._continue_pending = False
+        self.deadline = 0.0  # one at a time, checked by the sweep: head, body, keep-alive, linger
 
     @property
     def idle(self) -> bool:
@@ -81,13 +100,18 @@ class HttpProtocol(asyncio.Protocol):
 
     # ---- asyncio.Protocol
     def connection_made(self, transport) -> None:
+        self.reader = RequestReader(self, self.limits)  # made here: it and the connection point at each other
         self.transport = transport
         self.flow = FlowControl(transport)
+        self.deadline = self.loop.time() + self.limits.header_timeout
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
+        if self.limits.tls:
+            self.app.handshaking.discard(self)
         self.app.connections.add(self)
-        self.refusal = self.app.admit(self)
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        refusal = self.app.admit(self)
+        if refusal is not None:  # every request on this connection gets it, at the end of its head
+            self.reader.screen = lambda method, url, headers: refusal
 
     def connection_lost(self, exc) -> None:
         self.closed, self.deadline = True, 0.0
@@ -103,16 +127,13 @@ class HttpProtocol(asyncio.Protocol):
         failure = self.reader.feed(data)
         if failure is None:
             return
-        if failure is UPGRADE:
-            # Upgrade (h2c, websocket) and CONNECT are not offered: the request that asked is
-            # answered over HTTP/1.1, and the connection closes after it.
+        if failure is UPGRADE:  # h2c, websocket, CONNECT: answered over HTTP/1.1, then the close
             self._no_more_requests()
         else:
             self._refuse(failure)
 
     def eof_received(self) -> bool:
-        """The client closed its side: gone, while a backend works for it (half_close = "abort");
-        else answer what it sent, then close."""
+        """The client closed its side: gone (half_close = "abort"), or answer what it sent, then close."""
         handler = self.cycle.handler if self.cycle is not None else None
         if self.reader.parsing:  # a request cut short by the close
             self._refuse(Failure(400, "The client closed its side in the middle of a request.", "bad_request"))
@@ -123,15 +144,13 @@ class HttpProtocol(asyncio.Protocol):
         return True  # keep the transport open for writing
 
     def pause_writing(self) -> None:
-        self.flow.write_paused = True
-        self.flow.hold(flow.OUTPUT)
+        self.flow.output(paused=True)
         cycle = self.cycle
         if cycle is not None and cycle.handler is not None:
             cycle.handler.pause()
 
     def resume_writing(self) -> None:
-        self.flow.write_paused = False
-        self.flow.release(flow.OUTPUT)
+        self.flow.output(paused=False)
         cycle = self.cycle
         if cycle is not None:
             if cycle.handler is not None:
@@ -140,17 +159,10 @@ class HttpProtocol(asyncio.Protocol):
             self._next()
 
     # ---- from the reader
-    def continue_wanted(self) -> None:
-        if self.idle:
-            self.transport.write(_CONTINUE)
-        else:
-            self._continue_pending = True
-
     def received(self, request: Request) -> None:
         self.deadline = 0.0
-        self._continue_pending = False
-        cycle = Cycle(self, request, self.refusal)
-        if self.draining or self.refusal is not None:
+        cycle = Cycle(self, request)
+        if self.draining:
             cycle.keep_alive = False
             self._no_more_requests(close_if_idle=False)
         if self.cycle is None and not self.queue and not self.flow.write_paused:
@@ -192,9 +204,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.reader.rx == Rx.DONE:
             self._close()
             return
-        if self._continue_pending:
-            self._continue_pending = False
-            self.transport.write(_CONTINUE)
+        if self.reader.continue_pending:
+            self.reader.send_continue()
         if self.reader.rx == Rx.IDLE:  # not in the middle of reading the next request
             self.deadline = self.loop.time() + self.limits.keepalive_timeout
 
@@ -214,6 +225,7 @@ class HttpProtocol(asyncio.Protocol):
         """The reader refuses what it reads: a request of its own, answered like all, then the close."""
         self._no_more_requests(close_if_idle=False)
         self.deadline = 0.0
+        self.linger = True
         cycle = Cycle(self, self.reader.partial(), failure)
         cycle.keep_alive = False
         if self.idle:
@@ -228,9 +240,15 @@ class HttpProtocol(asyncio.Protocol):
             self._close()
 
     def _close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
+        if self.closed:
+            return
+        if self.linger:  # a refusal cut a request short: a lingering close (flow.linger), bounded
+            self.linger = False
+            self.flow.linger()
+            self.deadline = self.loop.time() + LINGER
+            return
+        self.closed = True
+        self.transport.close()
 
     def expire(self, now: float) -> None:
         """Called by the server's sweep: act on a deadline that has passed (the handler's, then ours)."""

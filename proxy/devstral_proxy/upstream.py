@@ -54,6 +54,9 @@ _SENT, _BODY, _IDLE = Up.SENT, Up.BODY, Up.IDLE
 _INTO_SENT, _INTO_BODY, _INTO_IDLE = into(UP_NEXT, _SENT), into(UP_NEXT, _BODY), into(UP_NEXT, _IDLE)
 
 
+_GONE = httptools.HttpResponseParser(None)  # a closed connection's parser: nothing is fed to it
+
+
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "pool",
@@ -125,6 +128,7 @@ class UpstreamConnection(asyncio.Protocol):
         body = self.state == Up.BODY
         if self.state != Up.CLOSED:
             self._to(Up.CLOSED)
+        self.parser = _GONE  # it holds this protocol's callbacks: a cycle only the collector would free
         sink, self.sink = self.sink, None
         if sink is None:
             return

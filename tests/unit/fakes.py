@@ -23,6 +23,7 @@ class FakeTransport:
         self.write_paused = False
         self.closed = False
         self.aborted = False
+        self.eof_written = False
         self.pauses = 0  # calls to pause_reading
         self.writes = 0  # calls to write / writelines: the syscalls a real transport would make
 
@@ -63,6 +64,12 @@ class FakeTransport:
 
     def is_reading(self) -> bool:
         return self.reading
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
 
     def close(self) -> None:
         self.closed = True

@@ -7,7 +7,8 @@ draining during an upload, deadlines; and arbitrary splits of pipelined traffic.
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstral_proxy.server import HttpProtocol
+from devstral_proxy.errors import Failure
+from devstral_proxy.server import LINGER, HttpProtocol
 from tests.unit.fakes import FakeApp, FakeLoop, FakeTransport, responses
 
 
@@ -114,6 +115,55 @@ def test_shutdown_during_an_upload_still_answers_it():
     assert out.startswith(b"HTTP/1.1 200") or out.startswith(b"HTTP/1.1 503")
     assert b"connection: close" in out
     assert t.closed
+
+
+def keyed(app: FakeApp) -> FakeApp:
+    """The application screens heads: no authorization header, a 401 before the body."""
+    app.limits.screen = lambda method, url, headers: None if any(k == b"authorization" for k, _ in headers) else Failure(401, "no key", "invalid_api_key")
+    return app
+
+
+def test_a_screened_request_is_answered_before_its_body_and_nothing_of_it_is_kept():
+    app = keyed(FakeApp(max_body_bytes=64 << 20))
+    conn, t, loop = connect(app)
+    conn.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 33554432\r\n\r\n" + b"x" * 1000)
+    out = t.drain()
+    assert out.startswith(b"HTTP/1.1 401") and b"connection: close" in out and not app.seen
+    # a lingering close: FIN sent, the rest of the upload read and dropped, not a reset
+    assert t.eof_written and t.reading and not t.closed
+    for _ in range(100):
+        conn.data_received(b"x" * 65536)
+    assert conn.reader._body == [] and not t.drain() and not t.closed
+    loop.now += LINGER - 0.1
+    conn.expire(loop.now)
+    assert not t.closed
+    loop.now += 0.2
+    conn.expire(loop.now)  # bounded in time
+    assert t.closed and not t.aborted
+
+
+def test_a_lingering_connection_closes_when_the_client_does():
+    app = keyed(FakeApp())
+    conn, t, _ = connect(app)
+    conn.data_received(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n")
+    assert t.drain().startswith(b"HTTP/1.1 401") and not t.closed
+    conn.eof_received()
+    assert t.closed
+
+
+def test_a_request_with_a_key_is_read_whole_and_the_screen_sees_its_head():
+    app = keyed(FakeApp())
+    conn, t, _ = connect(app)
+    conn.data_received(post("/a", b"z" * 5000, b"authorization: Bearer k\r\n"))
+    assert t.drain().startswith(b"HTTP/1.1 200") and app.seen[0].body == b"z" * 5000 and not t.eof_written
+
+
+def test_a_refused_connection_is_answered_at_the_end_of_the_head():
+    app = FakeApp()
+    app.admit = lambda conn: Failure(503, "too many connections", "too_many_connections")
+    conn, t, _ = connect(app)
+    conn.data_received(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n" + b"x" * 10)
+    assert t.drain().startswith(b"HTTP/1.1 503") and not app.seen and t.eof_written
 
 
 def test_idle_keepalive_closes_on_the_manual_clock():
