@@ -80,3 +80,18 @@ def test_repeated_paced_runs_report_the_median_of_each_figure():
     ]
     row = paced.median_row(rows)
     assert row["streams"] == 9 and row["first"] == (3.0, 6.0, 9.0) and row["cpu_us_per_frame"] == 3.0
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_front_cost_feeds_one_conversation_to_every_reader(blocks):
+    """bench.front_cost's three bodies are the same conversation: each reader makes the same
+    chat messages of it (else its timings would compare different work)."""
+    import msgspec
+
+    from bench.front_cost import bodies
+    from devstral_translate import anthropic, responses
+
+    chat, messages, items = bodies(6, blocks)
+    want = [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]) for m in msgspec.json.decode(chat)["messages"]]
+    for got in (anthropic.read_request(messages)["messages"], responses.read_request(items).messages):
+        assert [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]) for m in got] == want

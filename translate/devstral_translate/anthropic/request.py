@@ -57,6 +57,19 @@ def _parts(blocks: list[dict], where: str) -> str | list[dict]:
     return parts
 
 
+def _only_text(content: Any) -> str | None:
+    """The text of content made of text blocks only (at least one), else None."""
+    if not isinstance(content, list) or not content:
+        return None
+    texts = []
+    for block in content:
+        text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+        if not isinstance(text, str):
+            return None
+        texts.append(text)
+    return texts[0] if len(texts) == 1 else "".join(texts)
+
+
 def _user(blocks: list[dict], where: str, out: list[dict]) -> None:
     """A user turn: its tool_result blocks become tool messages (first, as they answer the
     turn before), the rest one user message."""
@@ -154,8 +167,14 @@ def read_request(
     if system:
         out.append({"role": "system", "content": system})
     for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
         role = msg.get("role") if isinstance(msg, dict) else None
+        content = msg.get("content") if role is not None else None
+        if role == "user" or role == "assistant":  # the plainest turns: text only, a chat message as it is
+            text = content if isinstance(content, str) else _only_text(content)
+            if text is not None:
+                out.append({"role": role, "content": text})
+                continue
+        where = f"messages[{i}]"
         if role == "system":  # mid-conversation system turns (a beta Claude Code uses): the dialect places them
             text = _system(msg.get("content"))
             if text:
@@ -163,7 +182,7 @@ def read_request(
             continue
         if role not in ("user", "assistant"):
             raise _bad(f"messages.{i}.role: Unexpected role {role!r}; input message role must be 'user', 'assistant' or 'system'.", f"{where}.role")
-        blocks = _blocks(msg.get("content"), f"{where}.content")
+        blocks = _blocks(content, f"{where}.content")
         (_user if role == "user" else _assistant)(blocks, f"{where}.content", out)
     chat: dict[str, Any] = {"model": model, "messages": out}
     return _options(top, chat, counting, server_tools, dropped if dropped is not None else [])

@@ -58,6 +58,8 @@ def _text_of(parts: Any, param: str) -> str:
         return parts
     if not isinstance(parts, list):
         raise _bad(f"'{param}' must be a string or an array of content parts.", param, "invalid_type")
+    if len(parts) == 1 and isinstance(parts[0], dict) and isinstance(parts[0].get("text"), str):
+        return parts[0]["text"]  # the usual one output_text part
     out = []
     for k, part in enumerate(parts):
         if not isinstance(part, dict):
@@ -77,11 +79,12 @@ def _user_content(parts: Any, param: str) -> str | list[dict]:
         raise _bad(f"'{param}' must be a string or an array of content parts.", param, "invalid_type")
     out: list[dict] = []
     for k, part in enumerate(parts):
-        where = f"{param}[{k}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
             out.append({"type": "text", "text": part["text"]})
-        elif kind == "input_image":
+            continue
+        where = f"{param}[{k}]"
+        if kind == "input_image":
             url = part.get("image_url")
             if not isinstance(url, str):
                 raise _bad(f"'{where}': images by file_id are not supported; send image_url (a URL or a data: URL).", f"{where}.image_url")
@@ -117,12 +120,17 @@ def input_messages(items: Any, dropped: list[str] | None = None) -> list[dict]:
     reasoning = ""
     calls_open = False  # whether the last message is an assistant turn that calls may join
     for i, item in enumerate(items):
-        where = f"input[{i}]"
         if not isinstance(item, dict):
-            raise _bad(f"'{where}' must be an object.", where, "invalid_type")
+            raise _bad(f"'input[{i}]' must be an object.", f"input[{i}]", "invalid_type")
         kind = item.get("type") or ("message" if "role" in item else None)
         if kind == "message":
-            role = item.get("role")
+            role, content = item.get("role"), item.get("content")
+            if isinstance(content, str) and (role == "user" or role == "system"):
+                out.append({"role": role, "content": content})  # the plainest turn is a chat message as it is
+                calls_open = False
+                continue
+        where = f"input[{i}]"
+        if kind == "message":
             if role == "assistant":
                 msg: dict[str, Any] = {"role": "assistant", "content": _text_of(item.get("content"), f"{where}.content")}
                 if reasoning:
