@@ -13,9 +13,10 @@ _encode = msgspec.json.encode
 
 
 class AccessLog:
-    def __init__(self, stream=None, bodies: bool = False) -> None:
+    def __init__(self, stream=None, bodies: bool = False, backend_bodies: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.bodies = bodies  # logging.log_bodies / include_request_body
+        self.backend_bodies = backend_bodies  # logging.log_backend_bodies: what the backend got, beside
         self.lines: list[bytes] = []
         self.pid = os.getpid()
 
@@ -46,6 +47,10 @@ class AccessLog:
             line["error"] = req.error  # a stream that ended badly (its status was sent already)
         if self.bodies:
             line["request_body"] = req.body.decode("utf-8", "replace")
+        if self.backend_bodies and req.backend_body:
+            line["backend_request_body"] = req.backend_body.decode("utf-8", "replace")
+        if req.rewrites:
+            line["rewrites"] = req.rewrites
         self.lines.append(_encode(line))
         if len(self.lines) >= 512:
             self.flush()

@@ -114,6 +114,11 @@ async def _reload(proxy: Proxy, load_config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["translate"]:  # devstral-proxy translate: see what the proxy would send
+        from .inspection import main as translate
+
+        return translate(argv[1:])
     args = parse_args(argv)
     if args.config:  # where the configuration comes from: on the startup line, and for SIGHUP
         os.environ["DEVSTRAL_PROXY_CONFIG"] = args.config

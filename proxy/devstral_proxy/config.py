@@ -201,6 +201,7 @@ class LoggingConfig(_Section):
     format: Literal["json", "text"] = "json"  # every line of the proxy's own
     access: bool = True  # one JSON line per request on stderr (at INFO)
     log_bodies: bool = False  # add request bodies to those lines (the seed: include_request_body)
+    log_backend_bodies: bool = False  # add what the backend was sent (after translation): logs prompts
     include_request_body: bool = False
     include_response_body: bool = False  # the seed's key; true is refused: replies are never logged
 

@@ -13,6 +13,7 @@ import msgspec
 from devstral_translate import context, images
 from devstral_translate.errors import RequestError
 from devstral_translate.openai import map_model
+from devstral_translate.rewrites import Rewrites
 
 from .errors import Failure
 from .parsed import RoutingHead, raw_list, role, routing_head
@@ -107,7 +108,8 @@ class InferenceService:
         self.affinity_bytes = config.routing.affinity_bytes
         self.rate_limits = rate_limits
         self.log_error = log_error
-        self.debug = log.isEnabledFor(logging.DEBUG)  # a line per routing decision at DEBUG
+        self.debug = log.isEnabledFor(logging.DEBUG)  # a line per routing decision, and the rewrites, at DEBUG
+        self.backend_bodies = config.logging.log_backend_bodies
 
     @property
     def entry(self) -> Any:
@@ -205,8 +207,9 @@ class InferenceService:
             self._native(cycle, front, backend)
             return
         counting = self.rate_limits.counts_tokens
+        notes = Rewrites() if self.debug else None  # the dialect reports what it changed
         try:
-            prepared = backend.prepare(cycle.path, cycle.body, self.model_map, counting)
+            prepared = backend.prepare(cycle.path, cycle.body, self.model_map, counting, notes)
         except RequestError as exc:
             cycle.fail(Failure(400, exc.message, exc.code, exc.param))
             return
@@ -218,6 +221,10 @@ class InferenceService:
             prepared.response = front.over(prepared.response)
         record = cycle.record
         record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, backend.name
+        if notes is not None:
+            record.rewrites = notes.counts()
+        if self.backend_bodies:
+            record.backend_body = prepared.body
         head = backend.request_head(b"POST", target(cycle), upstream_headers(cycle), len(prepared.body))
         exchange = Exchange(cycle, router, backend, head, prepared.body, prepared.response)
         if backend.max_in_flight:  # a slot of a capped backend: counted against the client's share

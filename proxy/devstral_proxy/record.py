@@ -30,3 +30,5 @@ class Record(msgspec.Struct, gc=False):
     body: bytes = b""  # the request body, kept only when the access log is configured to log it
     extra: bytes = b""  # header lines for the reply (rate-limit state, CORS)
     error: str = ""  # why a reply whose status was already sent ended badly (a broken stream)
+    rewrites: dict | None = None  # at DEBUG: the dialect's rewrites, kind -> count (no content)
+    backend_body: bytes = b""  # what the backend was sent, kept only when logging.log_backend_bodies

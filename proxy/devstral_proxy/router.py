@@ -110,8 +110,8 @@ class Backend:
             return "healthy"
         return "ejected" if now < self.ejected_until else "trial"
 
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
-        return self.dialect.prepare(path, body, model_map, want_usage)
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False, notes=None) -> Prepared:
+        return self.dialect.prepare(path, body, model_map, want_usage, notes)
 
     def request_head(self, method: bytes, target: bytes, headers: bytes, length: int) -> bytes:
         """`headers` are the client's, already filtered by forward_headers()."""

@@ -8,7 +8,8 @@ from functools import lru_cache
 from .dialect import Prepared
 from .errors import RequestError
 from .modelname import encoded_name, set_model
-from .request import read_inference
+from .request import note_inference, read_inference
+from .rewrites import Rewrites
 from .sse import FrameSplitter, WholeFrames, data_payload
 from .wire import decode_object, encode_object, field, raw
 
@@ -73,9 +74,10 @@ class RenameResponse:
 renamer = lru_cache(maxsize=1024)(RenameResponse)
 
 
-def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
+def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False, notes: Rewrites | None = None) -> Prepared:
     """Map the model; send the original bytes when nothing changed."""
     req = read_inference(path, body, model_map, want_usage)
+    note_inference(req, notes)
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
     renamed = req.client_model != req.backend_model
@@ -109,5 +111,5 @@ def map_model(body: bytes, model_map: dict[str, str]) -> tuple[bytes, str | None
 class OpenAIDialect:
     """Backends that speak OpenAI's format already (vLLM with HF templates, LM Studio, llama.cpp)."""
 
-    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Prepared:
-        return prepare(path, body, model_map, want_usage)
+    def prepare(self, path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False, notes: Rewrites | None = None) -> Prepared:
+        return prepare(path, body, model_map, want_usage, notes)

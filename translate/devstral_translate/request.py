@@ -9,6 +9,7 @@ from msgspec import Raw
 
 from .dialect import ROUTES
 from .errors import RequestError
+from .rewrites import Rewrites
 from .usage import request_usage
 from .wire import decode_object, field, raw
 
@@ -31,6 +32,16 @@ class Inference:
     stream: bool
     changed: bool  # whether `top` differs from the body it came from
     usage_added: bool = False
+
+
+def note_inference(req: Inference, notes: Rewrites | None) -> None:
+    """The rewrites every dialect makes: the model's name, and usage asked of a stream."""
+    if notes is None:
+        return
+    if req.client_model != req.backend_model:
+        notes.note("model mapped", f"{req.client_model} -> {req.backend_model}")
+    if req.usage_added:
+        notes.note("stream_options.include_usage asked of the backend (its usage frame is not passed on)")
 
 
 def read_inference(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False) -> Inference:

@@ -11,6 +11,7 @@ from msgspec import Raw
 
 from ..errors import RequestError, TranslationError
 from ..markers import arguments_text
+from ..rewrites import Rewrites
 from ..wire import MessageIn, ToolCallIn, decode_any, raw
 from .generation import MistralOptions
 from .names import IdMap, NameMap
@@ -168,7 +169,8 @@ class _Builder:
     neighbouring assistant turns: text said with or just before calls is held (`held`) and
     goes on as an assistant turn right after the calls' results. Nothing is dropped."""
 
-    def __init__(self, opts: MistralOptions, generation: str | None, bridge: bool = True) -> None:
+    def __init__(self, opts: MistralOptions, generation: str | None, bridge: bool = True, notes: Rewrites | None = None) -> None:
+        self.notes = notes
         self.out: list[dict] = []
         self.opts = opts
         self.bridge = bridge  # an assistant turn between a tool result and a user turn
@@ -181,22 +183,33 @@ class _Builder:
         prev = out[-1]["role"] if out else None
         role = msg["role"]
         calls = role == "assistant" and "tool_calls" in msg
+        notes = self.notes
         if calls and prev == "assistant" and not self.content_with_calls and "tool_calls" not in out[-1]:
             self.held.append(_str(out.pop()["content"]))  # said just before the calls: after their results
             prev = out[-1]["role"] if out else None
+            if notes is not None:
+                notes.note("assistant text said before tool calls moved after their results")
         if role == "assistant" and not calls and prev == "assistant" and "tool_calls" not in out[-1]:
             out[-1]["content"] = f"{_str(out[-1]['content'])}\n\n{_str(msg['content'])}"  # one turn of text
+            if notes is not None:
+                notes.note("consecutive assistant turns merged into one")
             return
         if calls and prev is None:
             # validators skip the first message when they pair calls with results
             out.append({"role": "user", "content": ""})
+            if notes is not None:
+                notes.note("empty user turn put before the first tool calls")
         if role == "system" and prev in ("assistant", "tool"):
             msg = {"role": "user", "content": msg["content"]}  # "Unexpected role 'system' after ..."
             role = "user"
+            if notes is not None:
+                notes.note(f"system message after {'an' if prev == 'assistant' else 'a'} {prev} turn sent as a user message")
         if role == "user" and prev == "tool":
             self.bridgeable = True
             if self.bridge:
                 out.append({"role": "assistant", "content": self.opts.bridge_text})
+                if notes is not None:
+                    notes.note("assistant turn put between a tool result and a user turn", repr(self.opts.bridge_text))
         out.append(msg)
 
     def assistant(self, m: _Msg) -> None:
@@ -212,6 +225,8 @@ class _Builder:
         self.emit(msg)
         if beside is not None:
             self.held.append(beside)
+            if self.notes is not None:
+                self.notes.note("assistant text beside tool calls moved after their results")
 
     def release(self) -> None:
         """After a call's results: the assistant text held back from beside or before it."""
@@ -223,6 +238,8 @@ class _Builder:
         """A tool result that answers no call: its text (and images) go on as the user's."""
         label = f"Result of tool {m.name}" if m.name else "Tool result"
         text = f"{label}:\n{_str(m.content)}"
+        if self.notes is not None:
+            self.notes.note("tool result without its call sent as a user message", label)
         self.emit({"role": "user", "content": [{"type": "text", "text": text}, *m.images] if m.images else text})
 
 
@@ -285,13 +302,19 @@ def _merge_parallel(msgs: list[_Msg]) -> list[_Msg]:
     return out
 
 
-def translate_messages(messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap, bridge: bool = True) -> tuple[list[dict], bool]:
+def translate_messages(
+    messages: list[MessageIn], opts: MistralOptions, generation: str | None, names: NameMap, bridge: bool = True, notes: Rewrites | None = None
+) -> tuple[list[dict], bool]:
     """The messages of one request, valid for `generation` (None: for every generation), and
     whether a user turn followed a tool result somewhere. `bridge`: put an assistant turn
-    between those two (mistral-common before 1.11.1 refuses that order)."""
-    msgs = _merge_parallel([n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None])
+    between those two (mistral-common before 1.11.1 refuses that order). `notes`: what was
+    changed, reported as it is changed."""
+    kept = [n for n in (_normalize(m, i, names, opts) for i, m in enumerate(messages)) if n is not None]
+    msgs = _merge_parallel(kept)
+    if notes is not None:
+        _note_read(messages, kept, msgs, notes)
     ids = IdMap()
-    b = _Builder(opts, generation, bridge)
+    b = _Builder(opts, generation, bridge, notes)
     i, count = 0, len(msgs)
     while i < count:
         m = msgs[i]
@@ -302,6 +325,8 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
             window = msgs[i + 1 : j]
             for k, c in enumerate(m.calls):
                 c.id = ids.assign(c.original_id, f"call:{m.index}:{k}")
+                if notes is not None and c.id != c.original_id:
+                    notes.note("tool call id rewritten to 9 letters and digits", f"{c.original_id or '(none)'} -> {c.id}")
             results = [w for w in window if w.role == "tool"]
             answers, leftovers = _match(m.calls, results)
             b.assistant(m)
@@ -309,11 +334,15 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
             shown: list[dict] = []  # images of the results, for generations that refuse them there
             for c, r in zip(m.calls, answers):
                 content = r.content if r is not None else opts.cancelled_text
+                if notes is not None and r is None:
+                    notes.note("tool call without a result answered as cancelled", c.name)
                 if r is not None and r.images:
                     if generation == "v15":  # takes image parts in tool messages
                         content = [{"type": "text", "text": _str(content)}, *r.images]
                     else:
                         shown += [{"type": "text", "text": f"The image{'s' if len(r.images) > 1 else ''} returned by the {c.name} call:"}, *r.images]
+                        if notes is not None:
+                            notes.note("image moved from a tool result to a user message", c.name, len(r.images))
                 out.append({"role": "tool", "content": content, "tool_call_id": c.id, "name": c.name})
             b.release()
             if shown:
@@ -342,7 +371,47 @@ def translate_messages(messages: list[MessageIn], opts: MistralOptions, generati
         if len(out) == 1:
             raise TranslationError(msgs[-1].index, "a conversation cannot be a single assistant message")
         last["prefix"] = True  # a prefill: the model continues this text
+        if notes is not None:
+            notes.note("final assistant turn sent as a prefix the model continues")
     return out, b.bridgeable
+
+
+def _note_read(messages: list[MessageIn], kept: list[_Msg], merged: list[_Msg], notes: Rewrites) -> None:
+    """The rewrites of reading the messages: roles renamed, empty turns left out, parallel
+    calls joined (asked only when someone wants the list)."""
+    for old, new in (("developer", "system"), ("function", "tool")):
+        n = sum(1 for m in messages if m.role == old)
+        if n:
+            notes.note(f"{old} message sent as {new}", times=n)
+    if len(kept) < len(messages):
+        notes.note("message with nothing to say left out (empty text, no calls)", times=len(messages) - len(kept))
+    if len(merged) < len(kept):
+        notes.note("parallel tool calls sent one message each joined into one assistant turn", times=len(kept) - len(merged))
+
+
+_KEPT = {"role", "content", "tool_calls", "function_call", "tool_call_id", "prefix"}  # and a tool result's name
+
+
+def note_left_out(messages: Any, notes: Rewrites) -> None:
+    """The message fields that do not reach the backend (mistral-common's message models
+    forbid them): a name on a user turn, refusal, annotations, audio, reasoning_content, a
+    part's cache_control... Read only when someone asks for the list."""
+    if not isinstance(messages, list):
+        return
+    counts: dict[str, int] = {}
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        for key, value in m.items():
+            if key not in _KEPT and not (key == "name" and m.get("role") in ("tool", "function")) and value not in (None, [], ""):
+                counts[key] = counts.get(key, 0) + 1
+        content = m.get("content")
+        for part in content if isinstance(content, list) else ():
+            for key in part if isinstance(part, dict) else ():
+                if key not in ("type", "text", "image_url", "refusal", "input_text", "output_text"):
+                    counts[f"content part {key}"] = counts.get(f"content part {key}", 0) + 1
+    for key, n in counts.items():
+        notes.note(f"{key} left out of messages (mistral-common accepts no such field)", times=n)
 
 
 def _plain(m: _Msg) -> dict:
@@ -350,7 +419,7 @@ def _plain(m: _Msg) -> dict:
 
 
 # ---- tools
-def _tool(tool: Any, k: int, names: NameMap, param: str, strict: bool) -> dict:
+def _tool(tool: Any, k: int, names: NameMap, param: str, strict: bool, notes: Rewrites | None = None) -> dict:
     fn = tool.get("function") if isinstance(tool, dict) and "function" in tool else tool
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise RequestError(f"{param}[{k}]: a function with a name is required.", param=f"{param}[{k}]")
@@ -362,6 +431,8 @@ def _tool(tool: Any, k: int, names: NameMap, param: str, strict: bool) -> dict:
     elif not isinstance(params, dict):
         raise RequestError(f"{param}[{k}].function.parameters must be a JSON schema object.", param=f"{param}[{k}].function.parameters")
     else:
+        if notes is not None and ("$schema" in params or "$id" in params):
+            notes.note("$schema / $id left out of tool parameters", fn["name"])
         params = {key: v for key, v in params.items() if key not in ("$schema", "$id")}
     description = fn.get("description")
     out = {"name": names.backend(fn["name"]), "description": description if isinstance(description, str) else "", "parameters": params}
@@ -382,7 +453,7 @@ def _tool_choice(choice: Any, names: NameMap) -> Any:
     raise RequestError("tool_choice must be 'auto', 'none', 'required' or a named function.", param="tool_choice")
 
 
-def translate_tools(top: dict[str, Raw], names: NameMap, strict: bool = True) -> None:
+def translate_tools(top: dict[str, Raw], names: NameMap, strict: bool = True, notes: Rewrites | None = None) -> None:
     tools = decode_any(top.pop("tools")) if "tools" in top else None
     functions = decode_any(top.pop("functions")) if "functions" in top else None
     choice = decode_any(top.pop("tool_choice")) if "tool_choice" in top else None
@@ -393,20 +464,34 @@ def translate_tools(top: dict[str, Raw], names: NameMap, strict: bool = True) ->
     if choice is None and function_call is not None:
         choice = function_call
     if tools is None or tools == []:
+        if notes is not None and (tools == [] or choice is not None):
+            notes.note("empty tools left out, tool_choice with them")
         return  # `tools: []` goes, and tool_choice with it
     if not isinstance(tools, list):
         raise RequestError(f"'{param}' must be an array.", param=param)
-    top["tools"] = raw([_tool(t, k, names, param, strict) for k, t in enumerate(tools)])
+    if notes is not None and param == "functions":
+        notes.note("functions (the pre-tools API) sent as tools")
+    top["tools"] = raw([_tool(t, k, names, param, strict, notes) for k, t in enumerate(tools)])
     if choice is not None:
         top["tool_choice"] = raw(_tool_choice(choice, names))
+        if notes is not None and choice == "any":
+            notes.note("tool_choice 'any' sent as 'required'")
 
 
 _REASONING_V15 = {"none": "none", "minimal": "none"}
 
 
-def top_level(top: dict[str, Raw], stream: bool, generation: str | None, prefill: bool = False) -> None:
+def top_level(top: dict[str, Raw], stream: bool, generation: str | None, prefill: bool = False, notes: Rewrites | None = None) -> None:
     """The top-level keys vLLM refuses or misreads for Mistral tokenizers; `prefill`: the
     last message is an assistant turn to continue."""
+    if notes is not None:
+        gone: list[str] = [k for k in ("chat_template", "chat_template_kwargs", "reasoning_effort") if k in top]
+        gone += ["stream_options"] if not stream and "stream_options" in top else []
+        for key in gone:
+            kept = key == "reasoning_effort" and generation == "v15"
+            notes.note(f"{key} {'mapped to what the v15 tokenizer reads' if kept else 'left out (a Mistral tokenizer does not read it)'}")
+        if prefill:
+            notes.note("continue_final_message / add_generation_prompt set for the prefix")
     if prefill:
         # older vLLM reads `prefix` on the message; newer vLLM (the from_openai path) ignores
         # it and refuses a final assistant turn without these two (accepted since 0.6.3)
