@@ -29,6 +29,7 @@ class Behavior:
 
     models: list[str] = field(default_factory=lambda: ["mistral-sim"])
     roots: dict[str, str] = field(default_factory=dict)  # served name -> original model path (vLLM's `root`)
+    parents: dict[str, str] = field(default_factory=dict)  # a LoRA adapter's name -> the model it adapts (vLLM's `parent`)
     reply: str = REPLY
     token_delay: float = 0.0  # seconds between streamed tokens (and per token, not streaming)
     first_token_delay: float = 0.0  # before the first byte of any reply
@@ -483,7 +484,7 @@ class Simulator:
                 "created": created,
                 "owned_by": "vllm",
                 "root": self.behavior.roots.get(m, m),
-                "parent": None,
+                "parent": self.behavior.parents.get(m),
                 "max_model_len": self.behavior.max_model_len,
                 "permission": [],
             }
@@ -543,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", action="append", help="served model name (repeatable)")
+    p.add_argument("--lora", action="append", metavar="NAME=PARENT", help="serve a LoRA adapter of PARENT (vLLM's --lora-modules; repeatable)")
     p.add_argument("--token-delay", type=float, default=0.0)
     p.add_argument("--first-token-delay", type=float, default=0.0)
     p.add_argument("--strict-mistral", action="store_true", help="refuse what mistral-common refuses, as vLLM does")
@@ -570,6 +572,10 @@ def main(argv: list[str] | None = None) -> None:
     behavior.prefix_cache_blocks, behavior.prefill_per_token = args.prefix_cache_blocks, args.prefill_us / 1e6
     if args.model:
         behavior.models = args.model
+    for spec in args.lora or ():
+        name, _, parent = spec.partition("=")
+        behavior.models = [*behavior.models, name]
+        behavior.parents[name] = parent or behavior.models[0]
 
     async def run() -> None:
         sim = Simulator(behavior)

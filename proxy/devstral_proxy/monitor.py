@@ -128,22 +128,27 @@ class BackendMonitor:
 
     def learn_generations(self, backend, models: list[dict]) -> None:
         """vLLM's model list carries `root`, the model's original path, even under
-        --served-model-name: the tokenizer generation is read from it (else from the id)."""
-        for m in models[:1024]:
-            served, root = m.get("id"), m.get("root")
+        --served-model-name: the tokenizer generation is read from it (else from the id). A
+        LoRA adapter (`parent`: the model it adapts) has its parent's tokenizer, so its
+        generation is its parent's (base models are read first)."""
+        for m in sorted(models[:1024], key=lambda m: isinstance(m.get("parent"), str)):
+            served, root, parent = m.get("id"), m.get("root"), m.get("parent")
             if not isinstance(served, str) or served in backend.generations or served in backend.unknown_logged:
                 continue  # known: nothing new to learn or to say
             if len(backend.generations) + len(backend.unknown_logged) >= MAX_MODEL_FACTS:
                 return  # a backend whose names never repeat: memory and log lines stay bounded
-            generation = (guess_generation(root) if isinstance(root, str) else None) or guess_generation(served)
+            if isinstance(parent, str) and parent:
+                generation = backend.generations.get(parent) or guess_generation(parent)
+                origin = f"LoRA adapter of {parent}"
+            else:
+                generation = (guess_generation(root) if isinstance(root, str) else None) or guess_generation(served)
+                origin = f"root {root}"
             if generation is not None:
                 backend.generations[served] = generation
-                log.info("backend %s: model %s (root %s): Mistral tokenizer generation %s", backend.name, served, root, generation)
+                log.info("backend %s: model %s (%s): Mistral tokenizer generation %s", backend.name, served, origin, generation)
             else:
                 backend.unknown_logged.add(served)
-                log.warning(
-                    "backend %s: model %s (root %s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, root
-                )
+                log.warning("backend %s: model %s (%s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, origin)
 
 
 MAX_MODELS = 4096  # models of a backend's list that are kept and listed, at most
