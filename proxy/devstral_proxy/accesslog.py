@@ -49,6 +49,8 @@ class AccessLog:
             line["request_body"] = req.body.decode("utf-8", "replace")
         if self.backend_bodies and req.backend_body:
             line["backend_request_body"] = req.backend_body.decode("utf-8", "replace")
+        if req.variant:
+            line["variant"] = req.variant
         if req.rewrites:
             line["rewrites"] = req.rewrites
         self.lines.append(_encode(line))

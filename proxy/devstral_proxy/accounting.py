@@ -22,5 +22,7 @@ class Accounting:
                 overhead += now - record.t_upstream_end
         route = record.route if record.route in self.routes else "other"
         self.metrics.observe(route, record.model, record.backend, record.status, duration, overhead, first, record.usage)
+        if record.variant:
+            self.metrics.count_variant(record.model, record.variant)
         if self.access is not None:
             self.access.log(record, duration, first)

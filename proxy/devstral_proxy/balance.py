@@ -23,7 +23,7 @@ def least_loaded(candidates: list, rng: random.Random):
     return first if first.load / first.weight <= second.load / second.weight else second
 
 
-def _score(key: bytes, name: str, weight: float) -> float:
+def score(key: bytes, name: str, weight: float) -> float:
     """Weighted rendezvous score: -weight / ln(u), u uniform in (0, 1) from the hash."""
     digest = hashlib.blake2b(key + b"\x00" + name.encode(), digest_size=8).digest()
     u = (int.from_bytes(digest, "big") + 1) / (2**64 + 2)
@@ -35,7 +35,7 @@ def affinity(candidates: list, key: bytes, load_factor: float, overloaded=lambda
     `load_factor` times its weighted share (bounded load) and that `overloaded(b)` does not
     flag (its engine's queue or KV cache); the least loaded one if all are over. `left` is
     (the key's first backend, why it was passed over) when the choice is another, else None."""
-    ranked = sorted(candidates, key=lambda b: _score(key, b.name, b.weight), reverse=True)
+    ranked = sorted(candidates, key=lambda b: score(key, b.name, b.weight), reverse=True)
     total = sum(b.load for b in candidates) + 1
     weight = sum(b.weight for b in candidates)
     why = None

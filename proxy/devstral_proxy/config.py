@@ -213,10 +213,18 @@ class ImagesConfig(_Section):
     allowed_domains: list[str] = []  # when set: only these hosts (and their subdomains), whatever the policy
 
 
+class Variant(_Section):
+    """One model of a weighted split: `model_mapping = { "gpt-4" = [{ model = "a", weight = 90 }, ...] }`."""
+
+    model: str
+    weight: float = 1.0
+    backends: list[str] = []  # pinned: only these backends serve this variant (else any that serves the model)
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     backends: dict[str, BackendConfig] | list[BackendConfig] = msgspec.field(default_factory=dict)
-    model_mapping: dict[str, str] = {}
+    model_mapping: dict[str, str | list[Variant]] = {}  # a list: a weighted split between models (split.py)
     images: ImagesConfig = msgspec.field(default_factory=ImagesConfig)
     authentication: AuthConfig = msgspec.field(default_factory=AuthConfig)
     request: RequestConfig = msgspec.field(default_factory=RequestConfig)
@@ -226,6 +234,14 @@ class Config(_Section):
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     messages: MessagesConfig = msgspec.field(default_factory=MessagesConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+
+    def model_map(self) -> dict[str, str]:
+        """Each client model to the backend's name for it; a split's to its heaviest variant
+        (what /v1/models lists it as, and counts tokens with)."""
+        return {k: v if isinstance(v, str) else max(v, key=lambda x: x.weight).model for k, v in self.model_mapping.items()}
+
+    def model_splits(self) -> dict[str, list[Variant]]:
+        return {k: v for k, v in self.model_mapping.items() if not isinstance(v, str)}
 
     def backend_list(self) -> list[BackendConfig]:
         """Backends in order, each with its name set."""
@@ -342,6 +358,7 @@ def _check(config: Config) -> None:
             if route not in NATIVE_ROUTES:
                 raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
     _check_responses(config)
+    _check_splits(config, names)
     q = config.queue
     if q.max_wait <= 0 or q.max_queued < 0 or not 0 < q.max_share <= 1:
         raise ConfigError("queue: max_wait must be positive, max_queued 0 or more, max_share in (0, 1]")
@@ -353,6 +370,19 @@ def _check(config: Config) -> None:
     for b in backends:
         if b.max_in_flight < 0:
             raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")
+
+
+def _check_splits(config: Config, backends: set[str]) -> None:
+    for client, variants in config.model_splits().items():
+        key = f"model_mapping.{client}"
+        if not variants:
+            raise ConfigError(f"{key}: a split needs at least one model")
+        for i, v in enumerate(variants):
+            if not v.model or v.weight <= 0:
+                raise ConfigError(f"{key}[{i}]: a model name and a positive weight are needed")
+            for name in v.backends:
+                if name not in backends:
+                    raise ConfigError(f"{key}[{i}].backends: no backend named {name!r}")
 
 
 def _check_responses(config: Config) -> None:

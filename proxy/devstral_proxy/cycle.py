@@ -77,7 +77,7 @@ class Cycle:
     write_chunk(), end_stream(); a handler that answers later attach()es itself first. A
     front protocol's request becomes a chat request with use_front() (path, query, body)."""
 
-    __slots__ = ("conn", "req", "record", "tx", "handler", "caller", "front", "path", "query", "body", "keep_alive", "fit", "failure")
+    __slots__ = ("conn", "req", "record", "tx", "handler", "caller", "front", "path", "query", "body", "keep_alive", "fit", "failure", "variant")
 
     def __init__(self, conn: Connection, req: Request, failure: Failure | None = None) -> None:
         self.conn = conn
@@ -93,6 +93,7 @@ class Cycle:
         self.keep_alive = req.keep_alive
         self.fit = 0  # after the backend refused max_tokens for the context length: the max_tokens sent (once)
         self.failure = failure  # refused before any handler (the parser, the connection's admission)
+        self.variant: Any = None  # split.Variant: the model of a weighted split this request goes to
 
     def _to(self, new: int) -> None:
         if not TX_NEXT[self.tx] >> new & 1:

@@ -19,6 +19,7 @@ from .errors import Failure
 from .parsed import RoutingHead, raw_list, role, routing_head
 from .relay import Exchange
 from .router import forward_headers
+from .split import Splits
 
 log = logging.getLogger("devstral_proxy")
 
@@ -102,7 +103,9 @@ class InferenceService:
         queue.send = self.dispatched
         router.queue = queue
         queue.router = router
-        self.model_map = dict(config.model_mapping)
+        self.model_map = config.model_map()
+        splits = config.model_splits()
+        self.splits = Splits(splits) if splits else None  # weighted model routing (split.py)
         self.image_policy = config.images.url_policy
         self.image_domains = tuple(d.lower().strip(".") for d in config.images.allowed_domains)
         self.affinity_bytes = config.routing.affinity_bytes
@@ -147,6 +150,8 @@ class InferenceService:
                 session = head.user.encode()
             else:
                 session = conversation_start(head, self.affinity_bytes)
+        if cycle.variant is not None:
+            return model, cycle.variant.model, session
         return model, self.model_map.get(model, model) if model else None, session
 
     def route(self, cycle, tried: tuple = ()) -> None:
@@ -157,7 +162,10 @@ class InferenceService:
                 return
         router = self.router
         queue = self.queue
-        if len(router.backends) == 1 and not tried and not queue.count and not queue.strict:
+        if self.splits is not None and not tried:
+            self.splits.assign(cycle)
+        variant = cycle.variant
+        if len(router.backends) == 1 and not tried and not queue.count and not queue.strict and variant is None:
             backend = router.pick(None)
             if backend is None:
                 if router.full(None):
@@ -170,7 +178,7 @@ class InferenceService:
             if not tried and (queue.count and queue.waiting_for(model) or queue.strict and queue.over_share(queue.holder(cycle.caller), model)):
                 self._wait(cycle, model)  # behind those already waiting for it, or over its share
                 return
-            backend = router.pick(model, client_model, session, tried)
+            backend = router.pick(model, client_model, session, tried + variant.excluded(router.backends) if variant is not None else tried)
             if backend is None:
                 if not tried and router.full(model):
                     self._wait(cycle, model)
@@ -209,7 +217,7 @@ class InferenceService:
         counting = self.rate_limits.counts_tokens
         notes = Rewrites() if self.debug else None  # the dialect reports what it changed
         try:
-            prepared = backend.prepare(cycle.path, cycle.body, self.model_map, counting, notes)
+            prepared = backend.prepare(cycle.path, cycle.body, self.model_map if cycle.variant is None else cycle.variant.map, counting, notes)
         except RequestError as exc:
             cycle.fail(Failure(400, exc.message, exc.code, exc.param))
             return

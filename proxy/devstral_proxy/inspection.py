@@ -55,7 +55,7 @@ def _target(args: argparse.Namespace) -> tuple[BackendConfig, dict[str, str]]:
         raise ConfigError(f"no backend named {args.backend!r} (configured: {', '.join(b.name for b in backends)})")
     if args.generation:
         chosen = msgspec.structs.replace(chosen, tokenizer_version=args.generation)
-    return chosen, dict(config.model_mapping)
+    return chosen, config.model_map()
 
 
 def _front(route: str, body: bytes, notes: Rewrites) -> tuple[bytes, object]:

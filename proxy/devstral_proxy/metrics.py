@@ -45,6 +45,7 @@ class Metrics:
         self._models: set[str] = set()
         self.queue_refused: dict[str, int] = {}  # reason -> requests refused or dropped by the queue
         self.queue_waits: dict[tuple, Histogram] = {}  # (model, priority) -> time waited before a backend took it
+        self.variants: dict[tuple[str, str], int] = {}  # (client model, variant) -> requests a split sent there
 
     def queue_wait(self, model: str | None, priority: int, seconds: float) -> None:
         key = (self.model_label(model), priority)
@@ -117,6 +118,10 @@ class Metrics:
             counts[1] += usage[1]
             counts[2] += usage[2]
 
+    def count_variant(self, model: str | None, variant: str) -> None:
+        key = (self.model_label(model), self.model_label(variant))
+        self.variants[key] = self.variants.get(key, 0) + 1
+
     def add_tokens(self, model: str, kind: str, n: int) -> None:
         counts = self.tokens.get(model) or self.tokens.setdefault(model, [0, 0, 0])
         counts[TOKEN_KINDS.index(kind)] += n
@@ -162,6 +167,12 @@ class Metrics:
             "# TYPE devstral_tokens_total counter",
         ]
         out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for m, k, n in self.token_counts()]
+        if self.variants:
+            out += [
+                "# HELP devstral_variant_requests_total Requests a weighted model split sent to each variant.",
+                "# TYPE devstral_variant_requests_total counter",
+            ]
+            out += [f"devstral_variant_requests_total{{{_labels((('model', m), ('variant', v)))}}} {n}" for (m, v), n in sorted(self.variants.items())]
         out += [
             "# HELP devstral_ratelimit_failed_open_total Requests let through unlimited because Redis did not answer.",
             "# TYPE devstral_ratelimit_failed_open_total counter",

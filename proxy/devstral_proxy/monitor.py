@@ -148,7 +148,9 @@ class BackendMonitor:
                 log.info("backend %s: model %s (%s): Mistral tokenizer generation %s", backend.name, served, origin, generation)
             else:
                 backend.unknown_logged.add(served)
-                log.warning("backend %s: model %s (%s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, origin)
+                log.warning(
+                    "backend %s: model %s (%s): Mistral tokenizer generation unknown; sending what every generation accepts", backend.name, served, origin
+                )
 
 
 MAX_MODELS = 4096  # models of a backend's list that are kept and listed, at most

@@ -30,5 +30,6 @@ class Record(msgspec.Struct, gc=False):
     body: bytes = b""  # the request body, kept only when the access log is configured to log it
     extra: bytes = b""  # header lines for the reply (rate-limit state, CORS)
     error: str = ""  # why a reply whose status was already sent ended badly (a broken stream)
+    variant: str = ""  # the model a weighted split chose (model_mapping's list form)
     rewrites: dict | None = None  # at DEBUG: the dialect's rewrites, kind -> count (no content)
     backend_body: bytes = b""  # what the backend was sent, kept only when logging.log_backend_bodies

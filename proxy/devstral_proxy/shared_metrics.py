@@ -22,6 +22,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     overhead: dict[str, tuple[list[int], float, int]]
     first_byte: tuple[list[int], float, int]
     tokens: list[tuple[str, str, int]]
+    variants: list[tuple[str, str, int]] = []
 
 
 _encode = msgspec.msgpack.encode
@@ -67,6 +68,7 @@ class MetricsShare:
             {route: _hist(h) for route, h in m.overhead.items()},
             _hist(m.first_byte),
             m.token_counts(),
+            [(*key, n) for key, n in m.variants.items()],
         )
         tmp = self.path.with_suffix(".tmp")
         try:
@@ -94,6 +96,8 @@ class MetricsShare:
             _add(total.first_byte, snap.first_byte)
             for model, kind, n in snap.tokens:
                 total.add_tokens(model, kind, n)
+            for model, variant, n in snap.variants:
+                total.variants[(model, variant)] = total.variants.get((model, variant), 0) + n
             if snap.pid == self.pid or alive(snap.pid):
                 total.in_flight += snap.in_flight
         return total

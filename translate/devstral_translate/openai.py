@@ -77,7 +77,8 @@ renamer = lru_cache(maxsize=1024)(RenameResponse)
 def prepare(path: str, body: bytes, model_map: dict[str, str], want_usage: bool = False, notes: Rewrites | None = None) -> Prepared:
     """Map the model; send the original bytes when nothing changed."""
     req = read_inference(path, body, model_map, want_usage)
-    note_inference(req, notes)
+    if notes is not None:
+        note_inference(req, notes)
     if not req.changed:
         return Prepared(body, req.stream, req.client_model, req.backend_model, None)
     renamed = req.client_model != req.backend_model

@@ -34,10 +34,8 @@ class Inference:
     usage_added: bool = False
 
 
-def note_inference(req: Inference, notes: Rewrites | None) -> None:
+def note_inference(req: Inference, notes: Rewrites) -> None:
     """The rewrites every dialect makes: the model's name, and usage asked of a stream."""
-    if notes is None:
-        return
     if req.client_model != req.backend_model:
         notes.note("model mapped", f"{req.client_model} -> {req.backend_model}")
     if req.usage_added:

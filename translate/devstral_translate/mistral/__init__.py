@@ -33,7 +33,8 @@ class MistralDialect:
         if path != "/v1/chat/completions":
             return openai.prepare(path, body, model_map, want_usage, notes)
         req = read_inference(path, body, model_map, want_usage)
-        note_inference(req, notes)
+        if notes is not None:
+            note_inference(req, notes)
         top = req.top
         generation = self.opts.generation or self.known.get(req.backend_model) or guess_generation(req.backend_model)
         names = NameMap()
