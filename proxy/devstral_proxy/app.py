@@ -15,6 +15,7 @@ from devstral_translate.dialect import ROUTES
 from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
+from .cache import ResponseCache, make_cache, replaced
 from .clock import SYSTEM, Clock
 from .config import Config
 from .fronts import FrontRoutes
@@ -56,6 +57,7 @@ class Proxy:
         self._pruned = 0.0
         self.store: MemoryStore | RedisStore | None = None  # stored Responses (store.py), made at start
         self.queue: FairQueue | None = None  # requests waiting for a backend under max_in_flight
+        self.cache: ResponseCache | None = None  # the response cache, when [cache] is on
         self.config = config
 
     def _wire(self, config: Config) -> None:
@@ -74,6 +76,7 @@ class Proxy:
         else:  # a reload: those waiting stay in line
             self.queue.configure(config.queue)
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error, self.queue)
+        inference.cache = self.cache
         auth = bool(config.authentication.active_keys())
         local = LocalEndpoints(
             self.router,
@@ -88,6 +91,7 @@ class Proxy:
             self.queue,
             self.clock,
         )
+        local.cache = self.cache
         routes = RouteTable()
         for path in ROUTES:
             routes.add((b"POST",), path, inference.entry)
@@ -128,6 +132,7 @@ class Proxy:
         self.router = Router([Backend(b, self.config) for b in self.config.backend_list()], self.config.routing, self.clock)
         self.rate_limits = RateLimits(self.config.rate_limit, self.clock)
         self.store = make_store(self.config.responses)
+        self.cache = make_cache(self.config, self.metrics, self.log_error, self.clock)
         s = self.config.server
         self.tls = server_context(s)
         self._wire(self.config)
@@ -149,7 +154,7 @@ class Proxy:
             self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
         else:
             self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
-        self._tick = min(0.5, self._shortest_timeout() / 3)
+        self._tick = self.config.sweep_tick()
         self._sweeper = loop.call_later(self._tick, self._sweep)
         host, port = self.server.sockets[0].getsockname()[:2]
         return host, port
@@ -172,18 +177,15 @@ class Proxy:
             old_store, self.store = self.store, make_store(config.responses)
             if old_store is not None:
                 await old_store.close()
+        if config.cache != old.cache:  # a new cache: what the old one kept is let go
+            self.cache = await replaced(self.cache, make_cache(config, self.metrics, self.log_error, self.clock))
         self.monitor.stop()
         self._wire(config)
         self.monitor.start()
         if previous is not None:
             await previous.close()
-        self._tick = min(0.5, self._shortest_timeout() / 3)
+        self._tick = self.config.sweep_tick()
         log.info("configuration reloaded")
-
-    def _shortest_timeout(self) -> float:
-        s = self.config.server
-        assert self.router is not None
-        return min(s.header_timeout, s.body_timeout, s.keepalive_timeout, s.request_timeout, *(b.timeout for b in self.router.backends))
 
     def _sweep(self) -> None:
         """Every tick: expire what is past its deadline (reads, idle keep-alive, backends)."""
@@ -230,5 +232,7 @@ class Proxy:
             await self.rate_limits.close()
         if self.store is not None:
             await self.store.close()
+        if self.cache is not None:
+            await self.cache.close()
         if self.access is not None:
             self.access.flush()

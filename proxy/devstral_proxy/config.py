@@ -172,6 +172,21 @@ class ResponsesConfig(_Section):
     hosted_tools: Literal["drop", "refuse"] = "drop"
 
 
+class CacheConfig(_Section):
+    """The response cache (cache.py): off by default."""
+
+    store: Literal["off", "memory", "redis"] = "off"
+    ttl: float = 300.0  # seconds an entry is answered
+    max_bytes: int = 64 << 20  # memory: least recently used entries go beyond this many bytes
+    max_entry_bytes: int = 1 << 20  # a completion larger than this is not kept
+    shared: bool = False  # false: an entry is answered only to the caller (key, or address) that made it
+    keep_truncated: bool = False  # keep replies cut by max_tokens (finish_reason "length") too
+    max_waiting: int = 64  # identical requests that wait for one in flight (single flight); beyond, they go on
+    redis_url: str | None = None  # store = "redis": defaults to rate_limit.redis_url
+    redis_prefix: str = "devstral-proxy:cache"
+    redis_timeout: float = 0.5
+
+
 class MessagesConfig(_Section):
     """/v1/messages: Anthropic's server tools (web_search, web_fetch, code_execution, ...)."""
 
@@ -234,6 +249,7 @@ class Config(_Section):
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     messages: MessagesConfig = msgspec.field(default_factory=MessagesConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
 
     def model_map(self) -> dict[str, str]:
         """Each client model to the backend's name for it; a split's to its heaviest variant
@@ -255,6 +271,12 @@ class Config(_Section):
 
     def backend_timeout(self, backend: BackendConfig) -> float:
         return backend.timeout or self.request.default_timeout or 300.0
+
+    def sweep_tick(self) -> float:
+        """How often deadlines are checked: a third of the shortest timeout, at most 0.5 s."""
+        s = self.server
+        shortest = min(s.header_timeout, s.body_timeout, s.keepalive_timeout, s.request_timeout, *(self.backend_timeout(b) for b in self.backend_list()))
+        return min(0.5, shortest / 3)
 
 
 def _read_file(path: Path) -> dict:
@@ -359,6 +381,7 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
     _check_responses(config)
     _check_splits(config, names)
+    _check_cache(config)
     q = config.queue
     if q.max_wait <= 0 or q.max_queued < 0 or not 0 < q.max_share <= 1:
         raise ConfigError("queue: max_wait must be positive, max_queued 0 or more, max_share in (0, 1]")
@@ -370,6 +393,23 @@ def _check(config: Config) -> None:
     for b in backends:
         if b.max_in_flight < 0:
             raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")
+
+
+def _check_cache(config: Config) -> None:
+    c = config.cache
+    for attr in ("ttl", "max_bytes", "max_entry_bytes", "redis_timeout"):
+        if getattr(c, attr) <= 0:
+            raise ConfigError(f"cache.{attr}: must be positive, got {getattr(c, attr)}")
+    if c.max_waiting < 0:
+        raise ConfigError(f"cache.max_waiting: 0 or more, got {c.max_waiting}")
+    if c.store == "redis":
+        if not (c.redis_url or config.rate_limit.redis_url):
+            raise ConfigError("cache.store = 'redis' needs cache.redis_url (or rate_limit.redis_url)")
+        c.redis_url = c.redis_url or config.rate_limit.redis_url
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise ConfigError("cache.store = 'redis': needs the redis client: pip install 'devstral-proxy[redis]'") from None
 
 
 def _check_splits(config: Config, backends: set[str]) -> None:

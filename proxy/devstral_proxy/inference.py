@@ -6,6 +6,7 @@ Other /v1/* paths are relayed to a backend unchanged (`relay`).
 """
 
 import logging
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from devstral_translate.errors import RequestError
 from devstral_translate.openai import map_model
 from devstral_translate.rewrites import Rewrites
 
+from .cache import ResponseCache
 from .errors import Failure
 from .parsed import RoutingHead, raw_list, role, routing_head
 from .relay import Exchange
@@ -96,6 +98,15 @@ class _Resend:
         return True
 
 
+def image_refusal(body: bytes, policy: str, domains: tuple) -> Failure | None:
+    """Why an image URL of the request may not reach the backend (images.url_policy)."""
+    for url in images.image_urls(body):
+        why = images.refused(url, policy, domains)
+        if why is not None:
+            return Failure(400, f"Image URL refused ({why}; images.url_policy = '{policy}'): {url[:200]}", "image_url_refused", "messages")
+    return None
+
+
 class InferenceService:
     def __init__(self, config, router, rate_limits, log_error, queue) -> None:
         self.router = router
@@ -113,6 +124,7 @@ class InferenceService:
         self.log_error = log_error
         self.debug = log.isEnabledFor(logging.DEBUG)  # a line per routing decision, and the rewrites, at DEBUG
         self.backend_bodies = config.logging.log_backend_bodies
+        self.cache: ResponseCache | None = None  # the response cache, when [cache] is on (set by the app)
 
     @property
     def entry(self) -> Any:
@@ -127,14 +139,6 @@ class InferenceService:
     def handle(self, cycle) -> None:
         """An inference route: under the rate limits, then routed."""
         self.rate_limits.check(cycle, self.route, self.log_error)
-
-    def _image_refused(self, cycle) -> Failure | None:
-        """Why an image URL of the request may not reach the backend (images.url_policy)."""
-        for url in images.image_urls(cycle.body):
-            why = images.refused(url, self.image_policy, self.image_domains)
-            if why is not None:
-                return Failure(400, f"Image URL refused ({why}; images.url_policy = '{self.image_policy}'): {url[:200]}", "image_url_refused", "messages")
-        return None
 
     def routing_keys(self, cycle) -> tuple[str | None, str | None, bytes | None]:
         """(client model, backend model, session) of a request, read before any dialect
@@ -156,7 +160,7 @@ class InferenceService:
 
     def route(self, cycle, tried: tuple = ()) -> None:
         if cycle.body.find(b'"image_url"') != -1 and not tried:  # (find: a byte search; no image, no decoding)
-            refused = self._image_refused(cycle)
+            refused = image_refusal(cycle.body, self.image_policy, self.image_domains)
             if refused is not None:
                 cycle.fail(refused)
                 return
@@ -209,15 +213,14 @@ class InferenceService:
 
     def send(self, cycle, backend, tried: tuple) -> None:
         """Prepare the request in the backend's dialect and relay it."""
-        router = self.router
         front = cycle.front
         if front is not None and front.path in backend.native:
             self._native(cycle, front, backend)
             return
-        counting = self.rate_limits.counts_tokens
+        usage = self.rate_limits.counts_tokens or self.cache is not None  # a stream's usage asked for (hidden if the client did not)
         notes = Rewrites() if self.debug else None  # the dialect reports what it changed
         try:
-            prepared = backend.prepare(cycle.path, cycle.body, self.model_map if cycle.variant is None else cycle.variant.map, counting, notes)
+            prepared = backend.prepare(cycle.path, cycle.body, self.model_map if cycle.variant is None else cycle.variant.map, usage, notes)
         except RequestError as exc:
             cycle.fail(Failure(400, exc.message, exc.code, exc.param))
             return
@@ -233,13 +236,23 @@ class InferenceService:
             record.rewrites = notes.counts()
         if self.backend_bodies:
             record.backend_body = prepared.body
+        if self.cache is not None and (plan := self.cache.plan(cycle, prepared)) is not None:  # answered from it, or kept by it
+            self.cache.serve(cycle, prepared, plan, partial(self._relay, cycle, backend, prepared, tried, plan.key))
+            return
+        self._relay(cycle, backend, prepared, tried)
+
+    def _relay(self, cycle, backend, prepared, tried: tuple, key: str = "", tap=None) -> None:
+        """The request to `backend` (`tap`: the cache keeps its reply, under `key`)."""
+        router, record, counting = self.router, cycle.record, self.rate_limits.counts_tokens
         head = backend.request_head(b"POST", target(cycle), upstream_headers(cycle), len(prepared.body))
-        exchange = Exchange(cycle, router, backend, head, prepared.body, prepared.response)
+        exchange = Exchange(cycle, router, backend, head, prepared.body, prepared.response if tap is None else tap)
+        if tap is not None:
+            exchange.ended = partial(self.cache.ended, key)  # type: ignore[union-attr]  # a tap comes from the cache
         if backend.max_in_flight:  # a slot of a capped backend: counted against the client's share
             exchange.client = self.queue.take(cycle.caller)
+        exchange.hide_usage = prepared.usage_added
         if counting:
             exchange.on_tokens = self.rate_limits.token_counter(cycle.caller.id)
-            exchange.hide_usage = prepared.usage_added
         if len(router.backends) > 1:
             exchange.failover = _Failover(self, cycle, tried)
         if prepared.retry is not None or backend.cfg.fit_max_tokens:

@@ -2,6 +2,8 @@
 model_mapping), the health of the backends, and the Prometheus metrics.
 """
 
+from typing import Any
+
 import msgspec
 
 from .clock import Clock
@@ -31,6 +33,7 @@ class LocalEndpoints:
         self.model_map = model_map
         self.started = started
         self.log_error = log_error
+        self.cache: Any = None  # the response cache (cache.ResponseCache), when on: its gauges in /metrics
         self._rendered: tuple[list, bytes] = ([], b"")  # the listings of the last list answered, and its body
 
     def models(self, cycle) -> None:
@@ -96,7 +99,10 @@ class LocalEndpoints:
     def metrics_text(self, cycle) -> None:
         metrics = self.share.combined() if self.share is not None else self.metrics
         text = metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0)
-        cycle.respond(200, _PROMETHEUS, text + self.metrics.render_load(self.router, self.queue))
+        text += self.metrics.render_load(self.router, self.queue)
+        if self.cache is not None:
+            text += ("\n".join(self.cache.render()) + "\n").encode()
+        cycle.respond(200, _PROMETHEUS, text)
 
     async def _models(self, cycle) -> None:
         """Every reachable backend's models, once each, plus the aliases."""

@@ -46,6 +46,7 @@ class Metrics:
         self.queue_refused: dict[str, int] = {}  # reason -> requests refused or dropped by the queue
         self.queue_waits: dict[tuple, Histogram] = {}  # (model, priority) -> time waited before a backend took it
         self.variants: dict[tuple[str, str], int] = {}  # (client model, variant) -> requests a split sent there
+        self.cache_events: dict[tuple[str, str, str], int] = {}  # (route, model, hit | miss) -> requests
 
     def queue_wait(self, model: str | None, priority: int, seconds: float) -> None:
         key = (self.model_label(model), priority)
@@ -167,6 +168,15 @@ class Metrics:
             "# TYPE devstral_tokens_total counter",
         ]
         out += [f"devstral_tokens_total{{{_labels((('model', m), ('kind', k)))}}} {n}" for m, k, n in self.token_counts()]
+        if self.cache_events:
+            out += [
+                "# HELP devstral_cache_requests_total Cacheable requests, answered from the cache (hit) or not (miss).",
+                "# TYPE devstral_cache_requests_total counter",
+            ]
+            out += [
+                f"devstral_cache_requests_total{{{_labels((('route', r), ('model', m), ('result', e)))}}} {n}"
+                for (r, m, e), n in sorted(self.cache_events.items())
+            ]
         if self.variants:
             out += [
                 "# HELP devstral_variant_requests_total Requests a weighted model split sent to each variant.",

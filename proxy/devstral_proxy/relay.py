@@ -95,17 +95,14 @@ class Exchange:
 
     __slots__ = tuple(
         "reply backend head body translator raw loop up status state answer retried last task deadline"
-        " on_tokens hide_usage record head_only feedback failover resend client".split()
+        " on_tokens hide_usage record head_only feedback failover resend client ended".split()
     )
     abandonable = True  # the client's connection closing (EOF) means it left: cancel
 
     def __init__(self, reply: Cycle, feedback: Feedback, backend, head: bytes, body: bytes, translator=None, *, head_only=False, raw=False) -> None:
-        self.reply = reply  # the request's cycle: where the answer is written
-        self.record = reply.record  # where timings and usage are noted
-        self.feedback = feedback
-        self.backend = backend
-        self.head = head
-        self.body = body
+        self.reply, self.record = reply, reply.record  # the request's cycle (where the answer is written), its record (timings, usage)
+        self.feedback, self.backend = feedback, backend
+        self.head, self.body = head, body  # the request as the backend gets it
         self.translator: ResponseTranslator | None = translator
         self.head_only = head_only  # a HEAD request: no body follows the reply's head
         self.raw = raw  # relay any successful reply as it comes (pass-through routes)
@@ -121,6 +118,7 @@ class Exchange:
         self.failover: Callable[[Any], None] | None = None  # called with this backend when it cannot be reached: try another
         self.resend: Callable[[int, bytes], bool] | None = None  # called with a refusal (status, body): True when it sent the request again
         self.client: str | None = None  # on a capped backend: whose slot this is (the queue's share per client)
+        self.ended: Callable[[], Any] | None = None  # called soon after the exchange ends, however it ends
 
     def start(self) -> None:
         self.reply.attach(self)
@@ -280,6 +278,8 @@ class Exchange:
                 refused("Ex", Ex.NAMES, self.state, _DONE)
             self.state = _DONE
             self.answer = None  # it points back here: no cycle outlives the exchange
+            if self.ended is not None:
+                self.loop.call_soon(self.ended)
             backend = self.backend
             backend.outstanding -= 1
             if backend.max_in_flight:  # room for a queued request (after this callback returns)

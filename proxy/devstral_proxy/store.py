@@ -25,6 +25,7 @@ class MemoryStore:
         self.clock = clock
         self.items: OrderedDict[str, tuple[float, bytes, bytes]] = OrderedDict()  # id -> (expires, owner, value)
         self.size = 0
+        self.evicted = 0  # entries let go before their time, to stay within max_items / max_bytes
 
     def _expire(self, now: float) -> None:
         items = self.items
@@ -32,6 +33,8 @@ class MemoryStore:
             rid, (expires, _, value) = next(iter(items.items()))
             if expires > now and len(items) <= self.max_items and self.size <= self.max_bytes:
                 return
+            if expires > now:
+                self.evicted += 1
             del items[rid]
             self.size -= len(value)
 
