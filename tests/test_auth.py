@@ -28,6 +28,16 @@ def test_valid_keys_pass_and_are_not_forwarded(guarded, sim):
         openai.OpenAI(base_url=guarded.url + "/v1", api_key="nope", max_retries=0).models.list()
 
 
+def test_a_key_sent_as_x_api_key_is_not_forwarded_but_trace_context_is(guarded, sim):
+    """Anthropic's clients send the key as x-api-key: a credential of the proxy's, never the
+    backend's. W3C trace context goes on, so a vLLM that traces continues the client's trace."""
+    trace = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=x"}
+    assert http("POST", guarded.url + "/v1/chat/completions", CHAT, headers={"x-api-key": "sk-one-key-abc", **trace}).status == 200
+    sent = {k.lower(): v for k, v in sim.record.headers[-1].items()}
+    assert "x-api-key" not in sent and "authorization" not in sent
+    assert sent["traceparent"] == trace["traceparent"] and sent["tracestate"] == "vendor=x"
+
+
 def test_health_needs_no_key(guarded):
     assert http("GET", guarded.url + "/health").status == 200
 

@@ -50,7 +50,7 @@ log = logging.getLogger("devstral_proxy")
 # Client headers never forwarded: hop-by-hop, the client's own credentials (the backend gets
 # its configured key instead), and compression (the proxy must read what it rewrites).
 # The request id and forwarding headers are the proxy's own (see inference.upstream_headers).
-_SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"accept-encoding", b"x-request-id", b"x-forwarded-for", b"forwarded"}
+_SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"x-api-key", b"accept-encoding", b"x-request-id", b"x-forwarded-for", b"forwarded"}
 
 
 class Backend:
