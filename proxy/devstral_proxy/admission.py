@@ -9,9 +9,11 @@ import hmac
 import ipaddress
 import os
 
+import msgspec
+
 from .caller import Caller, key_id
 from .errors import Failure
-from .parsed import Request
+from .parsed import Request, routing_head
 from .target import canonical_path
 
 _OPEN = frozenset(("/health", "/health/live", "/health/ready"))  # answered without a key
@@ -20,6 +22,29 @@ _CORS_EXPOSE = b"x-request-id, retry-after, x-ratelimit-limit-requests, x-rateli
 
 def _no_key() -> Failure:  # a new one each time: a Failure raised again keeps its old traceback
     return Failure(401, "Invalid or missing API key.", "invalid_api_key")
+
+
+def _token(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The credential a request carries: the Bearer token of Authorization, else x-api-key."""
+    value = other = b""
+    for name, v in headers:
+        if name == b"authorization" and not value:
+            value = v
+        elif name == b"x-api-key" and not other:
+            other = v
+    token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
+    return token or other.strip()
+
+
+def _model_refused(body: bytes, allowed: frozenset) -> Failure | None:
+    """A 403 when the request names a model its token does not allow."""
+    try:
+        model = routing_head.decode(body).model
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None  # no model to check: the route answers what it is
+    if isinstance(model, str) and model not in allowed:
+        return Failure(403, f"Your token does not allow the model '{model[:256]}'.", "model_not_allowed", "model")
+    return None
 
 
 def _not_allowed() -> Failure:
@@ -39,7 +64,7 @@ def _within(address: str, networks: list) -> bool:
 
 
 class Admission:
-    def __init__(self, config, connections: set, handshaking, metrics, dispatch) -> None:
+    def __init__(self, config, connections: set, handshaking, metrics, dispatch, jwt=None) -> None:
         self.connections = connections
         self.handshaking = handshaking  # TLS handshakes under way: they hold a socket as well
         self.max_connections = config.server.max_connections
@@ -49,6 +74,8 @@ class Admission:
         self.cors = {o.encode() for o in origins} if origins else None
         self.cors_any = "*" in origins
         self.keys = [k.encode() for k in config.authentication.active_keys()]
+        self.jwt = jwt  # tokens.JwtAuth: an identity provider's tokens, beside the keys
+        self.auth = bool(self.keys) or jwt is not None
         self.key_ids = {k: key_id(k) for k in self.keys}
         self.metrics = metrics
         self.dispatch = dispatch  # (cycle) -> None: the route table
@@ -90,7 +117,8 @@ class Admission:
             return None  # a preflight carries no key (answered by handle(), or refused there)
         if path.startswith(b"/") and canonical_path(path) in _OPEN:
             return None
-        return None if self.api_key(headers)[0] is not None else _no_key()
+        found = self.credential(headers)
+        return found if isinstance(found, Failure) else None if found[0] is not None else _no_key()
 
     def _cors(self, cycle) -> bool:
         """CORS headers for an allowed origin; True when this was a preflight, answered."""
@@ -136,9 +164,16 @@ class Admission:
             record.client = address
         else:  # the peer is the client, and the X-Forwarded-For sent on names it (no call)
             address, forwarded_for = req.client, b""
-        if self.keys:
-            key, kid = self.api_key(req.headers)
+        if self.auth:
+            found = self.credential(req.headers)
+            if isinstance(found, Failure):  # a token that did not pass (on an open route: no detail)
+                found = (None, "", None) if req.path in _OPEN else found
+            if isinstance(found, Failure):
+                cycle.fail(found)
+                return
+            key, kid, models = found
             caller = Caller(address, key, kid, forwarded_for)
+            caller.models = models
         else:
             known = self._callers.get(address)
             if known is None or (forwarded_for and known.forwarded_for != forwarded_for):
@@ -148,8 +183,11 @@ class Admission:
         record.caller = caller.id
         if self.cors is not None and self._cors(cycle):
             return
-        if self.keys and key is None and req.path not in _OPEN:  # open routes: a key only adds detail
+        if self.auth and key is None and req.path not in _OPEN:  # open routes: a key only adds detail
             cycle.fail(_no_key())
+            return
+        if caller.models is not None and req.method == b"POST" and (refused := _model_refused(req.body, caller.models)) is not None:
+            cycle.fail(refused)
             return
         self.dispatch(cycle)
 
@@ -160,18 +198,25 @@ class Admission:
         caller = self._callers[address] = Caller(address, None, "", forwarded_for)
         return caller
 
+    def credential(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str, frozenset | None] | Failure:
+        """(key, identity, models allowed) of the request's valid credential: a configured key,
+        or a token of the identity provider; (None, "", None) without one; the Failure of a
+        token that did not pass (expired, wrong audience, ...)."""
+        key, kid = self.api_key(headers)
+        if key is not None or self.jwt is None:
+            return key, kid, None
+        token = _token(headers)
+        if token.count(b".") != 2:
+            return None, "", None
+        verified = self.jwt.verify(token)
+        if isinstance(verified, Failure):
+            return verified
+        return b"token", verified.id, verified.models
+
     def api_key(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str]:
         """The request's valid API key and its identity, or (None, ""). One rule on every
         route: the Bearer token of Authorization, else x-api-key (Anthropic's clients)."""
-        value = other = b""
-        for name, v in headers:
-            if name == b"authorization" and not value:
-                value = v
-            elif name == b"x-api-key" and not other:
-                other = v
-        token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
-        if not token:
-            token = other.strip()
+        token = _token(headers)
         found = None
         for key in self.keys:  # every key is compared, in constant time each
             if hmac.compare_digest(token, key):

@@ -10,8 +10,6 @@ import logging
 import ssl
 import weakref
 
-from devstral_translate.dialect import ROUTES
-
 from .accesslog import AccessLog
 from .accounting import Accounting
 from .admission import Admission
@@ -25,11 +23,12 @@ from .metrics import Metrics
 from .monitor import BackendMonitor
 from .ratelimit import RateLimits
 from .router import Backend, Router
-from .routes import RouteTable
+from .routes import proxy_routes
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
 from .store import MemoryStore, RedisStore, make_store
 from .tls import renew, server_context
+from .tokens import JwtAuth, make_jwt
 from .waitqueue import FairQueue
 
 log = logging.getLogger("devstral_proxy")
@@ -58,6 +57,7 @@ class Proxy:
         self.store: MemoryStore | RedisStore | None = None  # stored Responses (store.py), made at start
         self.queue: FairQueue | None = None  # requests waiting for a backend under max_in_flight
         self.cache: ResponseCache | None = None  # the response cache, when [cache] is on
+        self.jwt: JwtAuth | None = None  # [authentication.jwt]: the identity provider's tokens
         self.config = config
 
     def _wire(self, config: Config) -> None:
@@ -77,7 +77,7 @@ class Proxy:
             self.queue.configure(config.queue)
         inference = InferenceService(config, self.router, self.rate_limits, self.log_error, self.queue)
         inference.cache = self.cache
-        auth = bool(config.authentication.active_keys())
+        auth = bool(config.authentication.active_keys()) or self.jwt is not None
         local = LocalEndpoints(
             self.router,
             self.monitor,
@@ -92,30 +92,10 @@ class Proxy:
             self.clock,
         )
         local.cache = self.cache
-        routes = RouteTable()
-        for path in ROUTES:
-            routes.add((b"POST",), path, inference.entry)
-            routes.add((b"POST",), path.removeprefix("/v1"), inference.unprefixed)  # base URL without /v1
-        routes.add(_GET, "/v1/models", local.models)
-        routes.add(_GET, "/models", local.models)
-        routes.add_prefix("/v1/models/", local.model)
-        routes.add_prefix("/models/", local.model)
-        routes.add(_GET, "/", local.root)
-        routes.add(_GET, "/health", local.health)
-        routes.add(_GET, "/health/live", local.live)
-        routes.add(_GET, "/health/ready", local.ready)
-        routes.add((b"GET",), "/metrics", local.metrics_text)
-        fronts = FrontRoutes(inference, self.store, self.log_error, config)
-        for path in ("/v1/responses", "/responses"):
-            routes.add((b"POST",), path, fronts.responses)
-            routes.add_prefix(path + "/", fronts.stored)
-        routes.add((b"POST",), "/v1/messages", fronts.messages)
-        routes.add((b"POST",), "/v1/messages/count_tokens", fronts.count_tokens)
-        for path in config.server.relay_paths:
-            routes.add_any(path, inference.relay_entry)
-        admission = Admission(config, self.connections, self.handshaking, self.metrics, routes.dispatch)
+        routes = proxy_routes(inference, local, FrontRoutes(inference, self.store, self.log_error, config), config.server.relay_paths)
+        admission = Admission(config, self.connections, self.handshaking, self.metrics, routes.dispatch, self.jwt)
         admission.keep_bodies = bodies and self.access is not None
-        if admission.keys:  # a request without a valid key is refused before its body is read
+        if admission.auth:  # a request without a valid key is refused before its body is read
             self.limits.screen = admission.screen
         accounting = Accounting(self.metrics, self.access, set(routes.paths))
         # what the connections call (server.Application)
@@ -133,6 +113,7 @@ class Proxy:
         self.rate_limits = RateLimits(self.config.rate_limit, self.clock)
         self.store = make_store(self.config.responses)
         self.cache = make_cache(self.config, self.metrics, self.log_error, self.clock)
+        self.jwt = await make_jwt(self.config.authentication.jwt, self.clock)
         s = self.config.server
         self.tls = server_context(s)
         self._wire(self.config)
@@ -177,6 +158,7 @@ class Proxy:
             old_store, self.store = self.store, make_store(config.responses)
             if old_store is not None:
                 await old_store.close()
+        self.jwt = await make_jwt(config.authentication.jwt, self.clock, self.jwt)
         if config.cache != old.cache:  # a new cache: what the old one kept is let go
             self.cache = await replaced(self.cache, make_cache(config, self.metrics, self.log_error, self.clock))
         self.monitor.stop()
@@ -234,5 +216,6 @@ class Proxy:
             await self.store.close()
         if self.cache is not None:
             await self.cache.close()
+        await make_jwt(None, self.clock, self.jwt)  # its refresh stops
         if self.access is not None:
             self.access.flush()

@@ -121,11 +121,30 @@ class RoutingConfig(_Section):
     max_kv_usage: float = 0.95  # affinity: ... or whose KV cache is fuller than this
 
 
+class JwtConfig(_Section):
+    """Bearer tokens from an identity provider (tokens.py), beside or instead of static keys."""
+
+    issuer: str  # the `iss` every token must carry
+    audiences: list[str] = []  # one of them in `aud` (empty: `aud` not checked)
+    jwks_url: str | None = None  # the provider's keys (fetched at start, on an unknown kid, and every jwks_refresh)
+    jwks_file: str | None = None  # ... or from a file
+    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])  # asymmetric only: none and HMAC never
+    leeway: float = 30.0  # seconds of clock skew allowed on exp / nbf / iat
+    required_claims: list[str] = msgspec.field(default_factory=lambda: ["exp", "iss", "sub"])
+    identity_claim: str = "sub"  # the caller is the issuer + this claim
+    models_claim: str | None = None  # a claim listing the client models the caller may use (403 otherwise)
+    jwks_refresh: float = 3600.0  # seconds between scheduled fetches of jwks_url
+    jwks_min_interval: float = 30.0  # an unknown kid fetches the keys again at most this often
+    jwks_timeout: float = 5.0
+    jwks_max_bytes: int = 1 << 20
+
+
 class AuthConfig(_Section):
     enabled: bool | None = None  # None: on when any key is configured
     valid_api_keys: list[str] = []  # the seed config's name
     api_keys: list[str] = []
     api_keys_file: str | None = None  # one key a line; blank lines and # comments ignored
+    jwt: JwtConfig | None = None  # [authentication.jwt]: tokens of an identity provider
 
     def keys(self) -> list[str]:
         """Every configured key (ConfigError if the file cannot be read)."""
@@ -356,7 +375,7 @@ def _check(config: Config) -> None:
         except ImportError:
             raise ConfigError("rate_limit.redis_url: needs the redis client: pip install 'devstral-proxy[redis]'") from None
     keys = config.authentication.keys()  # reads api_keys_file: an unreadable one stops startup
-    if config.authentication.enabled and not keys:
+    if config.authentication.enabled and not keys and config.authentication.jwt is None:
         raise ConfigError("authentication.valid_api_keys: authentication is enabled but no key is configured")
     for name in ("allow_ips", "trusted_proxies"):
         for i, cidr in enumerate(getattr(s, name)):
@@ -381,6 +400,7 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"backends.{b.name}.native_routes[{i}]: one of {', '.join(NATIVE_ROUTES)}, got {route!r}")
     _check_responses(config)
     _check_splits(config, names)
+    _check_jwt(config)
     _check_cache(config)
     q = config.queue
     if q.max_wait <= 0 or q.max_queued < 0 or not 0 < q.max_share <= 1:
@@ -393,6 +413,26 @@ def _check(config: Config) -> None:
     for b in backends:
         if b.max_in_flight < 0:
             raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")
+
+
+def _check_jwt(config: Config) -> None:
+    j = config.authentication.jwt
+    if j is None:
+        return
+    if bool(j.jwks_url) == bool(j.jwks_file):
+        raise ConfigError("authentication.jwt: one of jwks_url or jwks_file is needed")
+    if j.jwks_file and not Path(j.jwks_file).is_file():
+        raise ConfigError(f"authentication.jwt.jwks_file: no such file: {j.jwks_file}")
+    bad = [a for a in j.algorithms if a not in ASYMMETRIC]
+    if bad or not j.algorithms:
+        raise ConfigError(f"authentication.jwt.algorithms: asymmetric ones only ({', '.join(ASYMMETRIC)}), got {bad or 'none'}")
+    try:
+        import jwt  # noqa: F401  (PyJWT, with cryptography)
+    except ImportError:
+        raise ConfigError("authentication.jwt: needs PyJWT: pip install 'devstral-proxy[jwt]'") from None
+
+
+ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
 def _check_cache(config: Config) -> None:

@@ -4,7 +4,11 @@ what matches nothing (404) or matches a path with another method (405 with Allow
 A handler is called with the request's cycle (cycle.Cycle).
 """
 
+from devstral_translate.dialect import ROUTES
+
 from .errors import Failure
+
+_GET = (b"GET", b"HEAD")
 
 
 class RouteTable:
@@ -51,3 +55,29 @@ class RouteTable:
             cycle.fail(Failure(404, why, "not_found"))
             return
         cycle.fail(Failure(404, f"Unknown route: {req.method.decode()} {path}.", "not_found"))
+
+
+def proxy_routes(inference, local, fronts, relay_paths: list[str]) -> RouteTable:
+    """Every route the proxy answers: the inference routes (with and without /v1), the proxy's
+    own (models, health, metrics), the front protocols, and the relayed backend paths."""
+    routes = RouteTable()
+    for path in ROUTES:
+        routes.add((b"POST",), path, inference.entry)
+        routes.add((b"POST",), path.removeprefix("/v1"), inference.unprefixed)  # base URL without /v1
+    routes.add(_GET, "/v1/models", local.models)
+    routes.add(_GET, "/models", local.models)
+    routes.add_prefix("/v1/models/", local.model)
+    routes.add_prefix("/models/", local.model)
+    routes.add(_GET, "/", local.root)
+    routes.add(_GET, "/health", local.health)
+    routes.add(_GET, "/health/live", local.live)
+    routes.add(_GET, "/health/ready", local.ready)
+    routes.add((b"GET",), "/metrics", local.metrics_text)
+    for path in ("/v1/responses", "/responses"):
+        routes.add((b"POST",), path, fronts.responses)
+        routes.add_prefix(path + "/", fronts.stored)
+    routes.add((b"POST",), "/v1/messages", fronts.messages)
+    routes.add((b"POST",), "/v1/messages/count_tokens", fronts.count_tokens)
+    for path in relay_paths:
+        routes.add_any(path, inference.relay_entry)
+    return routes

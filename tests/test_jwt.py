@@ -1,0 +1,204 @@
+"""[authentication.jwt]: tokens of an identity provider, verified against its keys (JWKS) served
+by a test server, with keys made in the test: RS256, ES256 and EdDSA pass; expired, not yet
+valid, wrong issuer or audience, `alg: none`, HS256 signed with the public key and a tampered
+payload are 401 with WWW-Authenticate; an unknown kid fetches the keys again (a rotation), the
+last keys stay while the provider is down; a models claim limits the models."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from tests.support import eventually, http
+
+ISSUER = "https://id.example.test/realms/dev"
+CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class Keys:
+    """Signing keys made here, and the JWKS a provider would publish for them."""
+
+    def __init__(self) -> None:
+        self.private = {
+            "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ec": ec.generate_private_key(ec.SECP256R1()),
+            "ed": ed25519.Ed25519PrivateKey.generate(),
+            "rotated": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        }
+        self.published = ["rsa", "ec", "ed"]
+
+    def jwks(self) -> dict:
+        out = []
+        for kid in self.published:
+            public = self.private[kid].public_key()
+            algo = jwt.algorithms.OKPAlgorithm if kid == "ed" else jwt.algorithms.ECAlgorithm if kid == "ec" else jwt.algorithms.RSAAlgorithm
+            out.append({**json.loads(algo.to_jwk(public)), "kid": kid, "use": "sig"})
+        return {"keys": out}
+
+    def token(self, kid: str = "rsa", alg: str | None = None, **claims) -> str:
+        alg = alg or {"rsa": "RS256", "ec": "ES256", "ed": "EdDSA", "rotated": "RS256"}[kid]
+        now = int(time.time())
+        payload = {"iss": ISSUER, "sub": "alice", "aud": "devstral", "iat": now, "exp": now + 600, **claims}
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.private[kid], algorithm=alg, headers={"kid": kid})
+
+
+class Provider:
+    """The identity provider's JWKS endpoint (it can go down)."""
+
+    def __init__(self, keys: Keys) -> None:
+        provider = self
+        self.keys, self.up, self.fetches = keys, True, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                provider.fetches += 1
+                if not provider.up:
+                    self.send_error(503)
+                    return
+                body = json.dumps(provider.keys.jwks()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/protocol/openid-connect/certs"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return Keys()
+
+
+@pytest.fixture
+def provider(keys):
+    p = Provider(keys)
+    yield p
+    p.server.shutdown()
+    keys.published = ["rsa", "ec", "ed"]
+
+
+def guarded(sim, start_proxy, provider, **jwt_extra):
+    cfg = {"issuer": ISSUER, "audiences": ["devstral"], "jwks_url": provider.url, "jwks_min_interval": 0.0, **jwt_extra}
+    return start_proxy(sim.url, authentication={"api_keys": ["sk-static"], "jwt": cfg})
+
+
+def call(p, token: str, body=CHAT, route="/v1/chat/completions"):
+    return http("POST", p.url + route, body, {"authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("kid", ["rsa", "ec", "ed"])
+def test_tokens_of_the_provider_pass_beside_static_keys(sim, start_proxy, provider, keys, kid):
+    p = guarded(sim, start_proxy, provider)
+    assert call(p, keys.token(kid)).status == 200
+    assert call(p, "sk-static").status == 200
+    assert "authorization" not in {k.lower() for k in sim.record.headers[-1]}
+
+
+def forged_none(keys: Keys) -> str:
+    import base64
+
+    def part(doc) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    return part({"alg": "none", "typ": "JWT", "kid": "rsa"}) + "." + part({"iss": ISSUER, "sub": "mallory", "aud": "devstral", "exp": now + 600}) + "."
+
+
+def hs256_with_the_public_key(keys: Keys) -> str:
+    pem = keys.private["rsa"].public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = {"alg": "HS256", "kid": "rsa", "typ": "JWT"}
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing = b64(json.dumps(header).encode()) + b"." + b64(json.dumps({"iss": ISSUER, "sub": "mallory", "aud": "devstral", "exp": int(time.time()) + 600}).encode())
+    return (signing + b"." + b64(hmac.new(pem, signing, hashlib.sha256).digest())).decode()
+
+
+def tampered(keys: Keys) -> str:
+    import base64
+
+    head, payload, sig = keys.token().split(".")
+    doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    doc["sub"] = "mallory"
+    forged = base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{sig}"
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda k: k.token(exp=int(time.time()) - 3600), "expired"),
+        (lambda k: k.token(nbf=int(time.time()) + 3600), "not yet valid"),
+        (lambda k: k.token(iss="https://evil.example"), "wrong issuer"),
+        (lambda k: k.token(aud="someone-else"), "wrong audience"),
+        (lambda k: k.token(exp=None), "missing claim 'exp'"),
+        (forged_none, "algorithm 'none' not accepted"),
+        (hs256_with_the_public_key, "algorithm 'HS256' not accepted"),
+        (tampered, "bad signature or malformed token"),
+    ],
+)
+def test_a_token_that_does_not_pass_is_401_saying_why_in_the_routes_shape(sim, start_proxy, provider, keys, make, why, capfd):
+    p = guarded(sim, start_proxy, provider)
+    token = make(keys)
+    r = call(p, token)
+    assert r.status == 401 and r.json()["error"]["code"] == "invalid_token" and why in r.json()["error"]["message"]
+    assert r.headers["www-authenticate"] == f'Bearer error="invalid_token", error_description="{why.replace(chr(34), chr(39))}"'
+    anthropic = call(p, token, {"model": "gpt-4", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}, "/v1/messages")
+    assert anthropic.status == 401 and anthropic.json()["type"] == "error"
+    assert token not in capfd.readouterr().err  # nothing of the token in the logs
+    assert not sim.record.requests
+
+
+def test_an_unknown_kid_fetches_the_keys_again_and_a_provider_down_keeps_the_last_ones(sim, start_proxy, provider, keys):
+    p = guarded(sim, start_proxy, provider)
+    rotated = keys.token("rotated")
+    assert call(p, rotated).status == 401  # not published yet
+    keys.published = ["rsa", "rotated"]  # the provider rotates
+    eventually(lambda: call(p, rotated).status == 200, what="the rotated key fetched")
+    provider.up = False
+    before = provider.fetches
+    assert call(p, keys.token("ec")).status == 401  # unpublished now: a fetch, which fails
+    eventually(lambda: provider.fetches > before, what="a fetch while the provider is down")
+    assert call(p, keys.token("rsa")).status == 200 and call(p, rotated).status == 200  # the last keys stay
+
+
+def test_unknown_kids_in_a_flood_fetch_at_most_once_an_interval(sim, start_proxy, provider, keys):
+    p = guarded(sim, start_proxy, provider, jwks_min_interval=3600.0)
+    before = provider.fetches
+    for _ in range(20):
+        assert call(p, keys.token("rotated")).status == 401
+    assert provider.fetches == before  # the start's fetch was within the interval: none more
+
+
+def test_a_models_claim_limits_the_models(sim, start_proxy, provider, keys):
+    p = guarded(sim, start_proxy, provider, models_claim="models")
+    token = keys.token(models=["gpt-4"])
+    assert call(p, token).status == 200
+    r = call(p, token, {**CHAT, "model": "gpt-4-secret"})
+    assert r.status == 403 and r.json()["error"]["code"] == "model_not_allowed"
+    assert call(p, keys.token(models="gpt-4 gpt-3.5-turbo"), {**CHAT, "model": "gpt-3.5-turbo"}).status == 200  # scopes, space-separated
+
+
+def test_a_jwt_section_needs_its_keys_and_asymmetric_algorithms(tmp_path):
+    from devstral_proxy.config import ConfigError, build
+
+    base = {"backends": {"a": {"url": "http://127.0.0.1:9"}}}
+    with pytest.raises(ConfigError, match="jwks_url or jwks_file"):
+        build({**base, "authentication": {"jwt": {"issuer": ISSUER}}}, env={})
+    with pytest.raises(ConfigError, match="asymmetric"):
+        build({**base, "authentication": {"jwt": {"issuer": ISSUER, "jwks_url": "http://x", "algorithms": ["HS256"]}}}, env={})
