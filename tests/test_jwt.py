@@ -55,7 +55,7 @@ class Provider:
         self.keys, self.up, self.fetches = keys, True, 0
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 provider.fetches += 1
                 if not provider.up:
                     self.send_error(503)
@@ -125,7 +125,8 @@ def hs256_with_the_public_key(keys: Keys) -> str:
     def b64(data: bytes) -> bytes:
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 
-    signing = b64(json.dumps(header).encode()) + b"." + b64(json.dumps({"iss": ISSUER, "sub": "mallory", "aud": "devstral", "exp": int(time.time()) + 600}).encode())
+    claims = {"iss": ISSUER, "sub": "mallory", "aud": "devstral", "exp": int(time.time()) + 600}
+    signing = b64(json.dumps(header).encode()) + b"." + b64(json.dumps(claims).encode())
     return (signing + b"." + b64(hmac.new(pem, signing, hashlib.sha256).digest())).decode()
 
 
@@ -202,3 +203,41 @@ def test_a_jwt_section_needs_its_keys_and_asymmetric_algorithms(tmp_path):
         build({**base, "authentication": {"jwt": {"issuer": ISSUER}}}, env={})
     with pytest.raises(ConfigError, match="asymmetric"):
         build({**base, "authentication": {"jwt": {"issuer": ISSUER, "jwks_url": "http://x", "algorithms": ["HS256"]}}}, env={})
+
+
+def test_a_tier_claim_picks_the_rate_limits(sim, start_proxy, provider, keys):
+    cfg = {"issuer": ISSUER, "audiences": ["devstral"], "jwks_url": provider.url, "tier_claim": "tier"}
+    limits = {"requests_per_minute": 1, "tiers": {"gold": {"requests_per_minute": 4}, "free": {}}}
+    p = start_proxy(sim.url, authentication={"jwt": cfg}, rate_limit=limits)
+    plain, gold, free = keys.token(sub="bob"), keys.token(sub="carol", tier="gold"), keys.token(sub="dave", tier="free")
+    assert [call(p, plain).status for _ in range(2)] == [200, 429]
+    assert [call(p, gold).status for _ in range(5)] == [200] * 4 + [429]
+    assert [call(p, free).status for _ in range(6)] == [200] * 6  # a tier with no limits: none
+
+
+def test_a_tier_claim_picks_the_queue_class(start_proxy, provider, keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.simulator import Behavior
+    from tests.support import SimThread
+
+    slow = SimThread(Behavior(token_delay=0.01, reply=" ".join(["w"] * 20), slots=100))
+    try:
+        cfg = {"issuer": ISSUER, "audiences": ["devstral"], "jwks_url": provider.url, "tier_claim": "tier"}
+        p = start_proxy(backends={"vllm": {"url": slow.url, "max_in_flight": 1}}, queue={"clients": {"gold": {"priority": 1}}}, authentication={"jwt": cfg})
+        plain, gold = keys.token(sub="bob"), keys.token(sub="carol", tier="gold")
+        body = {"model": "mistral-sim", "messages": [{"role": "user", "content": "hi"}]}
+
+        def queued() -> float:
+            text = http("GET", p.url + "/metrics", headers={"authorization": f"Bearer {plain}"}).body.decode()
+            return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith("devstral_queue_length"))
+
+        with ThreadPoolExecutor(8) as pool:
+            burst = [pool.submit(call, p, plain, {**body, "user": f"b{k}"}) for k in range(6)]
+            eventually(lambda: queued() == 5, interval=0.005)
+            vip = pool.submit(call, p, gold, {**body, "user": "gold"})
+            assert all(f.result().status == 200 for f in [*burst, vip])
+        order = [r.get("user") for r in slow.record.requests]
+        assert order.index("gold") == 1  # its class is served first: right after the one running
+    finally:
+        slow.stop()

@@ -8,6 +8,7 @@ Keys are compared in constant time, every configured key each time.
 import hmac
 import ipaddress
 import os
+from typing import Any
 
 import msgspec
 
@@ -171,9 +172,10 @@ class Admission:
             if isinstance(found, Failure):
                 cycle.fail(found)
                 return
-            key, kid, models = found
+            key, kid, token = found
             caller = Caller(address, key, kid, forwarded_for)
-            caller.models = models
+            if token is not None:
+                caller.models, caller.tier = token.models, token.tier
         else:
             known = self._callers.get(address)
             if known is None or (forwarded_for and known.forwarded_for != forwarded_for):
@@ -198,10 +200,10 @@ class Admission:
         caller = self._callers[address] = Caller(address, None, "", forwarded_for)
         return caller
 
-    def credential(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str, frozenset | None] | Failure:
-        """(key, identity, models allowed) of the request's valid credential: a configured key,
-        or a token of the identity provider; (None, "", None) without one; the Failure of a
-        token that did not pass (expired, wrong audience, ...)."""
+    def credential(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str, Any] | Failure:
+        """(key, identity, the token's Verified or None) of the request's valid credential: a
+        configured key, or a token of the identity provider; (None, "", None) without one; the
+        Failure of a token that did not pass (expired, wrong audience, ...)."""
         key, kid = self.api_key(headers)
         if key is not None or self.jwt is None:
             return key, kid, None
@@ -211,7 +213,7 @@ class Admission:
         verified = self.jwt.verify(token)
         if isinstance(verified, Failure):
             return verified
-        return b"token", verified.id, verified.models
+        return b"token", verified.id, verified
 
     def api_key(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str]:
         """The request's valid API key and its identity, or (None, ""). One rule on every

@@ -17,7 +17,7 @@ class Caller:
     """`id`: "k<digest>" for a key, "a<address>" without one. `key`: the validated key or
     None. `address`: the client's. `forwarded_for`: the X-Forwarded-For sent on."""
 
-    __slots__ = ("id", "key", "address", "forwarded_for", "models")
+    __slots__ = ("id", "key", "address", "forwarded_for", "models", "tier")
 
     def __init__(self, address: str, key: bytes | None = None, kid: str = "", forwarded_for: bytes = b"") -> None:
         self.key = key
@@ -25,6 +25,7 @@ class Caller:
         self.id = kid or (key_id(key) if key else "a" + address)
         self.forwarded_for = forwarded_for or address.encode()
         self.models: frozenset | None = None  # the client models a token allows (None: any)
+        self.tier: str | None = None  # a token's tier: its rate limits ([rate_limit.tiers]) and queue class
 
     def owner(self) -> bytes:
         """Who may read what this caller stored: a digest of its identity."""

@@ -133,6 +133,7 @@ class JwtConfig(_Section):
     required_claims: list[str] = msgspec.field(default_factory=lambda: ["exp", "iss", "sub"])
     identity_claim: str = "sub"  # the caller is the issuer + this claim
     models_claim: str | None = None  # a claim listing the client models the caller may use (403 otherwise)
+    tier_claim: str | None = None  # a claim naming the caller's [rate_limit.tiers] entry and [queue.clients] class
     jwks_refresh: float = 3600.0  # seconds between scheduled fetches of jwks_url
     jwks_min_interval: float = 30.0  # an unknown kid fetches the keys again at most this often
     jwks_timeout: float = 5.0
@@ -168,9 +169,17 @@ class RequestConfig(_Section):
     max_items: int = 100_000  # messages (or input items) and their content blocks in one front request: 400 beyond
 
 
+class RateTier(_Section):
+    """The limits of callers whose token names this tier (authentication.jwt.tier_claim)."""
+
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+
+
 class RateLimitConfig(_Section):
     requests_per_minute: int = 0  # per API key (or per address without keys); 0: no limit
     tokens_per_minute: int = 0  # counted from `usage` in replies and streams
+    tiers: dict[str, RateTier] = {}  # a caller's tier (from its token) -> its own limits
     redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0": one limit for all instances
     redis_prefix: str = "devstral-proxy:rl"
     redis_timeout: float = 0.1  # Redis must answer within this (seconds), else requests go unlimited

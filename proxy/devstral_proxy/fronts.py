@@ -206,7 +206,7 @@ class FrontRoutes:
     def count_tokens(self, cycle) -> None:
         """Through the same front door as every route that reaches a backend: the rate limits."""
         rate_limits = self.inference.rate_limits
-        if rate_limits.limiter is not None:
+        if rate_limits.active:
             rate_limits.check(cycle, self._count_tokens, self.log_error)
         else:
             self._count_tokens(cycle)

@@ -129,7 +129,7 @@ class InferenceService:
     @property
     def entry(self) -> Any:
         """The handler of the inference routes: through the rate limits when there are any."""
-        return self.handle if self.rate_limits.limiter is not None else self.route
+        return self.handle if self.rate_limits.active else self.route
 
     def unprefixed(self, cycle) -> None:
         """`/chat/completions` and its kind: clients given a base URL without /v1."""
@@ -252,7 +252,7 @@ class InferenceService:
             exchange.client = self.queue.take(cycle.caller)
         exchange.hide_usage = prepared.usage_added
         if counting:
-            exchange.on_tokens = self.rate_limits.token_counter(cycle.caller.id)
+            exchange.on_tokens = self.rate_limits.token_counter(cycle.caller)
         if len(router.backends) > 1:
             exchange.failover = _Failover(self, cycle, tried)
         if prepared.retry is not None or backend.cfg.fit_max_tokens:
@@ -271,7 +271,7 @@ class InferenceService:
     @property
     def relay_entry(self) -> Any:
         """The handler of relayed routes: through the request-rate limits when there are any."""
-        return self.relay_limited if self.rate_limits.limiter is not None else self.relay
+        return self.relay_limited if self.rate_limits.active else self.relay
 
     def relay_limited(self, cycle) -> None:
         self.rate_limits.check(cycle, self.relay, self.log_error)

@@ -210,20 +210,27 @@ class RateLimits:
 
     def __init__(self, config, clock: Clock = SYSTEM) -> None:
         self.config = config  # RateLimitConfig
-        self.limiter: LocalLimiter | RedisLimiter | None = None
-        if config.requests_per_minute or config.tokens_per_minute:
-            if config.redis_url:
-                self.limiter = RedisLimiter(
-                    config.requests_per_minute, config.tokens_per_minute, config.redis_url, config.redis_prefix, timeout=config.redis_timeout, clock=clock
-                )
-            else:
-                self.limiter = LocalLimiter(config.requests_per_minute, config.tokens_per_minute, clock)
-        self.counts_tokens = config.tokens_per_minute > 0
+        self.limiter = _limiter(config.requests_per_minute, config.tokens_per_minute, config, config.redis_prefix, clock)
+        tiers = {
+            name: _limiter(t.requests_per_minute, t.tokens_per_minute, config, f"{config.redis_prefix}:tier:{name}", clock) for name, t in config.tiers.items()
+        }
+        self.tiers = {name: limiter for name, limiter in tiers.items() if limiter is not None}
+        unlimited = {name for name, limiter in tiers.items() if limiter is None}
+        self.unlimited = frozenset(unlimited)  # tiers with no limit at all
+        self.active = self.limiter is not None or bool(self.tiers)  # some request is limited
+        self.counts_tokens = config.tokens_per_minute > 0 or any(t.tokens_per_minute > 0 for t in config.tiers.values())
+
+    def limiter_for(self, caller) -> "LocalLimiter | RedisLimiter | None":
+        """The limits a caller is under: its tier's (a token's tier claim), else the default."""
+        tier = caller.tier
+        if tier is None:
+            return self.limiter
+        return None if tier in self.unlimited else self.tiers.get(tier, self.limiter)
 
     def check(self, cycle, admitted, log_error) -> None:
         """Call `admitted(cycle)` if the request is within its caller's limits, else answer
         it 429."""
-        limiter = self.limiter
+        limiter = self.limiter_for(cycle.caller)
         if limiter is None:
             admitted(cycle)
             return
@@ -245,29 +252,43 @@ class RateLimits:
         if window.admitted:
             admitted(cycle)
         else:
-            cycle.fail(self.too_many(window.retry_after))
+            cycle.fail(self.too_many(window.retry_after, self.limiter_for(cycle.caller)))
 
-    def too_many(self, wait: int) -> Failure:
-        rl = self.config
-        limits = ", ".join(f"{n} {what} per minute" for n, what in ((rl.requests_per_minute, "requests"), (rl.tokens_per_minute, "tokens")) if n)
+    def too_many(self, wait: int, limiter=None) -> Failure:
+        rpm, tpm = (limiter.rpm, limiter.tpm) if limiter is not None else (self.config.requests_per_minute, self.config.tokens_per_minute)
+        limits = ", ".join(f"{n} {what} per minute" for n, what in ((rpm, "requests"), (tpm, "tokens")) if n)
         return Failure(429, f"Rate limit reached ({limits}); retry in {wait} s.", "rate_limit_exceeded", headers=b"retry-after: %d\r\n" % wait)
 
-    def token_counter(self, who: str):
-        """A function of a token count that adds it to `who`'s tokens."""
-        limiter = self.limiter
+    def token_counter(self, caller):
+        """A function of a token count that adds it to the caller's tokens (None: not counted)."""
+        limiter, who = self.limiter_for(caller), caller.id
+        if limiter is None or not limiter.tpm:
+            return None
         if isinstance(limiter, LocalLimiter):
             return lambda tokens: limiter.add_tokens(who, tokens)
-        assert limiter is not None
         return lambda tokens: background(limiter.add_tokens(who, tokens))
 
+    def _all(self) -> list:
+        return [x for x in (self.limiter, *self.tiers.values()) if x is not None]
+
     def prune(self, now: float) -> None:
-        if isinstance(self.limiter, LocalLimiter):
-            self.limiter.prune(now)
+        for limiter in self._all():
+            if isinstance(limiter, LocalLimiter):
+                limiter.prune(now)
 
     @property
     def failed_open(self) -> int:
-        return self.limiter.failed_open if isinstance(self.limiter, RedisLimiter) else 0
+        return sum(limiter.failed_open for limiter in self._all() if isinstance(limiter, RedisLimiter))
 
     async def close(self) -> None:
-        if isinstance(self.limiter, RedisLimiter):
-            await self.limiter.close()
+        for limiter in self._all():
+            if isinstance(limiter, RedisLimiter):
+                await limiter.close()
+
+
+def _limiter(rpm: int, tpm: int, config, prefix: str, clock: Clock) -> "LocalLimiter | RedisLimiter | None":
+    if not (rpm or tpm):
+        return None
+    if config.redis_url:
+        return RedisLimiter(rpm, tpm, config.redis_url, prefix, timeout=config.redis_timeout, clock=clock)
+    return LocalLimiter(rpm, tpm, clock)

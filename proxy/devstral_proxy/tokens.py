@@ -32,12 +32,13 @@ class Verified:
     """A token that passed: who it is (`id`: issuer + subject, digested), until when, and the
     client models it may use (None: any)."""
 
-    __slots__ = ("id", "expires", "models")
+    __slots__ = ("id", "expires", "models", "tier")
 
-    def __init__(self, identity: str, expires: float, models: frozenset | None) -> None:
+    def __init__(self, identity: str, expires: float, models: frozenset | None, tier: str | None = None) -> None:
         self.id = identity
         self.expires = expires
         self.models = models
+        self.tier = tier
 
 
 class JwtAuth:
@@ -155,7 +156,8 @@ class JwtAuth:
         if not isinstance(subject, str) or not subject:
             return invalid(f"no {cfg.identity_claim!r} claim")
         identity = "j" + hashlib.sha256(f"{cfg.issuer}\x00{subject}".encode()).hexdigest()[:24]
-        verified = Verified(identity, float(claims.get("exp", now + 300)), _models(claims, cfg.models_claim))
+        tier = claims.get(cfg.tier_claim) if cfg.tier_claim else None
+        verified = Verified(identity, float(claims.get("exp", now + 300)), _models(claims, cfg.models_claim), tier if isinstance(tier, str) else None)
         if len(self.remembered) >= MAX_REMEMBERED:
             self.remembered = {t: v for t, v in self.remembered.items() if v.expires > now} or {}
             if len(self.remembered) >= MAX_REMEMBERED:

@@ -109,6 +109,7 @@ class FairQueue:
         weights = [c.weight for c in config.clients.values()]
         unit = min([1.0, *weights])  # the smallest weight earns one request a visit
         self.clients = {who: (c.priority, c.weight / unit) for k, c in config.clients.items() for who in _ids(k)}
+        self.tiers = {k: (c.priority, c.weight / unit) for k, c in config.clients.items()}  # an entry may name a token's tier too
         self.default = (0, 1.0 / unit)
 
     def holder(self, caller) -> str:
@@ -148,7 +149,7 @@ class FairQueue:
             return Failure(503, f"Every backend is busy and {self.max_queued} requests are waiting already.", "queue_full", headers=b"retry-after: 1\r\n")
         caller = cycle.caller
         client = self.holder(caller)
-        priority, quantum = self.clients.get(caller.id, self.default)
+        priority, quantum = self.clients.get(caller.id) or (caller.tier is not None and self.tiers.get(caller.tier)) or self.default
         flow = self.flows.get((client, model))
         if flow is None:
             flow = self.flows[(client, model)] = Flow(client, model, priority, quantum)
