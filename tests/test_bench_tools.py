@@ -95,3 +95,9 @@ def test_front_cost_feeds_one_conversation_to_every_reader(blocks):
     want = [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]) for m in msgspec.json.decode(chat)["messages"]]
     for got in (anthropic.read_request(messages)["messages"], responses.read_request(items).messages):
         assert [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]) for m in got] == want
+
+
+def test_token_cost_times_each_kind_of_key():
+    out = subprocess.run([sys.executable, "-m", "bench.token_cost", "--calls", "3"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert [line.split(":")[0] for line in out.stdout.splitlines()] == ["RS256", "ES256", "EdDSA"]
