@@ -2,12 +2,15 @@
 metrics and written to the access log, from its record.
 """
 
+from typing import Any
+
 
 class Accounting:
     def __init__(self, metrics, access, routes: set[str]) -> None:
         self.metrics = metrics
         self.access = access  # AccessLog, or None when access lines are off
         self.routes = routes  # route labels; any other path counts as "other"
+        self.tracing: Any = None  # tracing.Tracing, when [tracing] is on: a request's spans when it ends
 
     def finished(self, record, now: float) -> None:
         if not record.rid:
@@ -26,3 +29,5 @@ class Accounting:
             self.metrics.count_variant(record.model, record.variant)
         if self.access is not None:
             self.access.log(record, duration, first)
+        if self.tracing is not None:
+            self.tracing.end(record, now)

@@ -81,6 +81,7 @@ class Admission:
         self.metrics = metrics
         self.dispatch = dispatch  # (cycle) -> None: the route table
         self.keep_bodies = False  # the access log wants request bodies
+        self.tracing: Any = None  # tracing.Tracing, when [tracing] is on: each request's trace begins here
         self._rid_prefix = os.urandom(4).hex()  # request ids: per-process prefix + counter
         self._requests = 0
         self._callers: dict[str, Caller] = {}  # without keys: the caller of each address
@@ -149,6 +150,8 @@ class Admission:
             self._requests += 1
             record.rid = f"{self._rid_prefix}{self._requests:08x}"
             record.rid_made = True
+        if self.tracing is not None:
+            record.trace = self.tracing.begin(req.header(b"traceparent"))
         if cycle.failure is not None:  # refused by the parser, the connection's admission, the screen
             if self.cors is not None:
                 self._cors(cycle)  # a browser may read why

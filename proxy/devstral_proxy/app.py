@@ -29,6 +29,7 @@ from .shared_metrics import MetricsShare
 from .store import MemoryStore, RedisStore, make_store
 from .tls import renew, server_context
 from .tokens import JwtAuth, make_jwt
+from .tracing import Tracing
 from .waitqueue import FairQueue
 
 log = logging.getLogger("devstral_proxy")
@@ -58,6 +59,7 @@ class Proxy:
         self.queue: FairQueue | None = None  # requests waiting for a backend under max_in_flight
         self.cache: ResponseCache | None = None  # the response cache, when [cache] is on
         self.jwt: JwtAuth | None = None  # [authentication.jwt]: the identity provider's tokens
+        self.tracing = Tracing(config.tracing) if config.tracing.otlp_endpoint else None  # [tracing]: set at start (a restart changes it)
         self.config = config
 
     def _wire(self, config: Config) -> None:
@@ -91,13 +93,14 @@ class Proxy:
             self.queue,
             self.clock,
         )
-        local.cache = self.cache
+        local.cache, local.tracing = self.cache, self.tracing
         routes = proxy_routes(inference, local, FrontRoutes(inference, self.store, self.log_error, config), config.server.relay_paths)
         admission = Admission(config, self.connections, self.handshaking, self.metrics, routes.dispatch, self.jwt)
         admission.keep_bodies = bodies and self.access is not None
         if admission.auth:  # a request without a valid key is refused before its body is read
             self.limits.screen = admission.screen
         accounting = Accounting(self.metrics, self.access, set(routes.paths))
+        admission.tracing = accounting.tracing = self.tracing
         # what the connections call (server.Application)
         self.admit = admission.admit
         self.handle = admission.handle

@@ -215,6 +215,17 @@ class CacheConfig(_Section):
     redis_timeout: float = 0.5
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry tracing (tracing.py): off until an OTLP endpoint is named."""
+
+    otlp_endpoint: str | None = None  # e.g. "http://otel-collector:4318/v1/traces" (OTLP over HTTP/protobuf)
+    service_name: str = "devstral-proxy"
+    sample_ratio: float = 1.0  # requests without a sampled parent traced at this ratio (parent-based)
+    headers: dict[str, str] = {}  # sent with every export (a collector's token)
+    max_queue: int = 2048  # spans waiting for export; beyond, dropped and counted
+    export_timeout: float = 5.0
+
+
 class MessagesConfig(_Section):
     """/v1/messages: Anthropic's server tools (web_search, web_fetch, code_execution, ...)."""
 
@@ -278,6 +289,7 @@ class Config(_Section):
     messages: MessagesConfig = msgspec.field(default_factory=MessagesConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
 
     def model_map(self) -> dict[str, str]:
         """Each client model to the backend's name for it; a split's to its heaviest variant
@@ -410,6 +422,7 @@ def _check(config: Config) -> None:
     _check_responses(config)
     _check_splits(config, names)
     _check_jwt(config)
+    _check_tracing(config.tracing)
     _check_cache(config)
     q = config.queue
     if q.max_wait <= 0 or q.max_queued < 0 or not 0 < q.max_share <= 1:
@@ -422,6 +435,20 @@ def _check(config: Config) -> None:
     for b in backends:
         if b.max_in_flight < 0:
             raise ConfigError(f"backends.{b.name}.max_in_flight: 0 (no cap) or positive, got {b.max_in_flight}")
+
+
+def _check_tracing(t: TracingConfig) -> None:
+    if not t.otlp_endpoint:
+        return
+    if not t.otlp_endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"tracing.otlp_endpoint: an http:// or https:// URL, got {t.otlp_endpoint!r}")
+    if not 0 <= t.sample_ratio <= 1 or t.max_queue <= 0 or t.export_timeout <= 0:
+        raise ConfigError("tracing: sample_ratio in [0, 1], max_queue and export_timeout positive")
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        raise ConfigError("tracing.otlp_endpoint: needs the OpenTelemetry SDK: pip install 'devstral-proxy[otel]'") from None
 
 
 def _check_jwt(config: Config) -> None:

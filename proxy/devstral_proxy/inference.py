@@ -55,7 +55,9 @@ def target(cycle) -> bytes:
 def upstream_headers(cycle) -> bytes:
     """The client's headers for the backend, with the request id (the client's, when valid:
     an invalid one is replaced, never sent beside ours) and X-Forwarded-For."""
-    return b"%sx-request-id: %s\r\nx-forwarded-for: %s\r\n" % (forward_headers(cycle.req.headers), cycle.record.rid.encode(), cycle.caller.forwarded_for)
+    trace = cycle.record.trace
+    forwarded = forward_headers(cycle.req.headers) if trace is None else forward_headers(cycle.req.headers, traced=True) + trace.traceparent()  # type: ignore[attr-defined]
+    return b"%sx-request-id: %s\r\nx-forwarded-for: %s\r\n" % (forwarded, cycle.record.rid.encode(), cycle.caller.forwarded_for)
 
 
 class _Failover:

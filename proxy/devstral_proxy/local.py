@@ -34,6 +34,7 @@ class LocalEndpoints:
         self.started = started
         self.log_error = log_error
         self.cache: Any = None  # the response cache (cache.ResponseCache), when on: its gauges in /metrics
+        self.tracing: Any = None  # tracing.Tracing, when on: its dropped spans in /metrics
         self._rendered: tuple[list, bytes] = ([], b"")  # the listings of the last list answered, and its body
 
     def models(self, cycle) -> None:
@@ -100,8 +101,9 @@ class LocalEndpoints:
         metrics = self.share.combined() if self.share is not None else self.metrics
         text = metrics.render(self.router.backends, self.rate_limits.failed_open if self.rate_limits else 0)
         text += self.metrics.render_load(self.router, self.queue)
-        if self.cache is not None:
-            text += ("\n".join(self.cache.render()) + "\n").encode()
+        for part in (self.cache, self.tracing):
+            if part is not None:
+                text += ("\n".join(part.render()) + "\n").encode()
         cycle.respond(200, _PROMETHEUS, text)
 
     async def _models(self, cycle) -> None:

@@ -31,5 +31,7 @@ class Record(msgspec.Struct, gc=False):
     extra: bytes = b""  # header lines for the reply (rate-limit state, CORS)
     error: str = ""  # why a reply whose status was already sent ended badly (a broken stream)
     variant: str = ""  # the model a weighted split chose (model_mapping's list form)
+    trace: object = None  # tracing.Trace: its ids, when tracing is on
+    queued: float = 0.0  # seconds it waited in the queue
     rewrites: dict | None = None  # at DEBUG: the dialect's rewrites, kind -> count (no content)
     backend_body: bytes = b""  # what the backend was sent, kept only when logging.log_backend_bodies

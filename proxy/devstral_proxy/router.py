@@ -51,6 +51,7 @@ log = logging.getLogger("devstral_proxy")
 # its configured key instead), and compression (the proxy must read what it rewrites).
 # The request id and forwarding headers are the proxy's own (see inference.upstream_headers).
 _SKIP_FORWARD = HOP_BY_HOP | {b"authorization", b"x-api-key", b"accept-encoding", b"x-request-id", b"x-forwarded-for", b"forwarded"}
+_SKIP_TRACED = _SKIP_FORWARD | {b"traceparent"}
 
 
 class Backend:
@@ -126,8 +127,9 @@ def identity_of(cfg: BackendConfig, config: Config) -> bytes:
     return msgspec.json.encode([cfg, config.backend_timeout(cfg)])
 
 
-def forward_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return relay_headers(headers, _SKIP_FORWARD)
+def forward_headers(headers: list[tuple[bytes, bytes]], traced: bool = False) -> bytes:
+    """`traced`: the proxy's own span is the backend's parent (its traceparent replaces the client's)."""
+    return relay_headers(headers, _SKIP_TRACED if traced else _SKIP_FORWARD)
 
 
 class Router:

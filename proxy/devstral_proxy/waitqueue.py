@@ -211,7 +211,9 @@ class FairQueue:
                 return
             self._left(entry)
             entry.gone = True
-            self.metrics.queue_wait(entry.model, entry.flow.priority, self.clock.monotonic() - entry.t0)
+            waited = self.clock.monotonic() - entry.t0
+            self.metrics.queue_wait(entry.model, entry.flow.priority, waited)
+            entry.cycle.record.queued = waited
             self.send(entry, backend)
 
     def _next(self, backend) -> Waiting | None:

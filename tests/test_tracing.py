@@ -1,0 +1,118 @@
+"""OpenTelemetry tracing through a real proxy: an OTLP/HTTP receiver in the test decodes the
+exported protobuf (opentelemetry-proto) and checks the server span (GenAI attributes, the
+client's traceparent as its parent), the exchange span (the parent of the traceparent the
+backend received), the queue span, an error span, and that an unreachable collector changes
+nothing for clients."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+
+from tests.support import SimThread, eventually, free_port, http
+
+CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+class Collector:
+    def __init__(self) -> None:
+        spans = self.spans = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource in request.resource_spans:
+                    for scope in resource.scope_spans:
+                        spans.extend(scope.spans)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def named(self, name: str) -> list:
+        return [s for s in self.spans if s.name == name]
+
+
+def attrs(span) -> dict:
+    out = {}
+    for kv in span.attributes:
+        v = kv.value
+        out[kv.key] = v.string_value or v.int_value or v.double_value or v.bool_value
+    return out
+
+
+@pytest.fixture
+def collector():
+    c = Collector()
+    yield c
+    c.server.shutdown()
+
+
+def test_a_request_is_a_server_span_under_the_clients_trace_and_the_backend_continues_it(sim, start_proxy, collector):
+    p = start_proxy(sim.url, tracing={"otlp_endpoint": collector.url})
+    r = http("POST", p.url + "/v1/chat/completions", CHAT, {"traceparent": PARENT, "tracestate": "vendor=x"})
+    assert r.status == 200
+    eventually(lambda: collector.named("chat gpt-4") and collector.named("chat mistral-sim"), what="the spans exported")
+    server, upstream = collector.named("chat gpt-4")[0], collector.named("chat mistral-sim")[0]
+    assert server.trace_id.hex() == "4bf92f3577b34da6a3ce929d0e0e4736" and server.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert server.kind == server.SPAN_KIND_SERVER and upstream.kind == upstream.SPAN_KIND_CLIENT
+    assert upstream.parent_span_id == server.span_id and upstream.trace_id == server.trace_id
+    a = attrs(server)
+    assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.request.model"] == "gpt-4" and a["gen_ai.response.model"] == "mistral-sim"
+    assert a["http.response.status_code"] == 200 and a["gen_ai.usage.output_tokens"] > 0
+    sent = {k.lower(): v for k, v in sim.record.headers[-1].items()}
+    assert sent["traceparent"] == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{upstream.span_id.hex()}-01"  # the exchange is the backend's parent
+    assert sent["tracestate"] == "vendor=x"
+    assert "hi" not in str(server.attributes)  # no content
+
+
+def test_a_queued_request_has_a_queue_span_and_a_failure_is_an_error_span(start_proxy, collector):
+    slow = SimThread()
+    slow.behavior.gate = threading.Event()
+    try:
+        p = start_proxy(backends={"vllm": {"url": slow.url, "max_in_flight": 1}}, tracing={"otlp_endpoint": collector.url})
+        first = threading.Thread(target=http, args=("POST", p.url + "/v1/chat/completions", CHAT))
+        first.start()
+        eventually(lambda: slow.record.requests, what="the first request at the backend")
+        second = threading.Thread(target=http, args=("POST", p.url + "/v1/chat/completions", CHAT))
+        second.start()
+        eventually(lambda: "devstral_queue_length{" in http("GET", p.url + "/metrics").body.decode(), what="the second request queued")
+        slow.behavior.gate.set()
+        first.join(30), second.join(30)
+        eventually(lambda: collector.named("queue"), what="the queue span")
+        queue = collector.named("queue")[0]
+        assert queue.parent_span_id in {s.span_id for s in collector.named("chat gpt-4")}
+    finally:
+        slow.stop()
+    dead = start_proxy(backends={"gone": {"url": f"http://127.0.0.1:{free_port()}"}}, tracing={"otlp_endpoint": collector.url})
+    assert http("POST", dead.url + "/v1/chat/completions", CHAT).status >= 500
+    eventually(lambda: [s for s in collector.named("chat gpt-4") if s.status.code == s.status.STATUS_CODE_ERROR], what="an error span")
+
+
+def test_an_unreachable_collector_changes_nothing_for_clients(sim, start_proxy):
+    p = start_proxy(sim.url, tracing={"otlp_endpoint": f"http://127.0.0.1:{free_port()}/v1/traces", "export_timeout": 0.5})
+    for _ in range(20):
+        assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200
+    assert "devstral_trace_spans_dropped_total 0" in http("GET", p.url + "/metrics").body.decode()
+
+
+def test_without_a_sampled_parent_the_ratio_decides_and_context_still_goes_on(sim, start_proxy, collector):
+    p = start_proxy(sim.url, tracing={"otlp_endpoint": collector.url, "sample_ratio": 0.0})
+    assert http("POST", p.url + "/v1/chat/completions", CHAT).status == 200
+    sent = {k.lower(): v for k, v in sim.record.headers[-1].items()}
+    assert sent["traceparent"].startswith("00-") and sent["traceparent"].endswith("-00")  # propagated, not sampled
+    assert http("POST", p.url + "/v1/chat/completions", CHAT, {"traceparent": PARENT}).status == 200  # a sampled parent wins
+    eventually(lambda: collector.named("chat gpt-4"), what="the parent's sampled trace exported")
+    assert len(collector.named("chat gpt-4")) == 1
