@@ -78,8 +78,11 @@ def _reply(shape: str) -> list[bytes]:
     return [head % b"text/event-stream" + b"transfer-encoding: chunked\r\n\r\n"] + [b"%x\r\n%s\r\n" % (len(f), f) for f in frames] + [b"0\r\n\r\n"]
 
 
-async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bool) -> list[float]:
-    config = build(proxy_config(9, dialect, free_port()), env={})  # the backend is never dialled
+async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bool, tracing: str | None = None) -> list[float]:
+    doc = proxy_config(9, dialect, free_port())
+    if tracing:
+        doc["tracing"] = {"otlp_endpoint": tracing, "max_queue": 1 << 20}  # every span exported: its whole cost counted
+    config = build(doc, env={})  # the backend is never dialled
     proxy = Proxy(config)
     await proxy.start()  # listens; nothing connects to it
     loop = asyncio.get_running_loop()
@@ -118,13 +121,41 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--profile", action="store_true", help="print cProfile's top entries (slows everything)")
     p.add_argument("--shapes", default=",".join(SHAPES), help="replies to run: " + ", ".join(SHAPES))
+    p.add_argument("--tracing", action="store_true", help="trace every request to an OTLP sink in another process (its export thread's CPU counted)")
     args = p.parse_args(argv)
+    sink = _otlp_sink() if args.tracing else None
     print("| dialect | reply | µs per request (median) | min |")
     print("|---|---|---|---|")
     for dialect in ("openai", "mistral"):
         for shape in args.shapes.split(","):
-            runs = uvloop.run(_run(dialect, shape, args.requests, args.repeat, args.profile))
+            runs = uvloop.run(_run(dialect, shape, args.requests, args.repeat, args.profile, sink[1] if sink else None))
             print(f"| {dialect} | {SHAPES[shape]} | {statistics.median(runs):.1f} | {min(runs):.1f} |", flush=True)
+    if sink is not None:
+        sink[0].kill()
+
+
+_SINK = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _otlp_sink():
+    """An OTLP/HTTP endpoint that takes every export and keeps nothing, in a process of its own."""
+    import subprocess
+    import sys
+
+    from bench.compare import wait_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SINK, str(port)])
+    wait_port(port)
+    return proc, f"http://127.0.0.1:{port}/v1/traces"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from devstral_proxy.caller import Caller
 from devstral_proxy.config import QueueConfig
 from devstral_proxy.metrics import Metrics
 from devstral_proxy.ratelimit import LocalLimiter
+from devstral_proxy.record import Record
 from devstral_proxy.waitqueue import FairQueue
 from tests.unit.fakes import ManualClock
 
@@ -14,6 +15,7 @@ class _Cycle:
 
     def __init__(self, address: str) -> None:
         self.caller = Caller(address)
+        self.record = Record(b"POST", "/v1/chat/completions", address, 0)
         self.handler = None
         self.failed = None
 
@@ -62,6 +64,7 @@ def test_a_queued_request_waits_as_long_as_the_clock_says():
     assert sent == [cycle] and queue.count == 0
     (hist,) = metrics.queue_waits.values()
     assert hist.count == 1 and hist.total == 2.5
+    assert cycle.record.queued == 2.5  # what its trace's queue span spans
 
 
 def test_a_request_waiting_past_max_wait_is_answered_503():
