@@ -116,3 +116,19 @@ def test_without_a_sampled_parent_the_ratio_decides_and_context_still_goes_on(si
     assert http("POST", p.url + "/v1/chat/completions", CHAT, {"traceparent": PARENT}).status == 200  # a sampled parent wins
     eventually(lambda: collector.named("chat gpt-4"), what="the parent's sampled trace exported")
     assert len(collector.named("chat gpt-4")) == 1
+
+
+def test_spans_are_exported_with_several_workers(sim, collector, tmp_path):
+    from tests.support import proxy_process
+
+    port = free_port()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[backends.b]\nurl = "{sim.url}"\n[model_mapping]\n"gpt-4" = "mistral-sim"\n[tracing]\notlp_endpoint = "{collector.url}"\n')
+    proc = proxy_process(port, "--config", str(config), "--workers", "2", "--log-level", "WARNING")
+    try:
+        for _ in range(20):  # one connection each: the kernel spreads them over both workers
+            assert http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", CHAT).status == 200
+        eventually(lambda: len(collector.named("chat gpt-4")) == 20, what="every request's span, whichever worker served it")
+    finally:
+        proc.terminate()
+        proc.wait(30)
