@@ -25,6 +25,8 @@ def test_requests_go_to_a_backend_serving_their_model_and_models_merge(start_pro
         assert {r["model"] for r in a.record.requests} == {"llama"} and {r["model"] for r in b.record.requests} == {"mistral"}
         r = chat(p, "unknown")
         assert r.status == 404 and r.json()["error"]["code"] == "model_not_found"
+        said = "The model 'unknown' is not served by any backend; served here: gpt-4, llama, mistral (GET /v1/models lists them)."
+        assert r.json()["error"]["message"] == said
         ids = [m["id"] for m in http("GET", p.url + "/v1/models").json()["data"]]
         assert sorted(ids) == ["gpt-4", "llama", "mistral"]
         health = http("GET", p.url + "/health").json()

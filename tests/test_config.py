@@ -94,6 +94,22 @@ def test_invalid_config_names_the_key(tmp_path, text, where):
     assert where in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('[routing]\nstrategy = "random"', "routing.strategy: Invalid enum value 'random' (one of: least_loaded, affinity, round_robin)"),
+        ("[server]\nprot = 1", "server: Object contains unknown field `prot` (did you mean `port`?)"),
+        ('[server]\nport = "31094"', "server.port: Expected `int`, got `str` (a number, without quotes)"),
+        ('[backends.p]\nurl = "http://a:1"\ndialekt = "mistral"', "backends.p: Object contains unknown field `dialekt` (did you mean `dialect`?)"),
+    ],
+)
+def test_a_config_error_says_what_would_be_right(tmp_path, text, says):
+    backend = '\n[backends.q]\nurl = "http://a:1"\n' if "backends.p" not in text else ""
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, "c.toml", text + backend), env={})
+    assert str(err.value) == says
+
+
 def test_cli_refuses_invalid_config_with_a_message(tmp_path):
     path = write(tmp_path, "c.toml", '[server]\nport = "nope"\n[backends.p]\nurl = "http://a:1"')
     r = subprocess.run([sys.executable, "-m", "devstral_proxy", "--config", path], capture_output=True, text=True, timeout=30)

@@ -84,3 +84,17 @@ def test_warning_keeps_the_startup_lines_and_debug_adds_routing(sim):
         text = "\n".join(json.loads(line).get("msg", "") for line in err.splitlines() if line.startswith("{"))
         assert "listening on" in text and "backend primary" in text, level
         assert ("-> backend primary as mistral-sim" in text) is routed, level
+
+
+def test_the_text_format_writes_access_lines_as_text_too(sim, start_proxy, capfd):
+    p = start_proxy(sim.url, logging={"level": "INFO", "format": "text"})
+    body = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+    assert http("POST", p.url + "/v1/chat/completions", body).status == 200
+
+    async def flush():
+        p.proxy.access.flush()
+
+    p.loop.call(flush)
+    lines = [x for x in capfd.readouterr().err.splitlines() if " ACCESS " in x]
+    assert len(lines) == 1 and not lines[0].startswith("{")
+    assert " route=/v1/chat/completions status=200 model=gpt-4 " in lines[0]

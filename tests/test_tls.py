@@ -35,7 +35,7 @@ def files(tmp_path, ca, name="server"):
     return str(tmp_path / f"{name}.pem"), str(tmp_path / f"{name}.key")
 
 
-def test_an_https_backend_is_verified_with_its_ca(tmp_path, ca, start_proxy):
+def test_an_https_backend_is_verified_with_its_ca(tmp_path, ca, start_proxy, caplog):
     sim = SimThread(ssl_context=server_context(ca))
     try:
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
@@ -46,6 +46,8 @@ def test_an_https_backend_is_verified_with_its_ca(tmp_path, ca, start_proxy):
         unverified = start_proxy(backends={"tls": {"url": sim.url}})  # the system's CAs do not know it
         r = http("POST", unverified.url + "/v1/chat/completions", CHAT)
         assert r.status == 502 and r.json()["error"]["code"] == "backend_unreachable"
+        said = f"backend tls: cannot connect to {sim.url}: its certificate is not trusted"
+        assert any(said in m and "set backends.tls.ca_file" in m for m in caplog.messages), caplog.messages  # what to do, in the log
         trusting = start_proxy(backends={"tls": {"url": sim.url, "tls_verify": False}})
         assert http("POST", trusting.url + "/v1/chat/completions", CHAT).status == 200
     finally:

@@ -7,13 +7,14 @@ import sys
 
 import msgspec
 
-from .logs import WORKER, iso_now
+from .logs import WORKER, iso_now, text_line
 
 _encode = msgspec.json.encode
 
 
 class AccessLog:
-    def __init__(self, stream=None, bodies: bool = False, backend_bodies: bool = False) -> None:
+    def __init__(self, stream=None, bodies: bool = False, backend_bodies: bool = False, text: bool = False) -> None:
+        self.text = text  # logging.format = "text": key=value lines, as the proxy's own lines
         self.stream = stream or sys.stderr
         self.bodies = bodies  # logging.log_bodies / include_request_body
         self.backend_bodies = backend_bodies  # logging.log_backend_bodies: what the backend got, beside
@@ -53,7 +54,7 @@ class AccessLog:
             line["variant"] = req.variant
         if req.rewrites:
             line["rewrites"] = req.rewrites
-        self.lines.append(_encode(line))
+        self.lines.append(text_line(line).encode() if self.text else _encode(line))
         if len(self.lines) >= 512:
             self.flush()
 

@@ -71,7 +71,11 @@ class Proxy:
         if self.access is not None:
             self.access.flush()
         bodies = lg.log_bodies or lg.include_request_body
-        self.access = AccessLog(bodies=bodies, backend_bodies=lg.log_backend_bodies) if lg.access and lg.level.upper() in ("DEBUG", "INFO") else None
+        self.access = (
+            AccessLog(bodies=bodies, backend_bodies=lg.log_backend_bodies, text=lg.format == "text")
+            if lg.access and lg.level.upper() in ("DEBUG", "INFO")
+            else None
+        )
         self.monitor = BackendMonitor(self.router, config.routing, self.clock)
         if self.queue is None:
             self.queue = FairQueue(config.queue, self.metrics, self.clock)

@@ -6,6 +6,7 @@
 import argparse
 import asyncio
 import ctypes
+import errno
 import gc
 import logging
 import os
@@ -71,6 +72,17 @@ async def serve(proxy: Proxy, sock=None, ready: bool = True, load_config=None) -
         notify("STOPPING=1")
     log.info("pid %d draining (up to %g s)", os.getpid(), proxy.config.server.drain_timeout)
     await proxy.drain(proxy.config.server.drain_timeout)
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why the port could not be listened on, and what to do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: another program uses that port; stop it, or choose another port with --port (server.port, DEVSTRAL_PROXY_PORT)"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges); choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}:{port}: this machine has no address {host}; set --host (server.host, DEVSTRAL_PROXY_HOST)"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def pin_malloc() -> None:
@@ -156,6 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             return supervisor.run()
         uvloop.run(serve(Proxy(config), load_config=load_config))
     except OSError as exc:
-        print(f"devstral-proxy: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"devstral-proxy: {cannot_listen(config.server.host, config.server.port, exc)}", file=sys.stderr)
         return 1
     return 0

@@ -4,9 +4,12 @@ then environment variables, then CLI flags, each overriding the one before.
 An invalid config raises ConfigError naming the key and the problem; startup stops there.
 """
 
+import difflib
 import ipaddress
 import os
+import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -589,10 +592,39 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 
 def _convert(doc, kind, where: str):
-    """msgspec says `... - at `$.server.port``; say `server.port: ...`."""
+    """msgspec says `... - at `$.server.port``; say `server.port: ...`, with what would be
+    right: the values an option takes, the option meant by a misspelt one. Strict: a quoted
+    number (`port = "8080"`) is refused, not guessed at (variables and flags are converted
+    before)."""
     try:
-        return msgspec.convert(doc, kind, strict=False)
+        return msgspec.convert(doc, kind, strict=True)
     except msgspec.ValidationError as exc:
         message, _, at = str(exc).partition(" - at `$")
-        at = where + at.rstrip("`") if where else at.rstrip("`").lstrip(".")
+        at = at.rstrip("`")
+        path = at.lstrip(".")
+        unknown = re.match(r"Object contains unknown field `(.+)`", message)
+        if unknown:
+            path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        message += _hint(kind, path, message)
+        at = where + at if where else at.lstrip(".")
         raise ConfigError(f"{at}: {message}" if at else f"{where or 'config'}: {message}") from None
+
+
+def _hint(kind, path: str, message: str) -> str:
+    """What the option at `path` (of the struct type `kind`) takes, or which one was meant."""
+    owner, field = kind, None
+    for name in path.split("."):
+        if name.startswith("[") or not isinstance(owner, type) or not issubclass(owner, msgspec.Struct):
+            return ""
+        fields = {f.name: f.type for f in msgspec.structs.fields(owner)}
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            return f" (did you mean `{close[0]}`?)" if close else f" (the options here: {', '.join(sorted(fields))})"
+        field = fields[name]
+        owner = next((a for a in typing.get_args(field) if isinstance(a, type) and issubclass(a, msgspec.Struct)), field)
+    values = [a for a in typing.get_args(field) if isinstance(a, str)]
+    if "enum" in message and values:
+        return f" (one of: {', '.join(values)})"
+    if "Expected `int`" in message or "Expected `float`" in message:
+        return " (a number, without quotes)"
+    return ""

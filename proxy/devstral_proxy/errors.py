@@ -5,6 +5,8 @@ is one. Its body is in the caller's protocol: OpenAI's `{"error": {...}}` (what 
 SDK reads), Anthropic's `{"type": "error", ...}` on /v1/messages (`errors_for(route)`).
 """
 
+import ssl
+
 import msgspec
 
 from devstral_translate.anthropic import error_body as anthropic_error
@@ -59,6 +61,21 @@ def normalize_backend_error(status: int, body: bytes) -> bytes:
 
 def _code(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def unreachable_because(name: str, exc: BaseException | None) -> str:
+    """Why a backend could not be connected to, in words an operator can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its certificate is not trusted ({exc.verify_message}): set backends.{name}.ca_file to the CA that signed it (or tls_verify = false)"
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or exc}): is the URL's scheme (http/https) right?"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: nothing listens there (is the backend running, the port right?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer within connect_timeout"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or exc.__class__.__name__
+    return str(exc) if exc else "no connection"
 
 
 def backend_failure(name: str, exc: OSError) -> Failure:

@@ -100,6 +100,14 @@ class _Resend:
         return True
 
 
+def not_served(model: str | None, router, model_map: dict[str, str]) -> Failure:
+    """A 404 naming what is served (the client may have misspelt it)."""
+    names = sorted({*model_map, *(m for b in router.backends for m in b.models)})
+    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    served = f"; served here: {listed} (GET /v1/models lists them)" if names else ""
+    return Failure(404, f"The model '{model}' is not served by any backend{served}.", "model_not_found", "model")
+
+
 def image_refusal(body: bytes, policy: str, domains: tuple) -> Failure | None:
     """Why an image URL of the request may not reach the backend (images.url_policy)."""
     for url in images.image_urls(body):
@@ -191,7 +199,7 @@ class InferenceService:
                 elif tried:
                     cycle.fail(Failure(502, "No backend could be reached.", "backend_unreachable"))
                 elif model is not None and not router.serving(model):
-                    cycle.fail(Failure(404, f"The model '{client_model}' is not served by any backend.", "model_not_found", "model"))
+                    cycle.fail(not_served(client_model, router, self.model_map))
                 else:
                     cycle.fail(Failure(503, "No backend is available right now; try again shortly.", "no_backend_available", headers=self._retry()))
                 return

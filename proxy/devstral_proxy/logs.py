@@ -29,6 +29,18 @@ class JsonFormatter(logging.Formatter):
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 
 
+def text_line(fields: dict) -> str:
+    """An access line in the text format: `ts ACCESS key=value ...`, values with a space or a
+    quote quoted, control characters escaped (nothing a client sent can forge a line)."""
+    parts = [f"{fields['ts']} ACCESS"]
+    for key, value in fields.items():
+        if key == "ts" or value is None or value == "":
+            continue
+        text = (json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)).translate(_CONTROLS)
+        parts.append(f"{key}={json.dumps(text)}" if " " in text or '"' in text else f"{key}={text}")
+    return " ".join(parts)
+
+
 class TextFormatter(logging.Formatter):
     """One line per record: whatever a message carries (names a backend or client chose)
     cannot forge another line or reach the terminal (JSON escapes them too)."""

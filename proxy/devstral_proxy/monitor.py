@@ -13,6 +13,7 @@ from devstral_translate.mistral import guess_generation
 
 from .catalog import ModelLists
 from .clock import SYSTEM, Clock
+from .errors import unreachable_because
 from .fetch import decode_json, fetch
 from .tasks import background
 
@@ -95,9 +96,9 @@ class BackendMonitor:
         try:
             status, _, _ = await fetch(backend, b"GET", backend.cfg.health_path, self.routing.health_timeout)
         except OSError as exc:
-            self.router.connected(backend, False)
+            self.router.connected(backend, False, exc)
             self.router.outcome(backend, False)
-            backend.health = f"unreachable ({exc.__class__.__name__})"
+            backend.health = f"unreachable ({unreachable_because(backend.name, exc)})"
             return backend.health
         self.router.connected(backend, True)
         # A server without a health route (LM Studio: 404) is up all the same; a 5xx is the

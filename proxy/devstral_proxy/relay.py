@@ -60,7 +60,7 @@ class Feedback(Protocol):
 
     def outcome(self, backend: Any, ok: bool) -> None: ...
 
-    def connected(self, backend: Any, up: bool) -> None: ...
+    def connected(self, backend: Any, up: bool, why: BaseException | None = None) -> None: ...
 
     def freed(self, backend: Any, client: str | None = None) -> None: ...
 
@@ -134,7 +134,7 @@ class Exchange:
         try:
             up = await backend.pool.connect()
         except OSError as exc:  # refused, unreachable, or TimeoutError
-            self.feedback.connected(backend, False)
+            self.feedback.connected(backend, False, exc)
             self.feedback.outcome(backend, False)
             if self.failover is not None and self.state != Ex.DONE:  # nothing was written: try another
                 self._end()

@@ -20,6 +20,7 @@ from devstral_translate.openai import OpenAIDialect
 from . import balance
 from .clock import SYSTEM, Clock
 from .config import BackendConfig, Config, RoutingConfig
+from .errors import unreachable_because
 from .http import HOP_BY_HOP, relay_headers
 from .upstream import Pool
 
@@ -206,12 +207,12 @@ class Router:
             if queue.count:
                 queue.dispatch(backend)
 
-    def connected(self, backend: Backend, up: bool) -> None:
-        """Whether a connection to the backend could be opened (a change is logged)."""
+    def connected(self, backend: Backend, up: bool, why: BaseException | None = None) -> None:
+        """Whether a connection to the backend could be opened (a change is logged, with why)."""
         if up and backend.up is False:
             log.warning("backend %s: reachable again", backend.name)
         elif not up and backend.up is not False:
-            log.warning("backend %s: cannot connect to %s", backend.name, backend.cfg.url)
+            log.warning("backend %s: cannot connect to %s: %s", backend.name, backend.cfg.url, unreachable_because(backend.name, why))
         backend.up = up
 
     def outcome(self, backend: Backend, ok: bool) -> None:
