@@ -18,14 +18,19 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# make run / make sim: the proxy and the simulator only (no test tools); the full venv serves too
+$(VENV)/.runtime: pyproject.toml
+	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt pyproject.toml ]; then touch $@; else \
+	  $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[bench]' && touch $@; fi
+
 # the config file's port unless PORT is given (make run CONFIG=config.yaml PORT=9001)
 PORT_FLAG = $(if $(CONFIG),$(if $(filter command line environment,$(origin PORT)),--port $(PORT)),--port $(PORT))
 
-run: venv
+run: $(VENV)/.runtime
 ifeq ($(strip $(UPSTREAM)$(CONFIG)),)
 	@$(PY) -m bench.wait --free $(SIM_PORT) || { \
 	  echo "Port $(SIM_PORT) is in use (a vLLM already running there?): 'make run UPSTREAM=http://127.0.0.1:$(SIM_PORT)'"; \
-	  echo "puts the proxy in front of it; 'make run SIM_PORT=8001' starts the simulator elsewhere."; exit 1; }
+	  echo "puts the proxy in front of it; 'make run SIM_PORT=<a free port>' starts the simulator elsewhere (PORT=<port> moves the proxy)."; exit 1; }
 	@echo "No UPSTREAM given: starting the simulated vLLM on :$(SIM_PORT)"
 	@$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
@@ -35,7 +40,7 @@ else
 	$(PY) -m devstral_proxy $(if $(CONFIG),--config $(CONFIG)) $(if $(UPSTREAM),--upstream $(UPSTREAM)) $(PORT_FLAG)
 endif
 
-sim: venv
+sim: $(VENV)/.runtime
 	$(PY) -m bench.simulator --port $(SIM_PORT) --token-delay 0.02
 
 test: venv
