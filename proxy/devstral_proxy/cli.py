@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from .inspection import main as translate
 
         return translate(argv[1:])
+    if argv[:1] == ["doctor"]:  # devstral-proxy doctor: check the live setup the config names
+        from .doctor import main as doctor
+
+        return doctor(argv[1:])
     args = parse_args(argv)
     if args.config:  # where the configuration comes from: on the startup line, and for SIGHUP
         os.environ["DEVSTRAL_PROXY_CONFIG"] = args.config
