@@ -72,6 +72,8 @@ def test_a_request_is_a_server_span_under_the_clients_trace_and_the_backend_cont
     a = attrs(server)
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.request.model"] == "gpt-4" and a["gen_ai.response.model"] == "mistral-sim"
     assert a["http.response.status_code"] == 200 and a["gen_ai.usage.output_tokens"] > 0
+    finish = next(kv.value.array_value for kv in server.attributes if kv.key == "gen_ai.response.finish_reasons")
+    assert [v.string_value for v in finish.values] == ["stop"]
     sent = {k.lower(): v for k, v in sim.record.headers[-1].items()}
     assert sent["traceparent"] == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{upstream.span_id.hex()}-01"  # the exchange is the backend's parent
     assert sent["tracestate"] == "vendor=x"

@@ -33,5 +33,6 @@ class Record(msgspec.Struct, gc=False):
     variant: str = ""  # the model a weighted split chose (model_mapping's list form)
     trace: object = None  # tracing.Trace: its ids, when tracing is on
     queued: float = 0.0  # seconds it waited in the queue
+    finish: tuple[str, ...] = ()  # the reply's finish reasons (noted only when traced)
     rewrites: dict | None = None  # at DEBUG: the dialect's rewrites, kind -> count (no content)
     backend_body: bytes = b""  # what the backend was sent, kept only when logging.log_backend_bodies

@@ -36,6 +36,19 @@ class Source(Protocol):
     def fail(self, failure: Failure) -> None: ...
 
 
+def note_finish(record, data: bytes) -> None:
+    """The finish reasons a reply (or a stream's piece) states, for the request's trace."""
+    at = data.find(b'"finish_reason":"')
+    while at != -1:
+        end = data.find(b'"', at + 17)
+        if end == -1 or end - at > 64:
+            return
+        reason = data[at + 17 : end].decode("ascii", "replace")
+        if reason not in record.finish:
+            record.finish = (*record.finish, reason)
+        at = data.find(b'"finish_reason":"', end)
+
+
 def count(exchange: Source, data: bytes) -> None:
     """Note the usage a reply reports in the request's record (and the caller's tokens)."""
     usage = usage_counts(data)
@@ -108,6 +121,8 @@ class Buffered:
         else:
             ex.record.t_upstream_end = perf_counter()
             count(ex, body)
+            if ex.record.trace is not None:
+                note_finish(ex.record, body)
             if ex.translator is not None and status == 200:
                 try:
                     body = ex.translator.body(body)
@@ -135,6 +150,8 @@ class Passing:
         ex = self.exchange
         if data.find(b'"prompt_tokens"') != -1:  # (find: `bytes in bytes` costs ~2x on 3.11)
             count(ex, data)
+        if ex.record.trace is not None:
+            note_finish(ex.record, data)
         size = len(data)
         if self.stream is not None:
             data = self.stream.feed(data)

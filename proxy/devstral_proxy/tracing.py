@@ -138,6 +138,8 @@ class Tracing:
             attributes["gen_ai.server.time_to_first_token"] = record.t_first - record.t0
         if record.variant:
             attributes["devstral.variant"] = record.variant
+        if record.finish:
+            attributes["gen_ai.response.finish_reasons"] = list(record.finish)
         name = f"{operation} {record.model}" if record.model else f"{record.method.decode('latin-1')} {record.route}"
         spans = [
             ReadableSpan(
