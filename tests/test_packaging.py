@@ -79,3 +79,19 @@ def test_redis_without_its_extra_names_the_extra(tmp_path, monkeypatch):
         config.build(
             {"rate_limit": {"requests_per_minute": 5, "redis_url": "redis://127.0.0.1:6379/0"}}, env={}, overrides={"upstream": "http://127.0.0.1:8000"}
         )
+
+
+@pytest.mark.timeout(600)
+def test_the_sdist_and_the_wheel_pass_twine_check(tmp_path):
+    """What a package index would take: both distributions build, their metadata (the README
+    as the long description, the license) passes `twine check --strict`."""
+    dist = tmp_path / "dist"
+    built = run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist, ROOT, check=False, cwd=tmp_path)
+    if built.returncode:
+        pytest.skip(f"cannot build here (no package index?): {built.stderr[-300:]}")
+    files = sorted(dist.iterdir(), key=lambda f: f.suffix)  # the sdist (.tar.gz), then the wheel
+    assert [f.suffix for f in files] == [".gz", ".whl"]
+    checked = run(sys.executable, "-m", "twine", "check", "--strict", *files, check=False)
+    assert checked.returncode == 0 and checked.stdout.count("PASSED") == 2, checked.stdout + checked.stderr
+    sdist = run(sys.executable, "-c", f"import tarfile; print('\\n'.join(tarfile.open('{files[0]}').getnames()))").stdout
+    assert "/LICENSE" in sdist and "/README.md" in sdist
