@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import uvloop
 
@@ -189,3 +190,9 @@ def proxy_process(port: int, *args: str, env: dict | None = None) -> subprocess.
                 proc.kill()
                 raise AssertionError("the proxy did not start") from None
             time.sleep(0.05)
+
+
+def documentation() -> str:
+    """The README and every page of docs/: where a test finds the snippets users copy."""
+    root = Path(__file__).resolve().parent.parent
+    return "\n".join(path.read_text() for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))])

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from bench.simulator import Behavior
-from tests.support import SimThread
+from tests.support import SimThread, documentation
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = Path(os.environ.get("DEVSTRAL_AGENTS", ROOT / ".agents"))
-README = (ROOT / "README.md").read_text()
+README = documentation()  # the README and docs/: the snippets as users copy them
 SNIPPET = re.compile(r"<!-- agent: ([\w-]+) -->\n```\w+\n(.*?)```", re.S)
 SNIPPETS = dict(SNIPPET.findall(README))
 pytestmark = pytest.mark.timeout(600)

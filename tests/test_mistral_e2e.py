@@ -257,9 +257,10 @@ def test_the_bridge_turn_by_configuration(start_proxy, strict_sim):
 
 def test_the_readme_error_example_is_what_the_proxy_prints(client):
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    from tests.support import documentation
+
+    readme = documentation()
     example = re.search(r"`(\{\"error\":\{\"message\":\"messages\[3\]: unknown role 'oracle'\".*?\}\})`", readme).group(1)
     messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "oracle", "content": "d"}]
     r = http("POST", client.proxy.url + "/v1/chat/completions", {"model": "devstral", "messages": messages})

@@ -166,7 +166,7 @@ def test_the_readmes_worked_example_is_what_the_command_prints():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
+    readme = (root / "docs" / "mistral.md").read_text()
     block = readme[readme.index("$ devstral-proxy translate docs/examples/agent.json") :]
     command, _, rest = block.partition("\n")
     shown = rest[rest.index("# rewrites\n") : rest.index("```")].splitlines()
