@@ -148,11 +148,11 @@ namespace OpenAI.LocalAdapter.Tests
         }
 
         [Test]
-        public void AWrongKeyIsAnAuthenticationException()
+        public void AWrongKeyIsAnInvalidApiKeyException()
         {
             using (var client = Client(key: "wrong"))
             {
-                var e = Assert.Throws<AuthenticationException>(() => client.Chat.CreateCompletionAsync(Ask("Hi")).GetAwaiter().GetResult());
+                var e = Assert.Throws<InvalidApiKeyException>(() => client.Chat.CreateCompletionAsync(Ask("Hi")).GetAwaiter().GetResult());
                 Assert.AreEqual(401, e.Status);
                 Assert.AreEqual("invalid_api_key", e.Code);
             }

@@ -1,5 +1,6 @@
 // A streamed completion as IAsyncEnumerable<ChatCompletionResponse>, written by hand (C# 7.2
 // has no async iterators): each MoveNextAsync reads SSE lines until the next `data:` frame.
+// Cancelled by the token given when it was made or the one given to GetAsyncEnumerator, either.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -14,6 +15,8 @@ namespace OpenAI.LocalAdapter
     {
         private readonly ChatService service;
         private readonly string body;
+        private readonly CancellationToken created; // the token given when the stream was made
+        private CancellationTokenSource linked; // ... and the enumerator's, either cancels
         private CancellationToken cancellationToken;
         private HttpResponseMessage response;
         private StreamReader reader;
@@ -25,8 +28,12 @@ namespace OpenAI.LocalAdapter
         {
             this.service = service;
             this.body = body;
+            created = cancellationToken;
             this.cancellationToken = cancellationToken;
         }
+
+        /// <summary>The reply's headers (x-request-id, x-ratelimit-*), once the first chunk was asked for.</summary>
+        public IReadOnlyDictionary<string, string> Headers { get; private set; } = new Dictionary<string, string>();
 
         public ChatCompletionResponse Current { get; private set; }
 
@@ -36,7 +43,15 @@ namespace OpenAI.LocalAdapter
         public IAsyncEnumerator<ChatCompletionResponse> GetAsyncEnumerator(CancellationToken token = default(CancellationToken))
         {
             if (started) throw new InvalidOperationException("A stream can be enumerated once.");
-            if (token.CanBeCanceled) cancellationToken = token;
+            if (token.CanBeCanceled && created.CanBeCanceled)
+            {
+                linked = CancellationTokenSource.CreateLinkedTokenSource(created, token);
+                cancellationToken = linked.Token;
+            }
+            else if (token.CanBeCanceled)
+            {
+                cancellationToken = token;
+            }
             return this;
         }
 
@@ -58,6 +73,7 @@ namespace OpenAI.LocalAdapter
             {
                 started = true;
                 response = await service.SendAsync(body, false, cancellationToken).ConfigureAwait(false);
+                Headers = ClientResult<object>.HeadersOf(response);
                 // Cancelling closes the connection: the proxy aborts the backend's generation.
                 registration = cancellationToken.Register(() => response.Dispose());
                 var stream = await response.Content.ReadAsStreamAsync().ConfigureAwait(false);
@@ -89,7 +105,8 @@ namespace OpenAI.LocalAdapter
                     finished = true;
                     return false;
                 }
-                if (data.IndexOf("\"error\"", StringComparison.Ordinal) >= 0 && data.IndexOf("\"choices\"", StringComparison.Ordinal) < 0)
+                var frame = Json.Parse(data) as IDictionary<string, object>;
+                if (frame != null && frame.ContainsKey("error") && !frame.ContainsKey("choices"))
                 {
                     finished = true;
                     throw LocalAdapterException.FromBody(500, data); // the server's error event ends the stream
@@ -103,6 +120,7 @@ namespace OpenAI.LocalAdapter
         public ValueTask DisposeAsync()
         {
             registration.Dispose();
+            linked?.Dispose();
             reader?.Dispose();
             response?.Dispose();
             finished = true;

@@ -28,11 +28,16 @@ namespace OpenAI.LocalAdapter
 
         public async Task<ChatCompletionResponse> CreateCompletionAsync(ChatCompletionRequest request, CancellationToken cancellationToken = default(CancellationToken))
         {
+            return (await CreateCompletionResultAsync(request, cancellationToken).ConfigureAwait(false)).Value;
+        }
+
+        public async Task<ClientResult<ChatCompletionResponse>> CreateCompletionResultAsync(ChatCompletionRequest request, CancellationToken cancellationToken = default(CancellationToken))
+        {
             string body = request.ToJson(config.DefaultModel, false);
             using (var response = await SendAsync(body, true, cancellationToken).ConfigureAwait(false))
             {
                 string text = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-                return ChatCompletionResponse.FromJson(text);
+                return new ClientResult<ChatCompletionResponse>(ChatCompletionResponse.FromJson(text), (int)response.StatusCode, ClientResult<ChatCompletionResponse>.HeadersOf(response));
             }
         }
 
@@ -64,7 +69,7 @@ namespace OpenAI.LocalAdapter
                 }
                 catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
                 {
-                    throw new LocalAdapterException(0, "timeout_error", null, null, "No reply within " + config.TimeoutSeconds + " s.", e);
+                    throw new LocalAdapterException(0, "timeout_error", null, null, "No reply within " + config.Timeout + ".", e);
                 }
                 finally
                 {
@@ -80,8 +85,10 @@ namespace OpenAI.LocalAdapter
                     continue;
                 }
                 string text = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+                var error = LocalAdapterException.FromBody(status, text);
+                error.Headers = ClientResult<object>.HeadersOf(response);
                 response.Dispose();
-                throw LocalAdapterException.FromBody(status, text);
+                throw error;
             }
         }
 
@@ -101,7 +108,7 @@ namespace OpenAI.LocalAdapter
                     return until > TimeSpan.Zero ? until : TimeSpan.Zero;
                 }
             }
-            return TimeSpan.FromSeconds(config.RetryBaseSeconds * Math.Pow(2, attempt));
+            return TimeSpan.FromTicks((long)(config.RetryBase.Ticks * Math.Pow(2, attempt)));
         }
     }
 }

@@ -9,6 +9,9 @@ namespace OpenAI.LocalAdapter
     {
         Task<ChatCompletionResponse> CreateCompletionAsync(ChatCompletionRequest request, CancellationToken cancellationToken = default(CancellationToken));
 
+        /// <summary>The completion with the reply it came in: status and headers (x-request-id, x-ratelimit-*).</summary>
+        Task<ClientResult<ChatCompletionResponse>> CreateCompletionResultAsync(ChatCompletionRequest request, CancellationToken cancellationToken = default(CancellationToken));
+
         /// <summary>Chunks as the server sends them (SSE frames parsed as they arrive).</summary>
         IAsyncEnumerable<ChatCompletionResponse> CreateCompletionStreamAsync(ChatCompletionRequest request, CancellationToken cancellationToken = default(CancellationToken));
     }

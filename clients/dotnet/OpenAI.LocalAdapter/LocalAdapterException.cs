@@ -21,6 +21,12 @@ namespace OpenAI.LocalAdapter
         public string Code { get; }
         public string Param { get; }
 
+        /// <summary>The reply's headers (x-request-id, x-ratelimit-*, retry-after), when there was a reply.</summary>
+        public IReadOnlyDictionary<string, string> Headers { get; internal set; } = new Dictionary<string, string>();
+
+        /// <summary>The request id the proxy gave the request (quote it when reporting a problem).</summary>
+        public string RequestId { get { string id; return Headers.TryGetValue("x-request-id", out id) ? id : null; } }
+
         public static LocalAdapterException FromBody(int status, string body)
         {
             try
@@ -42,7 +48,7 @@ namespace OpenAI.LocalAdapter
 
         private static LocalAdapterException For(int status, string type, string code, string param, string message)
         {
-            if (status == 401) return new AuthenticationException(status, type, code, param, message);
+            if (status == 401) return new InvalidApiKeyException(status, type, code, param, message);
             if (status == 404) return new NotFoundException(status, type, code, param, message);
             if (status == 429) return new RateLimitException(status, type, code, param, message);
             return new LocalAdapterException(status, type, code, param, message);
@@ -54,9 +60,10 @@ namespace OpenAI.LocalAdapter
         }
     }
 
-    public class AuthenticationException : LocalAdapterException
+    /// <summary>401: the key (or token) was refused. (Not AuthenticationException: System.Security.Authentication has one.)</summary>
+    public class InvalidApiKeyException : LocalAdapterException
     {
-        public AuthenticationException(int status, string type, string code, string param, string message) : base(status, type, code, param, message) { }
+        public InvalidApiKeyException(int status, string type, string code, string param, string message) : base(status, type, code, param, message) { }
     }
 
     public class NotFoundException : LocalAdapterException

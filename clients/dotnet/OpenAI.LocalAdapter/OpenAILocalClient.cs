@@ -17,7 +17,7 @@ namespace OpenAI.LocalAdapter
             this.config = config ?? throw new ArgumentNullException(nameof(config));
             if (handler == null && AbortingHandler.Needed) handler = new AbortingHandler(); // see AbortingHandler.cs
             http = handler == null ? new HttpClient() : new HttpClient(handler, true);
-            http.Timeout = config.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(config.TimeoutSeconds) : System.Threading.Timeout.InfiniteTimeSpan;
+            http.Timeout = config.Timeout > TimeSpan.Zero ? config.Timeout : System.Threading.Timeout.InfiniteTimeSpan;
             Chat = new ChatService(http, config);
         }
 
