@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import logging
 import pstats
 import statistics
 import time
@@ -83,6 +84,7 @@ async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bo
     if tracing:
         doc["tracing"] = {"otlp_endpoint": tracing, "max_queue": 1 << 20}  # every span exported: its whole cost counted
     config = build(doc, env={})  # the backend is never dialled
+    logging.getLogger("devstral_proxy").setLevel(logging.ERROR)  # its "cannot connect" is the point, not news
     proxy = Proxy(config)
     await proxy.start()  # listens; nothing connects to it
     loop = asyncio.get_running_loop()

@@ -5,6 +5,8 @@ in percent. It reports; it is not a pass/fail step (`make bench-quick`; `--save`
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 from pathlib import Path
@@ -16,6 +18,19 @@ from bench.pipeline_cost import SHAPES, _run
 BASELINE = Path(__file__).with_name("baseline.json")
 ROWS = (("openai", "json"), ("mistral", "json"), ("openai", "frames"), ("mistral", "frames"))
 FRAMES = 41  # a `frames` reply: 40 data frames and [DONE] (bench.compare.sse_body), one read each
+
+
+def machine() -> str:
+    """The CPU the figures come from (its model name and count)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} x{os.cpu_count()}"
 
 
 def measure(requests: int, repeat: int) -> dict[str, float]:
@@ -37,10 +52,15 @@ def main(argv=None) -> None:
     now = measure(args.requests, args.repeat)
     saved = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     base = saved.get("us", {})
-    print(f"interpreter now: {sys.version}")
+    here = machine()
+    print(f"interpreter now: {sys.version}; machine: {here}")
     if saved.get("python") and saved["python"] != sys.version:
         # a build without PGO/LTO (pyenv's default) runs this code 10-20% slower (BENCHMARKS.md)
         print(f"baseline's: {saved['python']} (another interpreter build: compare with care)")
+    if saved.get("machine") != here:
+        # another CPU: absolute µs do not compare; `make bench-versus REF=<commit>` measures both in one run
+        print(f"the baseline was recorded on {saved.get('machine') or 'an unrecorded machine'}: no change is printed (--save records one here)")
+        base = {}
     print("| row | µs now | baseline | change |")
     print("|---|---|---|---|")
     for name, value in now.items():
@@ -51,7 +71,12 @@ def main(argv=None) -> None:
     if args.save:
         BASELINE.write_text(
             json.dumps(
-                {"note": "bench.quick on the session's machine; CPU time, medians", "python": sys.version, "us": {k: round(v, 2) for k, v in now.items()}},
+                {
+                    "note": "bench.quick on the session's machine; CPU time, medians",
+                    "python": sys.version,
+                    "machine": here,
+                    "us": {k: round(v, 2) for k, v in now.items()},
+                },
                 indent=2,
             )
             + "\n"
