@@ -126,6 +126,20 @@ def test_a_silent_tls_handshake_is_closed_after_header_timeout(tmp_path, ca, sim
     s.close()
 
 
+def test_plain_http_to_the_https_port_is_a_400_saying_so(tmp_path, ca, sim, start_proxy):
+    """As nginx: a request in plain HTTP on the TLS port is answered, not dropped; TLS clients
+    on the same port are unaffected."""
+    from tests.support import raw_exchange
+
+    cert, key = files(tmp_path, ca)
+    p = start_proxy(sim.url, server={"tls_cert": cert, "tls_key": key})
+    reply = raw_exchange(p.port, b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "plain_http_to_https_port"
+    _, status, _ = https_request(p.port, ca)
+    assert status == 200
+
+
 def test_handshakes_under_way_count_against_max_connections(tmp_path, ca, sim, start_proxy):
     """#25: 3,000 silent TLS connections were held with max_connections = 100 and not counted.
     A connection counts from accept; one whose handshake fails is let go without the collector."""

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import ssl
 import weakref
+from typing import Any
 
 from .accesslog import AccessLog
 from .accounting import Accounting
@@ -27,7 +28,7 @@ from .routes import proxy_routes
 from .server import HttpProtocol, Limits
 from .shared_metrics import MetricsShare
 from .store import MemoryStore, RedisStore, make_store
-from .tls import renew, server_context
+from .tls import SniffingServer, listening_socket, renew, server_context
 from .tokens import JwtAuth, make_jwt
 from .tracing import Tracing
 from .waitqueue import FairQueue
@@ -46,7 +47,7 @@ class Proxy:
         self.metrics = Metrics()
         self.share = MetricsShare(metrics_dir, self.metrics) if metrics_dir else None
         self.started = clock.wall()
-        self.server: asyncio.AbstractServer | None = None
+        self.server: Any = None  # asyncio's server, or tls.SniffingServer (close(), sockets)
         self.router: Router | None = None
         self.rate_limits: RateLimits | None = None
         self.monitor: BackendMonitor | None = None
@@ -137,11 +138,13 @@ class Proxy:
             log.warning("some backends did not answer their first health check or model list within 3 s")
         monitor.start()
         factory = lambda: HttpProtocol(self, loop)  # noqa: E731
-        handshake = s.header_timeout if self.tls is not None else None  # as a request's head (asyncio's default: 60 s)
-        if sock is not None:
-            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
+        if self.tls is not None:  # each connection sniffed: TLS goes on (handshake within header_timeout), plain HTTP gets a 400
+            listener = sock if sock is not None else listening_socket(s.host, s.port, s.backlog)
+            self.server = SniffingServer(loop, listener, factory, self.tls, s.header_timeout, self.handshaking)  # type: ignore[assignment]
+        elif sock is not None:
+            self.server = await loop.create_server(factory, sock=sock, backlog=s.backlog)
         else:
-            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog, ssl=self.tls, ssl_handshake_timeout=handshake)
+            self.server = await loop.create_server(factory, s.host, s.port, backlog=s.backlog)
         self._tick = self.config.sweep_tick()
         self._sweeper = loop.call_later(self._tick, self._sweep)
         host, port = self.server.sockets[0].getsockname()[:2]
