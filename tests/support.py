@@ -196,3 +196,33 @@ def documentation() -> str:
     """The README and every page of docs/: where a test finds the snippets users copy."""
     root = Path(__file__).resolve().parent.parent
     return "\n".join(path.read_text() for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+
+
+class TinyServer:
+    """A threaded HTTP server on a loopback port for what a test plays (an identity provider, a
+    trace collector): `respond(method, body) -> (status, content type, reply body)`."""
+
+    def __init__(self, respond) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                status, ctype, body = respond(self.command, self.rfile.read(length) if length else b"")
+                self.send_response(status)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()

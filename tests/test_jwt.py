@@ -5,16 +5,14 @@ payload are 401 with WWW-Authenticate; an unknown kid fetches the keys again (a 
 last keys stay while the provider is down; a models claim limits the models."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tests.support import eventually, http
+from tests.support import TinyServer, eventually, http
 
 ISSUER = "https://id.example.test/realms/dev"
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
@@ -51,28 +49,15 @@ class Provider:
     """The identity provider's JWKS endpoint (it can go down)."""
 
     def __init__(self, keys: Keys) -> None:
-        provider = self
         self.keys, self.up, self.fetches = keys, True, 0
+        self.server = TinyServer(self._respond)
+        self.url = f"http://127.0.0.1:{self.server.port}/protocol/openid-connect/certs"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                provider.fetches += 1
-                if not provider.up:
-                    self.send_error(503)
-                    return
-                body = json.dumps(provider.keys.jwks()).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/protocol/openid-connect/certs"
+    def _respond(self, method: str, body: bytes) -> tuple[int, str, bytes]:
+        self.fetches += 1
+        if not self.up:
+            return 503, "text/plain", b"down"
+        return 200, "application/json", json.dumps(self.keys.jwks()).encode()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +69,7 @@ def keys():
 def provider(keys):
     p = Provider(keys)
     yield p
-    p.server.shutdown()
+    p.server.stop()
     keys.published = ["rsa", "ec", "ed"]
 
 

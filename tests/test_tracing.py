@@ -5,12 +5,11 @@ backend received), the queue span, an error span, and that an unreachable collec
 nothing for clients."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
-from tests.support import SimThread, eventually, free_port, http
+from tests.support import SimThread, TinyServer, eventually, free_port, http
 
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -18,28 +17,15 @@ PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 class Collector:
     def __init__(self) -> None:
-        spans = self.spans = []
+        self.spans: list = []
+        self.server = TinyServer(self._respond)
+        self.url = f"http://127.0.0.1:{self.server.port}/v1/traces"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["content-length"]))
-                request = ExportTraceServiceRequest.FromString(body)
-                for resource in request.resource_spans:
-                    for scope in resource.scope_spans:
-                        spans.extend(scope.spans)
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+    def _respond(self, method: str, body: bytes) -> tuple[int, str, bytes]:
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for scope in resource.scope_spans:
+                self.spans.extend(scope.spans)
+        return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString()
 
     def named(self, name: str) -> list:
         return [s for s in self.spans if s.name == name]
@@ -57,7 +43,7 @@ def attrs(span) -> dict:
 def collector():
     c = Collector()
     yield c
-    c.server.shutdown()
+    c.server.stop()
 
 
 def test_a_request_is_a_server_span_under_the_clients_trace_and_the_backend_continues_it(sim, start_proxy, collector):

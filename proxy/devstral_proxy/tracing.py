@@ -141,51 +141,21 @@ class Tracing:
         if record.finish:
             attributes["gen_ai.response.finish_reasons"] = list(record.finish)
         name = f"{operation} {record.model}" if record.model else f"{record.method.decode('latin-1')} {record.route}"
-        spans = [
-            ReadableSpan(
-                name,
-                server,
-                parent,
-                self.resource,
-                attributes,
-                kind=SpanKind.SERVER,
-                status=status,
-                start_time=self._ns(record.t0),
-                end_time=self._ns(now),
-                instrumentation_scope=self.scope,
-            )
-        ]
+
+        def span(title: str, context_, parent_, attrs: dict, start: float, end: float, kind=SpanKind.INTERNAL, status_=None) -> ReadableSpan:
+            return ReadableSpan(
+                title, context_, parent_, self.resource, attrs, kind=kind, status=status_ or Status(StatusCode.UNSET),
+                start_time=self._ns(start), end_time=self._ns(end), instrumentation_scope=self.scope,
+            )  # fmt: skip
+
+        spans = [span(name, server, parent, attributes, record.t0, now, SpanKind.SERVER, status)]
         if record.t_sent:
             if record.queued:
-                start = record.t_sent - record.queued
-                spans.append(
-                    ReadableSpan(
-                        "queue",
-                        context(os.urandom(8)),
-                        server,
-                        self.resource,
-                        {"devstral.queue.wait_seconds": record.queued},
-                        start_time=self._ns(start),
-                        end_time=self._ns(record.t_sent),
-                        instrumentation_scope=self.scope,
-                    )
-                )
+                wait = {"devstral.queue.wait_seconds": record.queued}
+                spans.append(span("queue", context(os.urandom(8)), server, wait, record.t_sent - record.queued, record.t_sent))
+            exchange = {"devstral.backend": record.backend, "gen_ai.request.model": record.backend_model or ""}
             end = record.t_upstream_end or now
-            upstream_attributes = {"devstral.backend": record.backend, "gen_ai.request.model": record.backend_model or ""}
-            spans.append(
-                ReadableSpan(
-                    f"{operation} {record.backend_model}",
-                    context(trace.upstream),
-                    server,
-                    self.resource,
-                    upstream_attributes,
-                    kind=SpanKind.CLIENT,
-                    status=status,
-                    start_time=self._ns(record.t_sent),
-                    end_time=self._ns(end),
-                    instrumentation_scope=self.scope,
-                )
-            )
+            spans.append(span(f"{operation} {record.backend_model}", context(trace.upstream), server, exchange, record.t_sent, end, SpanKind.CLIENT, status))
         return spans
 
     def _drain(self) -> None:
