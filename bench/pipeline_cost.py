@@ -84,7 +84,16 @@ async def _run(dialect: str, shape: str, requests: int, repeat: int, profile: bo
     if tracing:
         doc["tracing"] = {"otlp_endpoint": tracing, "max_queue": 1 << 20}  # every span exported: its whole cost counted
     config = build(doc, env={})  # the backend is never dialled
-    logging.getLogger("devstral_proxy").setLevel(logging.ERROR)  # its "cannot connect" is the point, not news
+    logger = logging.getLogger("devstral_proxy")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its "cannot connect" is the point, not news
+    try:
+        return await _measure(config, shape, requests, repeat, profile)
+    finally:
+        logger.setLevel(level)  # as it was: the test suite runs this in its own process
+
+
+async def _measure(config, shape: str, requests: int, repeat: int, profile: bool) -> list[float]:
     proxy = Proxy(config)
     await proxy.start()  # listens; nothing connects to it
     loop = asyncio.get_running_loop()

@@ -32,8 +32,12 @@ def test_the_floor_relay_passes_requests_and_replies_byte_for_byte(sim):
 @pytest.mark.parametrize("dialect", ["openai", "mistral"])
 @pytest.mark.parametrize("shape", list(pipeline_cost.SHAPES))
 def test_pipeline_cost_answers_every_request_it_feeds(dialect, shape):
+    import logging
+
+    level = logging.getLogger("devstral_proxy").level
     runs = uvloop.run(pipeline_cost._run(dialect, shape, 50, 2, False))
     assert len(runs) == 2 and all(r > 0 for r in runs)
+    assert logging.getLogger("devstral_proxy").level == level  # quiet while it runs, as it was after (later tests read warnings)
 
 
 def test_pipeline_cost_feeds_replies_as_a_backend_sends_them():
