@@ -119,7 +119,11 @@ class ResponseCache:
             go(None)  # another one leads (or this client left): not kept twice
             return
         self.pending[plan.key] = []
-        go(Tap(prepared.response, self, plan))
+        try:
+            go(Tap(prepared.response, self, plan))
+        except BaseException:  # no exchange will end to release those who wait for this one
+            self.ended(plan.key)
+            raise
 
     def ended(self, key: str) -> None:
         """The request that led `key` ended (kept or not): those waiting for it go on."""
