@@ -30,6 +30,7 @@ def test_a_deterministic_request_is_answered_again_from_the_cache(sim, start_pro
     assert b["id"] != a["id"]
     metrics = http("GET", p.url + "/metrics").body.decode()
     assert 'devstral_cache_requests_total{route="/v1/chat/completions",model="gpt-4",result="hit"} 1' in metrics
+    assert 'devstral_requests_total{route="/v1/chat/completions",model="gpt-4",backend="cache",status="200"} 1' in metrics  # no backend worked
 
 
 def test_an_entry_is_answered_in_the_shape_asked_a_stream_or_a_whole_body(sim, start_proxy):

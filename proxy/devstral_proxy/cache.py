@@ -23,7 +23,7 @@ from devstral_translate.sse import WholeFrames
 from .clock import SYSTEM, Clock
 from .http import JSON
 from .store import MemoryStore, RedisStore, StoreUnavailable
-from .tasks import spawn
+from .tasks import background, spawn
 
 log = logging.getLogger("devstral_proxy")
 _SHARED = b"\x00" * 12  # the owner of entries every caller may read (cache.shared)
@@ -146,7 +146,7 @@ class ResponseCache:
         doc["id"] = f"chatcmpl-{new_id(24)}"
         whole = _encode(doc)
         record = cycle.record
-        record.model, record.backend_model = prepared.client_model, prepared.backend_model
+        record.model, record.backend_model, record.backend = prepared.client_model, prepared.backend_model, "cache"  # no backend worked on it
         record.extra += b"x-cache: hit\r\nage: %d\r\n" % age
         self._count(cycle, "hit")
         translator = prepared.response
@@ -161,13 +161,10 @@ class ResponseCache:
 
     def keep(self, plan: Plan, whole: bytes) -> None:
         """A complete reply of a request that led its key: kept (if it may be)."""
-        if len(whole) > self.max_entry or (not self.keep_truncated and finish_reason(whole) == "length"):
+        reason = finish_reason(whole)
+        if len(whole) > self.max_entry or reason is None or (reason == "length" and not self.keep_truncated):
             return
-        if finish_reason(whole) is None:
-            return
-        spawn_put = asyncio.get_running_loop().create_task(self._put(plan, struct.pack("!d", self.clock.wall()) + whole))
-        _putting.add(spawn_put)
-        spawn_put.add_done_callback(_putting.discard)
+        background(self._put(plan, struct.pack("!d", self.clock.wall()) + whole))
 
     async def _put(self, plan: Plan, value: bytes) -> None:
         try:
@@ -204,9 +201,6 @@ async def replaced(old: ResponseCache | None, new: ResponseCache | None) -> Resp
     if old is not None:
         await old.close()
     return new
-
-
-_putting: set[asyncio.Task] = set()  # puts under way, referenced until done
 
 
 class Tap:
