@@ -159,7 +159,7 @@ class JwtAuth:
         tier = claims.get(cfg.tier_claim) if cfg.tier_claim else None
         verified = Verified(identity, float(claims.get("exp", now + 300)), _models(claims, cfg.models_claim), tier if isinstance(tier, str) else None)
         if len(self.remembered) >= MAX_REMEMBERED:
-            self.remembered = {t: v for t, v in self.remembered.items() if v.expires > now} or {}
+            self.remembered = {t: v for t, v in self.remembered.items() if v.expires > now}
             if len(self.remembered) >= MAX_REMEMBERED:
                 self.remembered.clear()
         self.remembered[token] = verified
