@@ -207,10 +207,10 @@ class Admission:
         """(key, identity, the token's Verified or None) of the request's valid credential: a
         configured key, or a token of the identity provider; (None, "", None) without one; the
         Failure of a token that did not pass (expired, wrong audience, ...)."""
-        key, kid = self.api_key(headers)
+        token = _token(headers)  # one rule on every route: the Bearer token of Authorization, else x-api-key
+        key, kid = self.api_key(token)
         if key is not None or self.jwt is None:
             return key, kid, None
-        token = _token(headers)
         if token.count(b".") != 2:
             return None, "", None
         verified = self.jwt.verify(token)
@@ -218,10 +218,8 @@ class Admission:
             return verified
         return b"token", verified.id, verified
 
-    def api_key(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str]:
-        """The request's valid API key and its identity, or (None, ""). One rule on every
-        route: the Bearer token of Authorization, else x-api-key (Anthropic's clients)."""
-        token = _token(headers)
+    def api_key(self, token: bytes) -> tuple[bytes | None, str]:
+        """The configured key `token` is, and its identity, or (None, "")."""
         found = None
         for key in self.keys:  # every key is compared, in constant time each
             if hmac.compare_digest(token, key):
