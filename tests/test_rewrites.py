@@ -176,3 +176,14 @@ def test_the_readmes_worked_example_is_what_the_command_prints():
     printed = done.stdout[done.stdout.index("# rewrites\n") :].splitlines()
     assert printed == shown
     assert problem(body_printed(done.stdout), "v11") is None
+
+
+def test_the_list_is_bounded_whatever_the_client_names():
+    """Kinds named after a client's field names: at most MAX_KINDS listed apart, the rest
+    counted together; a name is shortened and its control characters escaped."""
+    from devstral_translate.rewrites import MAX_KINDS
+
+    message = {"role": "user", "content": "hi", **{f"field{i}\nforged": 1 for i in range(500)}, "x" * 1000: 1}
+    _, lines, _ = notes_of([message])
+    assert len(lines) == MAX_KINDS + 1 and lines[-1].startswith("other rewrites (")
+    assert all("\n" not in line and len(line) < 300 for line in lines)

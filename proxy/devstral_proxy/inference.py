@@ -5,6 +5,7 @@ a backend that cannot be connected to hands the request to the next one.
 Other /v1/* paths are relayed to a backend unchanged (`relay`).
 """
 
+import heapq
 import logging
 from functools import partial
 from typing import Any
@@ -102,8 +103,9 @@ class _Resend:
 
 def not_served(model: str | None, router, model_map: dict[str, str]) -> Failure:
     """A 404 naming what is served (the client may have misspelt it)."""
-    names = sorted({*model_map, *(m for b in router.backends for m in b.models)})
-    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    names = {*model_map, *(m for b in router.backends for m in b.models)}
+    first = heapq.nsmallest(10, names)  # linear in the models served, however many there are
+    listed = ", ".join(first) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     served = f"; served here: {listed} (GET /v1/models lists them)" if names else ""
     return Failure(404, f"The model '{model}' is not served by any backend{served}.", "model_not_found", "model")
 

@@ -7,6 +7,7 @@ at DEBUG carries `counts()` (kinds and counts, never content).
 """
 
 MAX_EXAMPLE = 120  # characters of an example kept (names and ids, never whole texts)
+MAX_KINDS = 64  # kinds listed apart; beyond (kinds named after what a client sent), counted together
 
 
 class Rewrites:
@@ -18,6 +19,8 @@ class Rewrites:
         self.seen: dict[str, list] = {}  # kind -> [count, first example]
 
     def note(self, kind: str, example: str = "", times: int = 1) -> None:
+        if kind not in self.seen and len(self.seen) >= MAX_KINDS:
+            kind = "other rewrites"
         entry = self.seen.get(kind)
         if entry is None:
             self.seen[kind] = [times, example[:MAX_EXAMPLE]]

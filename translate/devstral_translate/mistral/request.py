@@ -410,8 +410,9 @@ def note_left_out(messages: Any, notes: Rewrites) -> None:
             for key in part if isinstance(part, dict) else ():
                 if key not in ("type", "text", "image_url", "refusal", "input_text", "output_text"):
                     counts[f"content part {key}"] = counts.get(f"content part {key}", 0) + 1
-    for key, n in counts.items():
-        notes.note(f"{key} left out of messages (mistral-common accepts no such field)", times=n)
+    for key, n in counts.items():  # a field's name is the client's: shortened, control characters escaped
+        name = key[:64].encode("ascii", "backslashreplace").decode()
+        notes.note(f"{name!r} left out of messages (mistral-common accepts no such field)", times=n)
 
 
 def _plain(m: _Msg) -> dict:
