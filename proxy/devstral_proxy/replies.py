@@ -36,10 +36,13 @@ class Source(Protocol):
     def fail(self, failure: Failure) -> None: ...
 
 
+MAX_FINISH = 8  # distinct finish reasons a traced request keeps
+
+
 def note_finish(record, data: bytes) -> None:
     """The finish reasons a reply (or a stream's piece) states, for the request's trace."""
     at = data.find(b'"finish_reason":"')
-    while at != -1:
+    while at != -1 and len(record.finish) < MAX_FINISH:  # a backend's reply: at most a few distinct reasons kept
         end = data.find(b'"', at + 17)
         if end == -1 or end - at > 64:
             return
